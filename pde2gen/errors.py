@@ -1,0 +1,66 @@
+"""Error classes of pde2gen, one per stage, each with its own CLI exit code.
+
+The CLI prints ``error[<stage>]: <message>`` and, when present, ``hint: <hint>`` and exits with
+``exit_code``; it never shows a traceback unless ``--traceback`` is given.
+Exit codes 0 and 1 are reserved for verdicts (s-generative / not s-generative).
+"""
+from __future__ import annotations
+
+
+class Pde2genError(Exception):
+    """Base class. ``stage`` names the compiler stage, ``hint`` says what to do about it."""
+
+    stage = "pde2gen"
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = f"error[{self.stage}]: {self.message}"
+        return " ".join(text.split())
+
+
+class ParseError(Pde2genError, ValueError):
+    """Malformed or unsafe input: syntax, unknown names, empty or oversized text, unknown catalog terms."""
+
+    stage = "parse"
+    exit_code = 2
+
+
+class NonLinearPDEError(ParseError):
+    """A term is not linear in the unknown u (e.g. ``u**2`` or ``u*diff(u, t)``)."""
+
+
+class UnsupportedPDEError(ParseError):
+    """Linear but outside the supported class: x/t-dependent coefficients, no time derivative, mixed systems."""
+
+
+class AnalysisError(Pde2genError):
+    """The analysis could not be carried out (e.g. SymPy cannot give the roots of the symbol)."""
+
+    stage = "analyse"
+    exit_code = 3
+
+
+class DerivationError(Pde2genError):
+    """No kernel/sampler/velocity could be derived, or a derived object failed its own verification."""
+
+    stage = "derive"
+    exit_code = 4
+
+
+class RenderError(Pde2genError):
+    """Template rendering failed, or the rendered code does not parse / pass its checks."""
+
+    stage = "render"
+    exit_code = 5
+
+
+class UsageError(Pde2genError):
+    """Bad command-line usage (options, paths)."""
+
+    stage = "usage"
+    exit_code = 2
