@@ -1,0 +1,338 @@
+"""Dispersion analysis: operator symbol, branches, problem type and the carrying Fourier kernel.
+
+From a PDESpec this computes (physics.md §1):
+- the symbol P(lambda, s) (d_t -> lambda, -Laplacian -> s = k**2) and its branches lambda_b(s), the roots of
+  Poly(P, lambda) taken with an assumption-free lambda so that none is dropped (physics.md §6.8);
+- the problem type: (E) evolution / causal initial-value problem, or (A) augmented / elliptic, where t is an
+  extra coordinate and only the decaying root is kept; PFGM++'s radial augmentation is (A) with D extra dims;
+- the density split p = q(d_t) phi with q(lambda) = (P(lambda, 0) - P(0, 0)) / lambda, J from the s-terms and
+  R = -P(0, 0) phi, with the overall sign chosen so that the density of a unit source starts positive;
+- the Fourier transform p_hat(s, t) of the density kernel, its mass p_hat(0, t), the normalised
+  ghat(s, t) = p_hat(s, t) / p_hat(0, t), and the semigroup exponent f(s) when ghat = exp(-t f(s)).
+
+Everything symbolic is also available numerically (`Dispersion.numeric_*`), robustly: branches from numpy's
+polynomial roots, p_hat through the matrix exponential of the companion matrix (exact also where branches
+coincide, e.g. the telegraph at c k = a, where the branch-sum formula divides by zero).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.linalg
+import sympy as sp
+
+from .errors import AnalysisError, UnsupportedPDEError
+from .spec import LAM, PDESpec, S, T
+
+EVOLUTION = "evolution"
+AUGMENTED = "augmented"
+
+# The s-grid on which numeric statements are made (s = k^2); wide enough to see both asymptotic regimes of
+# every catalog PDE with O(1)-O(100) parameters.
+S_GRID = np.logspace(-8, 8, 1601)
+
+
+@dataclass(frozen=True)
+class Dispersion:
+    """The dispersion analysis of one PDE. Symbolic fields carry parameter symbols; numeric ones use values."""
+
+    spec: PDESpec
+    symbol: sp.Expr  # P(lambda, s)
+    t_order: int
+    branches: tuple[sp.Expr, ...] | None  # lambda_b(s), or None when SymPy gives no closed-form roots
+    problem_type: str  # EVOLUTION or AUGMENTED
+    problem_type_reason: str
+    density_factor: sp.Expr  # q(lambda): p = q(d_t) phi
+    reaction: sp.Expr  # R = reaction * phi  (= -P(0, 0) up to the overall sign)
+    sign: int  # overall sign applied to the split so that p starts positive
+    p_hat: sp.Expr | None  # Fourier transform of the density kernel, p_hat(s, t)
+    mass: sp.Expr | None  # p_hat(0, t)
+    ghat: sp.Expr | None  # p_hat(s, t) / p_hat(0, t)
+    semigroup_exponent: sp.Expr | None  # f(s) with ghat = exp(-t f(s)), if of that form
+    augmented_dims: sp.Expr | None  # D of PFGM++'s radial augmentation
+
+    # ------------------------------------------------------------------ numeric side
+    @cached_property
+    def _numeric_coefficients(self):
+        """Coefficients of P in powers of lambda (highest first) as numpy functions of s."""
+        values = self.spec.parameter_values()
+        poly = sp.Poly(sp.expand(self.symbol.xreplace(values)), LAM)
+        coeffs = poly.all_coeffs()
+        free = set().union(*(c.free_symbols for c in coeffs)) - {S}
+        if free:
+            names = ", ".join(sorted(str(f) for f in free))
+            raise AnalysisError(
+                f"parameters without values: {names}", hint="give them with --param name=value"
+            )
+        return [sp.lambdify(S, c, "numpy") for c in coeffs]
+
+    def numeric_coefficients(self, s: np.ndarray) -> np.ndarray:
+        """(len(s), J+1) complex array of P's lambda-coefficients, highest power first."""
+        s = np.asarray(s, dtype=float)
+        cols = [np.broadcast_to(np.asarray(f(s), dtype=complex), s.shape) for f in self._numeric_coefficients]
+        return np.stack(cols, axis=-1)
+
+    def numeric_branches(self, s: np.ndarray) -> np.ndarray:
+        """(len(s), J) complex roots lambda_b(s), each row sorted by decreasing real part."""
+        coeffs = self.numeric_coefficients(s)
+        roots = np.stack([np.roots(row) for row in coeffs]) if len(s) else np.zeros((0, self.t_order), complex)
+        order = np.argsort(-roots.real, axis=1, kind="stable")
+        return np.take_along_axis(roots, order, axis=1)
+
+    def numeric_p_hat(self, s: np.ndarray, t: float) -> np.ndarray:
+        """p_hat(s, t) for an array of s >= 0 at one time t > 0 (complex array)."""
+        s = np.asarray(s, dtype=float)
+        if self.problem_type == AUGMENTED:
+            return self._augmented_p_hat(s, t)
+        coeffs = self.numeric_coefficients(s)
+        J = self.t_order
+        lead = coeffs[:, 0]
+        # Companion matrix of y = (phi, phi', ..., phi^(J-1)): y' = C y.
+        C = np.zeros((len(s), J, J), dtype=complex)
+        if J > 1:
+            C[:, np.arange(J - 1), np.arange(1, J)] = 1.0
+        C[:, J - 1, :] = -coeffs[:, :0:-1] / lead[:, None]  # -c_0/c_J, -c_1/c_J, ...
+        y0 = np.zeros((len(s), J), dtype=complex)
+        y0[:, J - 1] = 1.0 / lead  # causal data: d_t^(J-1) phi(0) = 1 / c_J
+        y = np.einsum("nij,nj->ni", scipy.linalg.expm(C * t), y0)
+        q = self._numeric_density_factor_coefficients(s)  # (n, J): q(lambda) = sum_j q_j lambda^j
+        return self.sign * np.einsum("nj,nj->n", q, y)
+
+    def _numeric_density_factor_coefficients(self, s: np.ndarray) -> np.ndarray:
+        coeffs = self.numeric_coefficients(np.zeros(1))[0]  # at s = 0: P(lambda, 0)
+        J = self.t_order
+        # q(lambda) = (P(lambda,0) - P(0,0)) / lambda -> coefficient of lambda^j is P's coefficient of lambda^(j+1)
+        ascending = coeffs[::-1]
+        q = ascending[1 : J + 1]
+        return np.broadcast_to(q, (len(s), J))
+
+    def _augmented_p_hat(self, s: np.ndarray, t: float) -> np.ndarray:
+        if self.augmented_dims is not None:
+            return self._radial_p_hat(s, t)
+        roots = self.numeric_branches(s)
+        decaying = roots[:, -1]  # lowest real part; C0 checks that it is the only decaying one
+        q = self._numeric_density_factor_coefficients(s)  # q(lambda) = sum_j q_j lambda^j
+        # q(lambda)/lambda without 0/0 at the double root lambda = 0 of PFGM's P(., 0) (q_0 = 0 there).
+        q_over = np.einsum("nj,nj->n", q[:, 1:], decaying[:, None] ** np.arange(self.t_order - 1)[None, :])
+        if np.any(q[:, 0] != 0):
+            q_over = q_over + q[:, 0] / decaying
+        lead = self.numeric_coefficients(s)[:, 0]
+        # Even extension in t of the potential of a unit charge: jump of c_2 d_t phi across t = 0 is -1.
+        return self.sign * (-q_over / (2.0 * lead)) * np.exp(decaying * t)
+
+    def _radial_p_hat(self, s: np.ndarray, t: float) -> np.ndarray:
+        """PFGM++: flux through the sphere |z| = t of D augmented dims, normalised to mass 1 (scipy kve)."""
+        from scipy.special import gammaln, kve
+
+        nu = float(self.augmented_dims.xreplace(self.spec.parameter_values())) / 2.0
+        speed = float(self._radial_speed)
+        u = np.sqrt(s) * speed * t
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_val = (1 - nu) * np.log(2.0) + nu * np.log(u) + np.log(kve(nu, u)) - u - gammaln(nu)
+        out = np.exp(log_val)
+        return np.where(u == 0, 1.0, out).astype(complex)
+
+    @cached_property
+    def _radial_speed(self) -> sp.Expr:
+        values = self.spec.parameter_values()
+        coeffs = sp.Poly(sp.expand(self.symbol.xreplace(values)), LAM).all_coeffs()
+        lead, s_coeff = coeffs[0], -coeffs[-1].coeff(S)
+        return sp.sqrt(s_coeff / lead)
+
+    def numeric_ghat(self, s: np.ndarray, t: float) -> np.ndarray:
+        """Normalised ghat(s, t) = p_hat(s, t) / p_hat(0, t)."""
+        return self.numeric_p_hat(s, t) / self.numeric_p_hat(np.zeros(1), t)[0]
+
+    def numeric_mass(self, t: float) -> complex:
+        return complex(self.numeric_p_hat(np.zeros(1), t)[0])
+
+    def numeric_growth(self, s: np.ndarray) -> np.ndarray:
+        """lambda*(s) = max real part over the branches that carry the solution (physics.md §2, C2)."""
+        roots = self.numeric_branches(s)
+        if self.problem_type == AUGMENTED:
+            if self.augmented_dims is not None:
+                return -float(self._radial_speed) * np.sqrt(np.asarray(s, float))
+            return roots[:, -1].real
+        amps = np.abs(self.numeric_amplitudes(s, roots))
+        # Coincident roots (infinite individual amplitudes, finite sum) all carry the solution.
+        finite = np.isfinite(amps)
+        scale = np.max(np.where(finite, amps, 0.0), axis=1, keepdims=True)
+        carrying = ~finite | (amps > 1e-12 * np.maximum(scale, 1e-300))
+        return np.max(np.where(carrying, roots.real, -np.inf), axis=1)
+
+    def numeric_amplitudes(self, s: np.ndarray, roots: np.ndarray | None = None) -> np.ndarray:
+        """(len(s), J) amplitudes a_b = q(lambda_b) / P'(lambda_b) of p_hat = sum_b a_b exp(lambda_b t).
+
+        Where two roots coincide the individual amplitudes are infinite (their sum stays finite); such s
+        are reported as inf and callers evaluate p_hat itself instead.
+        """
+        if roots is None:
+            roots = self.numeric_branches(s)
+        coeffs = self.numeric_coefficients(s)
+        J = self.t_order
+        powers = np.arange(J + 1)[::-1]
+        dP = np.einsum("nj,nbj->nb", coeffs[:, :-1] * powers[None, :-1], roots[:, :, None] ** (powers[None, None, :-1] - 1))
+        q = self._numeric_density_factor_coefficients(s)
+        q_val = np.einsum("nj,nbj->nb", q, roots[:, :, None] ** np.arange(J)[None, None, :])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(np.abs(dP) > 0, self.sign * q_val / dP, np.inf)
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+def analyse_dispersion(spec: PDESpec) -> Dispersion:
+    """Compute the dispersion analysis of ``spec`` (symbolic where SymPy can, numeric always)."""
+    symbol = sp.expand(spec.symbol())
+    if not symbol.has(LAM):
+        raise UnsupportedPDEError("the PDE has no time derivative", hint="add a d_t term, e.g. diff(u, t)")
+    poly = sp.Poly(symbol, LAM)
+    J = poly.degree()
+    coeffs = poly.all_coeffs()  # highest first
+    lead = coeffs[0]
+    if lead.has(S):
+        raise UnsupportedPDEError(
+            "mixed top-order term: the highest time derivative is multiplied by a Laplacian",
+            hint="pde2gen handles PDEs whose highest d_t term has a constant coefficient (physics.md C0)",
+        )
+    at_zero = [sp.expand(c.subs(S, 0)) for c in coeffs]
+    density_factor = sp.expand(sum(at_zero[J - j] * LAM ** (j - 1) for j in range(1, J + 1)))
+    reaction = -at_zero[J]
+
+    D = spec.augmented_dims
+    problem_type, reason = _choose_problem_type(spec, coeffs, J, D)
+    branches = _symbolic_branches(poly, J)
+
+    sign = _density_sign(spec, poly, density_factor, problem_type, J)
+    p_hat, mass, ghat, exponent = _symbolic_kernel(poly, J, density_factor, problem_type, branches, sign, D)
+    return Dispersion(
+        spec=spec, symbol=symbol, t_order=J, branches=branches, problem_type=problem_type,
+        problem_type_reason=reason, density_factor=sign * density_factor, reaction=sign * reaction, sign=sign,
+        p_hat=p_hat, mass=mass, ghat=ghat, semigroup_exponent=exponent, augmented_dims=D,
+    )
+
+
+def _symbolic_branches(poly: sp.Poly, J: int) -> tuple[sp.Expr, ...] | None:
+    found = sp.roots(poly, LAM)
+    listed = [r for r, mult in found.items() for _ in range(mult)]
+    if len(listed) != J:
+        return None
+    return tuple(listed)
+
+
+def _choose_problem_type(spec: PDESpec, coeffs, J: int, D) -> tuple[str, str]:
+    if D is not None:
+        return AUGMENTED, f"radial augmentation: t is the radius of D = {D} extra dimensions (PFGM++)"
+    if spec.problem_type is not None:
+        return spec.problem_type, "set by the user"
+    if J != 2:
+        return EVOLUTION, f"order {J} in t: causal initial-value problem"
+    # J = 2: hyperbolic (E) when d_t^2 and the Laplacian enter with opposite signs, i.e. the branches stay
+    # bounded (Petrovskii); elliptic (A) when a root grows like +k and only the decaying one can be kept.
+    values = spec.parameter_values()
+    numeric = [c.xreplace(values) for c in coeffs]
+    if any(c.free_symbols - {S} for c in numeric):
+        symbols_left = set().union(*(c.free_symbols for c in numeric)) - {S}
+        # Decide from the signs of the symbolic coefficients (parameters are positive).
+        numeric = [c.xreplace({p: 1 for p in symbols_left}) for c in numeric]
+    big = [complex(sp.N(c.subs(S, 1e6))) for c in numeric]
+    growth = max(np.roots(big).real)
+    if growth > 10.0 * (1.0 + max(np.roots([complex(sp.N(c.subs(S, 0))) for c in numeric]).real, default=0.0)):
+        return AUGMENTED, (
+            "order 2 in t with d_t^2 and the Laplacian of the same sign: elliptic, a root grows like +k, so t "
+            "is an augmented coordinate and the decaying branch is kept (as in PFGM)"
+        )
+    return EVOLUTION, "order 2 in t with bounded branches (hyperbolic): causal initial-value problem"
+
+
+def _trial_values(spec: PDESpec) -> dict[sp.Symbol, sp.Expr]:
+    """Parameter values, with 1 for parameters that have none (all parameters are positive symbols)."""
+    return {p.symbol: (p.value if p.value is not None else sp.Integer(1)) for p in spec.parameters}
+
+
+def _density_sign(spec: PDESpec, poly: sp.Poly, density_factor: sp.Expr, problem_type: str, J: int) -> int:
+    """+1 or -1 so that the density of a unit source is positive at t -> 0+ (physics.md §1).
+
+    (E): p_hat(s, 0+) = sum_b q(lambda_b)/P'(lambda_b) = (leading coefficient of q)/c_J = 1 by partial fractions,
+    since q has degree J-1 and leading coefficient c_J: the sign is always +1.
+    (A): p_hat(0, 0+) = -(q(lambda)/lambda)/(2 c_2) at the decaying root lambda of P(., 0).
+    """
+    if problem_type == EVOLUTION or spec.augmented_dims is not None:
+        return 1
+    trial = _trial_values(spec)
+    lead = complex(sp.N(poly.all_coeffs()[0].xreplace(trial)))
+    small_s = sp.Float(1e-12)
+    coeffs = [complex(sp.N(c.xreplace(trial).subs(S, small_s))) for c in poly.all_coeffs()]
+    decaying = min(np.roots(coeffs), key=lambda r: r.real)
+    value = -_q_over_lambda(density_factor.xreplace(trial), decaying) / (2 * lead)
+    return 1 if value.real >= 0 else -1
+
+
+def _q_over_lambda(density_factor: sp.Expr, lam: complex) -> complex:
+    """q(lambda)/lambda evaluated without 0/0 when q(0) = 0 (PFGM: q = lambda, decaying root -> 0 at s = 0)."""
+    q = sp.Poly(density_factor, LAM).all_coeffs()[::-1]  # ascending
+    value = sum(complex(sp.N(c)) * lam ** (j - 1) for j, c in enumerate(q) if j >= 1)
+    if q and q[0] != 0:
+        value += complex(sp.N(q[0])) / lam
+    return value
+
+
+def _residue_sum(numerator: sp.Expr, denominator_poly: sp.Poly) -> sp.Expr:
+    """Inverse Laplace transform of numerator(z)/denominator(z) by residues (poles with multiplicity)."""
+    z = LAM
+    total = sp.Integer(0)
+    for pole, mult in sp.roots(denominator_poly, z).items():
+        others = sp.Poly(denominator_poly.as_expr(), z).quo(sp.Poly((z - pole) ** mult, z)).as_expr()
+        g = numerator * sp.exp(z * T) / others
+        total += sp.diff(g, z, mult - 1).subs(z, pole) / sp.factorial(mult - 1)
+    return total
+
+
+def _symbolic_kernel(poly, J, density_factor, problem_type, branches, sign, D):
+    """p_hat(s, t), mass, ghat and the semigroup exponent, symbolically where SymPy gives them quickly."""
+    if D is not None:
+        nu = D / 2
+        coeffs = poly.all_coeffs()
+        speed = sp.sqrt(-coeffs[-1].coeff(S) / coeffs[0])
+        u = speed * sp.sqrt(S) * T
+        ghat = 2 ** (1 - nu) * u**nu * sp.besselk(nu, u) / sp.gamma(nu)
+        return ghat, sp.Integer(1), ghat, None
+    if problem_type == AUGMENTED:
+        if branches is None:
+            return None, None, None, None
+        decaying = min(branches, key=lambda r: _numeric_real_part(r))
+        lead = poly.all_coeffs()[0]
+        p_hat = sp.expand(sign * density_factor.subs(LAM, decaying) * (-1 / (2 * lead * decaying))) * sp.exp(decaying * T)
+        p_hat = sp.powsimp(sp.cancel(p_hat))
+        mass = sp.cancel(p_hat.subs(S, 0))
+        ghat = sp.powsimp(sp.cancel(p_hat / mass))
+        return p_hat, mass, ghat, _semigroup_exponent(ghat)
+    # Evolution: mass from the residues of q(z) / P(z, 0) (exact even where roots coincide at s = 0).
+    at_zero = sp.Poly(poly.as_expr().subs(S, 0), LAM)
+    mass = sp.expand(sign * _residue_sum(density_factor, at_zero))
+    if J == 1:
+        lam = branches[0] if branches else None
+        lam0 = lam.subs(S, 0)
+        ghat = sp.exp((lam - lam0) * T)
+        p_hat = mass * ghat
+        return p_hat, mass, ghat, sp.expand(lam0 - lam)
+    if branches is None or len(set(branches)) != J:
+        return None, mass, None, None
+    dP = sp.diff(poly.as_expr(), LAM)
+    p_hat = sum(sign * density_factor.subs(LAM, b) / dP.subs(LAM, b) * sp.exp(b * T) for b in branches)
+    ghat = p_hat / mass if mass != 0 else None
+    return p_hat, mass, ghat, None
+
+
+def _numeric_real_part(expr: sp.Expr) -> float:
+    trial = {sym: sp.Integer(1) for sym in expr.free_symbols if sym != S}
+    return float(sp.re(sp.N(expr.xreplace(trial).subs(S, 1))))
+
+
+def _semigroup_exponent(ghat: sp.Expr) -> sp.Expr | None:
+    """f(s) if ghat = exp(-t f(s)) exactly (checked by substitution, not by simplify)."""
+    log_g = sp.expand_log(sp.log(ghat), force=True)
+    candidate = sp.expand(-log_g / T)
+    if candidate.has(T):
+        return None
+    return candidate
