@@ -233,4 +233,4 @@ def _real_number(expr) -> float | None:
     return value.real
 
 
-__all__ = ["Recognition", "recognise", "recognise_family", "NOT_DERIVABLE"]
+__all__ = ["NOT_DERIVABLE", "Recognition", "recognise", "recognise_family"]
