@@ -1,0 +1,347 @@
+"""Lower a derivation to ``ModuleIR``: the plain data every template of the generated module is rendered from.
+
+``lower(spec, analysis, derivation, options=...)`` turns the symbolic results of the earlier stages into
+strings, ints, floats, bools, tuples and dicts, and nothing else (no SymPy objects reach a template).
+Three kinds of value come out, each made safe for where it goes:
+
+- numbers that enter code (family parameters, times, noise levels) are finite floats, printed by the
+  templates as ``repr(float(v))`` (filter ``pyfloat``);
+- identifiers that enter code (parameter names, the runtime class) match ``^[A-Za-z_][A-Za-z0-9_]*$`` and are
+  not Python keywords (filter ``ident`` re-checks);
+- text for docstrings, comments and markdown (the PDE, formulas, verdict reasons) is ``safe_text``: one
+  line, printable, without backslashes, double quotes or backticks, bounded in length; in code it appears
+  only as a ``repr()`` string literal (filter ``pyrepr``).
+
+Template context (the fields of ``ModuleIR``; every template of ``templates/`` may use any of them):
+
+  pde2gen_version  str    version of the compiler that generated the module
+  spec_hash        str    sha256 (hex) of the canonical PDESpec: identifies the PDE + dim + construction
+  source           str    the PDE as the user gave it (safe_text)
+  pde              str    the PDE as understood, e.g. "u_t + (-1)*(-lap) u = 0" (safe_text)
+  catalog          tuple[str, ...]  catalog entries it was composed from (safe_text each)
+  notes            tuple[str, ...]  how the input was normalised (safe_text each)
+  pde_parameters   tuple[(name, value_text), ...]  the PDE's own parameters (docs only, safe_text)
+  dimension_text   str    "N = 2 (isotropic construction)"-style summary (safe_text)
+  dispersion       str    the symbol P(lambda, s) = 0 (safe_text)
+  problem_type     str    "evolution" or "augmented"
+  verdicts         tuple[(condition, status, reason), ...]  C0/C1/C2 (safe_text each)
+  s_generative     bool   the analysis' verdict
+  family           str    key of pde2gen.families.FAMILIES (also the runtime file name: runtime/<family>.py)
+  family_class     str    the torch runtime class, e.g. "GaussianFamily"
+  parameters       tuple[(name, float), ...]  the family parameters, names as in families.py
+  construction     str    "isotropic" or "product"
+  dim              int    number of coordinates of one sample, prod(shape)
+  shape            tuple[int, ...]  shape of one sample (default (dim,))
+  t_min, t_max     float  the time window: data at t -> 0, prior at t_max
+  sigma_min, sigma_max, rho  float  EDM noise grid (physics.md §4.7)
+  formulas         dict[str, str]  ghat, kernel, log_kernel, mass, sampler, velocity, prior, sigma, ...
+  birth_death      str    how mass creation/destruction is handled (safe_text)
+  checks           tuple[(name, passed, value_text, tolerance_text, detail), ...]  derive's self-checks
+  options          dict[str, int | float | str | bool]  training/sampling defaults, see OPTION_DEFAULTS
+
+``render`` adds a few values of its own (not part of the IR): ``ir_hash`` (sha256 of the canonical IR JSON),
+``runtime_source`` (the inlined torch runtime) and ``files`` (names of the generated files).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import keyword
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+from . import __version__
+from .errors import DerivationError, RenderError, UsageError
+from .families import FAMILIES
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_TEXT = 400  # characters of one safe_text value; longer text is cut with an ellipsis
+MAX_SHAPE_ELEMENTS = 1 << 24
+
+# The torch runtime class of each family (templates/runtime/<family>.py).
+FAMILY_CLASSES = {
+    "gaussian": "GaussianFamily",
+    "cauchy": "CauchyFamily",
+    "student_t": "StudentTFamily",
+    "nig": "NIGFamily",
+    "stable": "StableFamily",
+    "kac_product": "KacProductFamily",
+}
+
+# Defaults of the generated train/sample scripts, overridable through build(**options) and again on the
+# scripts' command lines. Values must keep these types.
+OPTION_DEFAULTS: Mapping[str, int | float | str] = {
+    "batch_size": 128,  # training batch
+    "lr": 2e-4,  # Adam learning rate
+    "train_steps": 2000,  # optimiser steps of train.py
+    "sample_steps": 40,  # points of time_grid used by sample.py
+    "solver": "heun",  # ODE solver of sample.py: euler | heun | rk4
+    "seed": 0,
+    "hidden": 256,  # width of the default network
+}
+SOLVERS = ("euler", "heun", "rk4")
+
+
+# ------------------------------------------------------------------------------------------- safe values
+def safe_text(value: object, *, limit: int = MAX_TEXT) -> str:
+    """``value`` as one printable line that is safe inside a docstring, a comment or markdown.
+
+    Whitespace runs (newlines included) become one space, control/format characters are dropped, and the
+    characters that could end or escape a string literal or a code span (backslash, double quote, backtick)
+    are replaced by look-alikes. Long text is cut to ``limit`` characters.
+    """
+    text = str(value)
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\t\n\r" else " " for ch in text)
+    text = " ".join(text.split())
+    text = text.replace("\\", "/").replace('"', "'").replace("`", "'")
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return text
+
+
+def is_safe_text(text: str) -> bool:
+    return text == safe_text(text, limit=max(MAX_TEXT, len(text)))
+
+
+def check_identifier(name: object) -> str:
+    """``name`` if it is a plain Python identifier (ASCII, not a keyword); UsageError otherwise."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name) or keyword.iskeyword(name):
+        raise UsageError(f"{safe_text(repr(name), limit=60)} is not a valid parameter name")
+    return name
+
+
+def finite_float(name: str, value: object) -> float:
+    """``value`` as a finite Python float; UsageError naming ``name`` otherwise (no SymPy objects survive)."""
+    try:
+        number = float(value)  # SymPy numbers convert; symbols and complex numbers raise
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"`{safe_text(name, limit=60)}` must be a real number, got {safe_text(value, limit=60)}")
+    if not math.isfinite(number):
+        raise UsageError(f"`{safe_text(name, limit=60)}` must be finite, got {number}")
+    return number
+
+
+def _check_plain(where: str, value: object) -> None:
+    """Raise RenderError unless ``value`` is plain data: str/int/float/bool/None, tuples and str-keyed dicts."""
+    if value is None or isinstance(value, (bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RenderError(f"ModuleIR.{where} holds a non-finite float")
+        return
+    if isinstance(value, str):
+        if not is_safe_text(value):
+            raise RenderError(f"ModuleIR.{where} holds unsafe text {value[:40]!r}")
+        return
+    if isinstance(value, tuple):
+        for index, item in enumerate(value):
+            _check_plain(f"{where}[{index}]", item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not IDENTIFIER.match(key):
+                raise RenderError(f"ModuleIR.{where} has a non-identifier key {key!r}")
+            _check_plain(f"{where}[{key!r}]", item)
+        return
+    raise RenderError(f"ModuleIR.{where} holds {type(value).__name__}, which is not plain data")
+
+
+# ------------------------------------------------------------------------------------------- the IR
+@dataclass(frozen=True)
+class ModuleIR:
+    """Everything the templates need, as plain data (see the module docstring for each field)."""
+
+    pde2gen_version: str
+    spec_hash: str
+    source: str
+    pde: str
+    catalog: tuple[str, ...]
+    notes: tuple[str, ...]
+    pde_parameters: tuple[tuple[str, str], ...]
+    dimension_text: str
+    dispersion: str
+    problem_type: str
+    verdicts: tuple[tuple[str, str, str], ...]
+    s_generative: bool
+    family: str
+    family_class: str
+    parameters: tuple[tuple[str, float], ...]
+    construction: str
+    dim: int
+    shape: tuple[int, ...]
+    t_min: float
+    t_max: float
+    sigma_min: float
+    sigma_max: float
+    rho: float
+    formulas: dict[str, str]
+    birth_death: str
+    checks: tuple[tuple[str, bool, str, str, str], ...]
+    options: dict[str, int | float | str | bool]
+
+    def __post_init__(self):
+        for field in fields(self):
+            _check_plain(field.name, getattr(self, field.name))
+        if FAMILY_CLASSES.get(self.family) != self.family_class:
+            raise RenderError(f"ModuleIR.family {self.family!r} does not match class {self.family_class!r}")
+        names = tuple(name for name, _ in self.parameters)
+        if names != FAMILIES[self.family].parameters:
+            raise RenderError(f"ModuleIR.parameters {names} do not match family {self.family}")
+        for name, value in self.parameters:
+            check_identifier(name)
+            if not isinstance(value, float):
+                raise RenderError(f"ModuleIR parameter {name} must be a float")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.shape):
+            raise RenderError(f"ModuleIR.shape {self.shape} must be positive ints")
+        if math.prod(self.shape) != self.dim or self.dim > MAX_SHAPE_ELEMENTS:
+            raise RenderError(f"ModuleIR.dim {self.dim} does not match shape {self.shape}")
+        for name in ("t_min", "t_max", "sigma_min", "sigma_max", "rho"):
+            value = getattr(self, name)
+            if not isinstance(value, float) or value <= 0:
+                raise RenderError(f"ModuleIR.{name} must be a positive float, got {value!r}")
+        if not (self.t_min < self.t_max and self.sigma_min < self.sigma_max):
+            raise RenderError("ModuleIR needs t_min < t_max and sigma_min < sigma_max")
+
+    def to_dict(self) -> dict:
+        """JSON-ready (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def canonical_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    def hash(self) -> str:
+        """sha256 of the canonical IR JSON: the signature of the generated module."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------- lowering
+def resolve_options(options: Mapping[str, object] | None) -> dict[str, int | float | str]:
+    """OPTION_DEFAULTS updated with ``options``; UsageError on unknown names or wrongly typed values."""
+    resolved = dict(OPTION_DEFAULTS)
+    for name, value in (options or {}).items():
+        if name not in OPTION_DEFAULTS:
+            known = ", ".join(sorted(OPTION_DEFAULTS))
+            raise UsageError(f"unknown build option {safe_text(repr(name), limit=60)}", hint=f"options: {known}")
+        default = OPTION_DEFAULTS[name]
+        if isinstance(default, str):
+            if value not in SOLVERS:
+                raise UsageError(f"option `{name}` must be one of {', '.join(SOLVERS)}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"option `{name}` must be a positive integer, got {safe_text(value, limit=60)}")
+        else:
+            value = finite_float(name, value)
+            if value <= 0:
+                raise UsageError(f"option `{name}` must be positive, got {value}")
+        resolved[name] = value
+    return dict(sorted(resolved.items()))
+
+
+def spec_hash(spec) -> str:
+    """sha256 of a canonical description of the PDESpec (terms, parameter values, dim, construction)."""
+    import sympy as sp  # the compiler core may use SymPy; only this function needs it here
+
+    canonical = {
+        "terms": [
+            [sp.srepr(term.coefficient), term.t_order, str(term.space_power), term.t_power] for term in spec.terms
+        ],
+        "parameters": [[p.name, None if p.value is None else sp.srepr(p.value)] for p in spec.parameters],
+        "dim": spec.dim,
+        "construction": spec.construction,
+        "problem_type": spec.problem_type,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _status_text(status: object) -> str:
+    return safe_text(getattr(status, "value", status), limit=40)
+
+
+def _verdicts(conditions) -> tuple[tuple[str, str, str], ...]:
+    """(name, status, reason) of each condition; ``conditions`` is a mapping or a sequence of records."""
+    if isinstance(conditions, Mapping):
+        items = [(str(name), record) for name, record in conditions.items()]
+    else:
+        items = [(str(getattr(record, "name", index)), record) for index, record in enumerate(conditions or ())]
+    return tuple(
+        (safe_text(name, limit=40), _status_text(getattr(record, "status", "")),
+         safe_text(getattr(record, "reason", "")))
+        for name, record in sorted(items)
+    )
+
+
+def _number_text(value: object) -> str:
+    try:
+        return f"{float(value):.3g}"
+    except (TypeError, ValueError, OverflowError):
+        return safe_text(value, limit=60)
+
+
+def _shape(dim: int, shape) -> tuple[int, ...]:
+    if shape is None:
+        return (dim,)
+    try:
+        shape = tuple(int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise UsageError(f"shape must be a tuple of positive integers, got {safe_text(shape, limit=60)}")
+    if not shape or any(n < 1 for n in shape) or math.prod(shape) != dim:
+        raise UsageError(f"shape {shape} does not hold dim = {dim} coordinates")
+    return shape
+
+
+def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = None, shape=None) -> ModuleIR:
+    """The ModuleIR of a derived PDE (DerivationError if nothing was derived, UsageError on bad options)."""
+    import sympy as sp
+
+    family = derivation.family
+    if family is None:
+        raise DerivationError(f"no generative module can be built: {safe_text(derivation.not_derivable)}")
+    parameters = tuple(
+        (check_identifier(name), finite_float(name, value)) for name, value in family.parameters
+    )
+    dispersion = getattr(analysis, "dispersion", None)
+    symbol = getattr(dispersion, "symbol", None)
+    problem_type = getattr(dispersion, "problem_type", None) or spec.problem_type or "evolution"
+    return ModuleIR(
+        pde2gen_version=__version__,
+        spec_hash=spec_hash(spec),
+        source=safe_text(spec.source if isinstance(spec.source, str) else sp.sstr(spec.source)),
+        pde=safe_text(spec.pretty()),
+        catalog=tuple(safe_text(name, limit=60) for name in spec.catalog),
+        notes=tuple(safe_text(note) for note in spec.notes),
+        pde_parameters=tuple(
+            (safe_text(p.name, limit=60), "free" if p.value is None else safe_text(sp.sstr(p.value), limit=60))
+            for p in spec.parameters
+        ),
+        dimension_text=safe_text(f"N = {spec.dim} ({spec.construction} construction)"),
+        dispersion=safe_text(f"{sp.sstr(symbol)} = 0") if symbol is not None else "not available",
+        problem_type=safe_text(problem_type, limit=40),
+        verdicts=_verdicts(getattr(analysis, "conditions", ())),
+        s_generative=bool(getattr(analysis, "s_generative", False)),
+        family=family.name,
+        family_class=FAMILY_CLASSES[family.name],
+        parameters=parameters,
+        construction=safe_text(spec.construction, limit=40),
+        dim=int(spec.dim),
+        shape=_shape(int(spec.dim), shape),
+        t_min=finite_float("t_min", derivation.t_min),
+        t_max=finite_float("t_max", derivation.t_max),
+        sigma_min=finite_float("sigma_min", derivation.sigma_min),
+        sigma_max=finite_float("sigma_max", derivation.sigma_max),
+        rho=finite_float("rho", derivation.rho),
+        formulas={
+            name: safe_text(text)
+            for name, text in sorted(dict(derivation.formulas).items())
+            if IDENTIFIER.match(str(name))
+        },
+        birth_death=safe_text(derivation.birth_death),
+        checks=tuple(
+            (safe_text(check.name, limit=80), bool(check.passed), _number_text(check.value),
+             _number_text(check.tolerance), safe_text(check.detail))
+            for check in derivation.checks
+        ),
+        options=resolve_options(options),
+    )
