@@ -20,6 +20,6 @@ def resource_dir(name: str) -> Path:
         packaged = Path(str(resources.files(f"pde2gen.{name}")))
         if packaged.is_dir():
             return packaged
-    except ModuleNotFoundError:
+    except (ModuleNotFoundError, TypeError):  # TypeError: pde2gen.catalog is also a module (catalog.py)
         pass
     return _REPO_ROOT / name
