@@ -4,4 +4,5 @@ Stages (docs/DESIGN.md): parse -> analyse -> derive -> lower -> render.
 """
 __version__ = "0.1.0"
 
-from .operators import FractionalLaplacian, Laplacian  # noqa: E402  (for writing PDEs in SymPy)
+from .operators import FractionalLaplacian as FractionalLaplacian  # for SymPy input
+from .operators import Laplacian as Laplacian

@@ -268,12 +268,12 @@ def _parse_side(text: str, builder: _Builder) -> sp.Expr:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ParseError(f"invalid syntax in {text!r}: {exc.msg}", hint=_BAD_INPUT_HINT) from None
+        raise ParseError(f"invalid syntax in {_short(text)!r}: {exc.msg}", hint=_BAD_INPUT_HINT) from None
     except (RecursionError, MemoryError, ValueError):
         raise ParseError("expression nested too deeply or too large") from None
     expr = builder.build(tree)
     if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
-        raise ParseError(f"division by zero or infinite value in {text!r}")
+        raise ParseError(f"division by zero or infinite value in {_short(text)!r}")
     return expr
 
 
@@ -659,9 +659,13 @@ def _check_supported(terms: list[Term], source) -> None:
         if term.t_power == 0:
             continue
         operator = _describe_operator(term.t_order, term.space_power, ())
-        if not (term.t_power == -1 and term.t_order == 1 and term.space_power == 0 and has_second_order):
-            raise UnsupportedPDEError(f"coefficient {_short(term.coefficient)}*t**{term.t_power} of {operator} "
-                                      "depends on t",
+        coefficient = _short(term.coefficient * T**term.t_power)
+        radial = term.t_power == -1 and term.t_order == 1 and term.space_power == 0
+        if radial and not has_second_order:
+            raise UnsupportedPDEError(f"the radial term {coefficient}*{operator} needs a u_tt term next to it",
+                                      hint="the PFGM++ form is diff(u,t,2) + (D-1)/t*diff(u,t) + laplacian(u) = 0")
+        if not radial:
+            raise UnsupportedPDEError(f"coefficient {coefficient} of {operator} depends on t",
                                       hint="the only t-dependent term allowed is the PFGM++ radial term "
                                            "(D-1)/t*diff(u,t), next to diff(u,t,2)")
 
