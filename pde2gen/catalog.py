@@ -180,7 +180,7 @@ def compose(text: str) -> Composition:
     for entry in ordered:
         operator = entry.expression()
         if entry.kind == "equation" and len(ordered) > 1:
-            phase = leading_phase(_extract(operator, defaults).terms, defaults)
+            phase = leading_phase(_extract(operator, defaults, normalise=False).terms, defaults)
             if phase is not None and phase != 1:
                 operator = sp.expand(operator * sp.conjugate(phase))
                 notes.append(f"{entry.name} multiplied by {sp.conjugate(phase)} before adding terms")

@@ -613,7 +613,7 @@ def _normalise(terms: list[Term], values, notes: list[str]) -> list[Term]:
             for term in terms]
 
 
-def _extract(source, values: Mapping[str, sp.Expr]) -> _Extraction:
+def _extract(source, values: Mapping[str, sp.Expr], *, normalise: bool = True) -> _Extraction:
     expr = _as_expression(source)
     unknown, time, space = _unknown_and_variables(expr)
     notes: list[str] = []
@@ -642,7 +642,8 @@ def _extract(source, values: Mapping[str, sp.Expr]) -> _Extraction:
     terms, extra_notes = extractor.terms(expr)
     notes += extra_notes
     _check_supported(terms, source)
-    terms = _normalise(terms, values, notes)
+    if normalise:
+        terms = _normalise(terms, values, notes)
     parameters = tuple(Parameter(name, positive[name], values.get(name)) for name in sorted(positive))
     return _Extraction(tuple(terms), parameters, tuple(notes))
 
