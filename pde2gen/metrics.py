@@ -18,9 +18,19 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, *, projections: int = 256, 
     directions = rng.standard_normal((a.shape[1], projections))
     directions /= np.linalg.norm(directions, axis=0, keepdims=True)
     levels = (np.arange(max(len(a), len(b))) + 0.5) / max(len(a), len(b))
-    qa = np.quantile(a @ directions, levels, axis=0)
-    qb = np.quantile(b @ directions, levels, axis=0)
+    qa = _quantiles(np.sort(a @ directions, axis=0), levels)
+    qb = _quantiles(np.sort(b @ directions, axis=0), levels)
     return float(np.mean(np.abs(qa - qb)))
+
+
+def _quantiles(sorted_columns: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of each column of an already sorted array by linear interpolation (np.quantile is far slower)."""
+    n = len(sorted_columns)
+    position = np.clip(levels * n - 0.5, 0, n - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, n - 1)
+    frac = (position - low)[:, None]
+    return sorted_columns[low] * (1 - frac) + sorted_columns[high] * frac
 
 
 def mmd_rbf(a: np.ndarray, b: np.ndarray, *, bandwidths=(0.1, 0.3, 1.0, 3.0)) -> float:
