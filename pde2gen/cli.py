@@ -1,7 +1,7 @@
 """Command-line interface: ``pde2gen check | catalog | build | show | demo``.
 
 Exit codes: 0 s-generative / success, 1 not s-generative (or build refused), 2 bad input, 3 analysis error,
-4 derivation error, 5 render error. Errors are one line (``error[stage]: ...``) plus an optional ``hint:`` line;
+4 derivation error, 5 render error, 70 internal error (a bug). Errors are one line (``error[stage]: ...``) plus an optional ``hint:`` line;
 ``--traceback`` shows the Python traceback instead.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 from .errors import Pde2genError, UsageError
 
-EXIT_OK, EXIT_NOT_GENERATIVE = 0, 1
+EXIT_OK, EXIT_NOT_GENERATIVE, EXIT_INTERNAL = 0, 1, 70
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -140,7 +140,8 @@ def _cmd_catalog(args) -> int:
 def _cmd_show(args) -> int:
     from .stages import show_stage
 
-    print(show_stage(_spec_from_args(args), args.stage))
+    print(show_stage(args.expr, args.stage, dim=args.dim, params=_parse_params(args.param),
+                     construction=args.construction, problem_type=args.problem_type))
     return EXIT_OK
 
 
@@ -191,9 +192,19 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("error[pde2gen]: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug in pde2gen, not the user's input: still one line, distinct code
+        if traceback_wanted:
+            raise
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        print(f"error[internal]: {message}", file=sys.stderr)
+        print("hint: this is a pde2gen bug; rerun with --traceback and report it", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

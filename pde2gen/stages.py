@@ -1,0 +1,109 @@
+"""The compiler's stages as one pipeline with per-stage timing, and their printable results.
+
+    parse    : text | SymPy | catalog terms -> PDESpec          (pde2gen.parse)
+    analyse  : PDESpec -> AnalysisReport                      (pde2gen.analyse, on pde2gen.dispersion)
+    derive   : (PDESpec, AnalysisReport) -> Derivation        (pde2gen.derive)
+    lower    : Derivation -> ModuleIR (plain data)            (pde2gen.lower)
+    render   : ModuleIR -> {file name: text}                  (pde2gen.render)
+
+``compile_pde`` runs them up to a named stage and keeps every intermediate result (as Devito's IRs do), so
+``pde2gen show EXPR --stage analysis|derive|ir|source`` can print any of them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger("pde2gen")
+
+STAGES = ("parse", "analyse", "derive", "lower", "render")
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    spec: Any
+    analysis: Any = None
+    derivation: Any = None
+    ir: Any = None
+    files: dict[str, str] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, construction=None,
+                problem_type=None, repairs: bool = True, options=None) -> CompileResult:
+    """Run the pipeline on ``source`` up to and including stage ``until``."""
+    if until not in STAGES:
+        raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
+    from .parse import parse
+
+    timings: dict[str, float] = {}
+
+    def timed(name, fn, *args, **kwargs):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        timings[name] = time.perf_counter() - start
+        logger.info("stage %s: %.3f s", name, timings[name])
+        return out
+
+    spec = timed("parse", parse, source, params=params, dim=dim, construction=construction,
+                 problem_type=problem_type)
+    if until == "parse":
+        return CompileResult(spec, timings=timings)
+    from .analyse import analyse
+
+    analysis = timed("analyse", analyse, spec, repairs=repairs)
+    if until == "analyse":
+        return CompileResult(spec, analysis, timings=timings)
+    from .derive import derive
+
+    derivation = timed("derive", derive, spec, analysis)
+    if until == "derive":
+        return CompileResult(spec, analysis, derivation, timings=timings)
+    from .lower import lower
+
+    ir = timed("lower", lower, spec, analysis, derivation, options=options)
+    if until == "lower":
+        return CompileResult(spec, analysis, derivation, ir, timings=timings)
+    from .render import render
+
+    files = timed("render", render, ir)
+    return CompileResult(spec, analysis, derivation, ir, files, timings=timings)
+
+
+def show_stage(spec_source, stage: str, **kwargs) -> str:
+    """Printable result of one stage: JSON for data, the generated source for ``source``."""
+    until = {"parse": "parse", "analysis": "analyse", "derive": "derive", "ir": "lower", "source": "render"}[stage]
+    result = compile_pde(spec_source, until=until, **kwargs)
+    if stage == "parse":
+        return json.dumps(spec_to_dict(result.spec), indent=2)
+    if stage == "analysis":
+        return json.dumps(result.analysis.to_dict(), indent=2, sort_keys=True)
+    if stage == "derive":
+        return json.dumps(result.derivation.to_dict(), indent=2, sort_keys=True)
+    if stage == "ir":
+        from dataclasses import asdict
+
+        return json.dumps(asdict(result.ir), indent=2, sort_keys=True, default=list)
+    return result.files["process.py"]
+
+
+def spec_to_dict(spec) -> dict:
+    """The parsed PDE as plain data."""
+    return {
+        "pde": spec.pretty(),
+        "symbol": str(spec.symbol()),
+        "terms": [
+            {"coefficient": str(t.coefficient), "t_order": t.t_order, "space_power": str(t.space_power),
+             "t_power": t.t_power}
+            for t in spec.terms
+        ],
+        "parameters": {p.name: (None if p.value is None else str(p.value)) for p in spec.parameters},
+        "dim": spec.dim,
+        "construction": spec.construction,
+        "problem_type": spec.problem_type,
+        "catalog": list(spec.catalog),
+        "notes": list(spec.notes),
+    }
