@@ -37,7 +37,7 @@ Template context (the fields of ``ModuleIR``; every template of ``templates/`` m
   formulas         dict[str, str]  ghat, kernel, log_kernel, mass, sampler, velocity, prior, sigma, ...
   birth_death      str    how mass creation/destruction is handled (safe_text)
   checks           tuple[(name, passed, value_text, tolerance_text, detail), ...]  derive's self-checks
-  options          dict[str, int | float | str | bool]  training/sampling defaults, see OPTION_DEFAULTS
+  options          dict[str, int | str]  build options (sampling defaults, test seed), see OPTION_DEFAULTS
 
 ``render`` adds a few values of its own (not part of the IR): ``ir_hash`` (sha256 of the canonical IR JSON),
 ``runtime_source`` (the inlined torch runtime) and ``files`` (names of the generated files).
@@ -71,16 +71,12 @@ FAMILY_CLASSES = {
     "kac_product": "KacProductFamily",
 }
 
-# Defaults of the generated train/sample scripts, overridable through build(**options) and again on the
-# scripts' command lines. Values must keep these types.
-OPTION_DEFAULTS: Mapping[str, int | float | str] = {
-    "batch_size": 128,  # training batch
-    "lr": 2e-4,  # Adam learning rate
-    "train_steps": 2000,  # optimiser steps of train.py
-    "sample_steps": 40,  # points of time_grid used by sample.py
-    "solver": "heun",  # ODE solver of sample.py: euler | heun | rk4
-    "seed": 0,
-    "hidden": 256,  # width of the default network
+# Build options: defaults the generated files are rendered with (the model card's example and the exact-flow
+# test of the generated scripts use the sampling grid and solver; the generated tests use the seed).
+OPTION_DEFAULTS: Mapping[str, int | str] = {
+    "sample_steps": 40,  # points of Process.time_grid for sampling
+    "solver": "heun",  # euler | heun | rk4
+    "seed": 0,  # base seed of the generated tests
 }
 SOLVERS = ("euler", "heun", "rk4")
 
@@ -218,7 +214,7 @@ class ModuleIR:
 
 
 # ------------------------------------------------------------------------------------------- lowering
-def resolve_options(options: Mapping[str, object] | None) -> dict[str, int | float | str]:
+def resolve_options(options: Mapping[str, object] | None) -> dict[str, int | str]:
     """OPTION_DEFAULTS updated with ``options``; UsageError on unknown names or wrongly typed values."""
     resolved = dict(OPTION_DEFAULTS)
     for name, value in (options or {}).items():
@@ -229,13 +225,9 @@ def resolve_options(options: Mapping[str, object] | None) -> dict[str, int | flo
         if isinstance(default, str):
             if value not in SOLVERS:
                 raise UsageError(f"option `{name}` must be one of {', '.join(SOLVERS)}")
-        elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"option `{name}` must be a positive integer, got {safe_text(value, limit=60)}")
-        else:
-            value = finite_float(name, value)
-            if value <= 0:
-                raise UsageError(f"option `{name}` must be positive, got {value}")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "sample_steps" else 0):
+            raise UsageError(f"option `{name}` must be an integer >= {2 if name == 'sample_steps' else 0}, "
+                             f"got {safe_text(value, limit=60)}")
         resolved[name] = value
     return dict(sorted(resolved.items()))
 

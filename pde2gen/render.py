@@ -222,8 +222,17 @@ def hoist_imports(name: str, source: str) -> str:
     body = "\n".join(line for index, line in enumerate(lines) if index not in drop and index >= head)
     # A section header whose imports moved away keeps no blank lines below it.
     body = re.sub(r"^(# ---- [^\n]*\n)\n+", r"\1", body, flags=re.MULTILINE)
-    text = "\n".join(lines[:head]) + "\n" + block + "\n\n\n" + body.strip("\n")
-    return re.sub(r"\n{4,}", "\n\n\n", text).strip("\n") + "\n"
+    body = re.sub(r"\n{4,}", "\n\n\n", body.strip("\n"))
+    text = "\n".join(lines[:head]) + "\n" + block + "\n" * _blank_lines_after_imports(body) + "\n" + body
+    return text.strip("\n") + "\n"
+
+
+def _blank_lines_after_imports(body: str) -> int:
+    """isort's rule: two blank lines when the next statement (with its attached comments) is a def or class."""
+    for line in body.splitlines():
+        if not line.startswith("#"):
+            return 2 if line.startswith(("def ", "class ", "async def ", "@")) else 1
+    return 1
 
 
 def check_python(name: str, source: str) -> None:
