@@ -50,6 +50,9 @@ MAX_NESTING = 40  # parentheses / calls / powers; sums and products are flattene
 MAX_DERIVATIVE_ORDER = 16
 MAX_LAPLACIAN_POWER = 16
 MAX_EXPONENT = 64  # |numeric exponent|; keeps 9**9**9 from being evaluated
+MAX_NUMBER_BITS = 1 << 14  # no exact power beyond ~5000 digits
+MAX_ROOT_BITS = 256  # SymPy factors the base of a root: keep it small
+MAX_EXPANDED_TERMS = 20_000  # coefficients are expanded; (a+c)**300 must be refused first
 
 U_FUNCTION = sp.Function("u")
 U = U_FUNCTION(T, X)
@@ -58,15 +61,13 @@ _PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*\Z")
 _SHORTHAND = re.compile(r"u_([A-Za-z0-9]+)\Z")
 _ALLOWED_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ",", "="}
 _CONSTANTS = {"I": sp.I, "pi": sp.pi, "E": sp.E}
-_ELEMENTARY = {
-    "sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
-    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
-}
 _DIFF_NAMES = ("diff", "Derivative")
 _LAPLACIAN_NAMES = ("laplacian", "lap")
-_FUNCTION_NAMES = (*_DIFF_NAMES, *_LAPLACIAN_NAMES, "fraclap", *_ELEMENTARY)
+_FUNCTION_NAMES = (*_DIFF_NAMES, *_LAPLACIAN_NAMES, "fraclap", "sqrt")
+# Not supported, but recognised so that sin(u) is reported as nonlinear rather than as an unknown name.
+_NONLINEAR_FUNCTIONS = ("exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "abs", "Abs")
 # Names a parameter may not take: the variables, constants, functions, and the symbols of the analysis (s = k^2).
-RESERVED_NAMES = frozenset({"u", "t", "x", "s", "k", *_CONSTANTS, *_FUNCTION_NAMES})
+RESERVED_NAMES = frozenset({"u", "t", "x", "s", "k", *_CONSTANTS, *_FUNCTION_NAMES, *_NONLINEAR_FUNCTIONS})
 
 _BAD_INPUT_HINT = ("write e.g. 'u_tt + 2*a*u_t = c**2*lap(u)' or 'diff(u,t) = laplacian(u)' "
                    "(numbers, parameters, + - * / ** ( ) and one '=')")
@@ -104,6 +105,15 @@ def _check_name(name: str) -> None:
     if not (shorthand or name in RESERVED_NAMES or _PARAMETER_NAME.match(name)):
         raise ParseError(f"name {name!r} is not a valid parameter name",
                          hint="parameters look like a, c, m, gamma, D, kappa, alpha_1")
+
+
+def check_parameter_name(name) -> None:
+    """A parameter name: an identifier like a, gamma, alpha_1 that is not reserved (u, t, x, I, lap, ...)."""
+    if not isinstance(name, str) or not _PARAMETER_NAME.match(name):
+        raise ParseError(f"invalid parameter name {name!r}", hint="parameters look like a, c, gamma, alpha_1")
+    if name in RESERVED_NAMES or _SHORTHAND.match(name) or keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        raise ParseError(f"{name!r} is reserved and cannot be a parameter name",
+                         hint=f"reserved: {', '.join(sorted(RESERVED_NAMES))}, u_... and Python keywords")
 
 
 def _tokens(text: str) -> list[tokenize.TokenInfo]:
@@ -157,10 +167,7 @@ class _Builder:
                 factors.append(sp.Pow(value, -1) if inverse else value)
             return sp.Mul(*factors)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            base, exponent = self.build(node.left, depth + 1), self.build(node.right, depth + 1)
-            if exponent.is_number and (not exponent.is_finite or abs(float(sp.re(exponent))) > MAX_EXPONENT):
-                raise ParseError(f"exponent {_short(exponent)} is too large (at most {MAX_EXPONENT})")
-            return sp.Pow(base, exponent)
+            return self._power(self.build(node.left, depth + 1), self.build(node.right, depth + 1))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             value = self.build(node.operand, depth + 1)
             return -value if isinstance(node.op, ast.USub) else value
@@ -172,6 +179,18 @@ class _Builder:
         if isinstance(node, ast.Call):
             return self._call(node, depth)
         raise ParseError(f"{type(node).__name__} syntax is not allowed in a PDE", hint=_BAD_INPUT_HINT)
+
+    @staticmethod
+    def _power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+        """base**exponent, refusing numbers SymPy would take too long to build (9**9**9, sqrt(10**2000))."""
+        if exponent.is_number and (not exponent.is_finite or abs(float(sp.re(exponent))) > MAX_EXPONENT):
+            raise ParseError(f"exponent {_short(exponent)} is too large (at most {MAX_EXPONENT})")
+        if base.is_Rational and exponent.is_number:
+            bits = max(abs(base.p).bit_length(), base.q.bit_length())
+            if (bits > MAX_ROOT_BITS and not exponent.is_Integer
+                    or exponent.is_Integer and abs(int(exponent)) * bits > MAX_NUMBER_BITS):
+                raise ParseError(f"number {_short(base)}**{_short(exponent)} is too large")
+        return sp.Pow(base, exponent)
 
     @staticmethod
     def _chain(node: ast.BinOp) -> list[tuple[bool, ast.AST]]:
@@ -219,12 +238,16 @@ class _Builder:
             if [getattr(arg, "id", None) for arg in args] != ["t", "x"]:
                 raise ParseError("the unknown is written u or u(t, x)", hint=_BAD_INPUT_HINT)
             return U
-        if name in _ELEMENTARY:
+        if name == "sqrt":
             self._arity(name, args, 1)
-            return _ELEMENTARY[name](self.build(args[0], depth + 1))
+            return self._power(self.build(args[0], depth + 1), sp.S.Half)
+        if name in _NONLINEAR_FUNCTIONS and not self.numbers_only and any(
+                self.build(arg, depth + 1).has(U_FUNCTION) for arg in args):
+            raise NonLinearPDEError(f"{name}(...) of u is not linear in u", hint="pde2gen handles linear PDEs only")
         if self.numbers_only or name not in _FUNCTION_NAMES:
-            allowed = ", ".join(_ELEMENTARY if self.numbers_only else _FUNCTION_NAMES)
-            raise ParseError(f"unknown function {name!r}", hint=f"allowed functions: {allowed}")
+            allowed = "sqrt" if self.numbers_only else ", ".join(_FUNCTION_NAMES)
+            raise ParseError(f"unknown function {name!r}", hint=f"allowed functions: {allowed}; "
+                             "give other constants as parameter values")
         if name in _DIFF_NAMES:
             return self._derivative(name, args, depth)
         if name in _LAPLACIAN_NAMES:
@@ -448,12 +471,10 @@ class _Extractor:
 
     def _space_operator(self, expr, inner: _Linear, power, sign: int) -> _Linear:
         """Apply (sign * (-Laplacian))**power: Laplacian = -(-Laplacian)."""
-        result = _Linear(constant=inner.constant)
         if inner.constant.free_symbols & set(self.space):
             raise UnsupportedPDEError(f"source term {_short(inner.constant)} inside {_short(expr)}",
                                       hint="pde2gen handles homogeneous equations (every term contains u)")
-        if power != 0 and inner.constant != 0:
-            result.constant = sp.S.Zero  # the operator kills constants
+        result = _Linear(constant=inner.constant if power == 0 else sp.S.Zero)  # it kills constants
         for (t_order, beta, index), coefficient in inner.parts.items():
             if coefficient.free_symbols & set(self.space):
                 raise UnsupportedPDEError(f"coefficient {_short(coefficient)} inside {_short(expr)} depends on "
@@ -547,6 +568,22 @@ def _describe_operator(t_order: int, beta, index) -> str:
 # ==================================================================================================
 # Public API
 # ==================================================================================================
+def _expanded_size(expr: sp.Basic) -> int:
+    """An upper bound on the number of terms of expand(expr) (capped), to refuse (a+c)**300 before expanding."""
+    cap = MAX_EXPANDED_TERMS + 1
+    if expr.is_Add:
+        return min(cap, sum(_expanded_size(arg) for arg in expr.args))
+    if expr.is_Mul:
+        size = 1
+        for arg in expr.args:
+            size = min(cap, size * _expanded_size(arg))
+        return size
+    if expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:
+        base = _expanded_size(expr.base)
+        return 1 if base == 1 else min(cap, base ** min(int(expr.exp), 64))
+    return min(cap, max(1, sum(_expanded_size(arg) for arg in expr.args)))
+
+
 def _as_expression(source) -> sp.Expr:
     if isinstance(source, sp.Equality):
         return source.lhs - source.rhs
@@ -616,6 +653,9 @@ def _normalise(terms: list[Term], values, notes: list[str]) -> list[Term]:
 def _extract(source, values: Mapping[str, sp.Expr], *, normalise: bool = True) -> _Extraction:
     expr = _as_expression(source)
     unknown, time, space = _unknown_and_variables(expr)
+    if _expanded_size(expr) > MAX_EXPANDED_TERMS:
+        raise ParseError(f"the coefficients of {_short(expr)} are too large to expand",
+                         hint="simplify the coefficients, or name them as parameters")
     notes: list[str] = []
     floats = expr.atoms(sp.Float)
     if floats:
@@ -626,9 +666,7 @@ def _extract(source, values: Mapping[str, sp.Expr], *, normalise: bool = True) -
     for symbol in sorted(expr.free_symbols - {time, *space}, key=lambda s: s.name):
         if symbol.name in by_name:
             raise ParseError(f"two different symbols are named {symbol.name!r}")
-        _check_name(symbol.name)
-        if symbol.name in RESERVED_NAMES:
-            raise ParseError(f"{symbol.name!r} is reserved and cannot be a parameter")
+        check_parameter_name(symbol.name)
         by_name[symbol.name] = symbol
     positive = {name: sp.Symbol(name, positive=True) for name in by_name}
     expr = expr.xreplace({symbol: positive[name] for name, symbol in by_name.items()})
@@ -715,8 +753,7 @@ def parse(source, *, params: Mapping[str, str | float] | None = None, dim: int =
         text = sp.sstr(source)
     user_values = {}
     for name, value in (params or {}).items():
-        if not isinstance(name, str) or not _PARAMETER_NAME.match(name) or name in RESERVED_NAMES:
-            raise ParseError(f"invalid parameter name {name!r}")
+        check_parameter_name(name)
         user_values[name] = parse_value(value, name)
     extraction = _extract(expr, {**defaults, **user_values})
     known = {p.name for p in extraction.parameters}
