@@ -16,6 +16,7 @@ coincide, e.g. the telegraph at c k = a, where the branch-sum formula divides by
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -75,18 +76,73 @@ class Dispersion:
         return np.stack(cols, axis=-1)
 
     def numeric_branches(self, s: np.ndarray) -> np.ndarray:
-        """(len(s), J) complex roots lambda_b(s), each row sorted by decreasing real part."""
+        """(len(s), J) complex roots lambda_b(s), each row sorted by decreasing real part.
+
+        Eigenvalues of the stacked companion matrices (what np.roots does row by row, vectorised: the
+        per-row loop cost ~50 us a row, too slow for the 1601-point grid).
+        """
         coeffs = self.numeric_coefficients(s)
-        roots = np.stack([np.roots(row) for row in coeffs]) if len(s) else np.zeros((0, self.t_order), complex)
+        J = self.t_order
+        if J == 1:
+            roots = -coeffs[:, 1:] / coeffs[:, :1]
+        elif J == 2:
+            roots = _quadratic_roots(*coeffs.T)
+        else:
+            companion = np.zeros((len(coeffs), J, J), dtype=complex)
+            companion[:, 0, :] = -coeffs[:, 1:] / coeffs[:, :1]
+            companion[:, np.arange(1, J), np.arange(J - 1)] = 1.0
+            roots = np.linalg.eigvals(companion) if len(coeffs) else np.zeros((0, J), complex)
         order = np.argsort(-roots.real, axis=1, kind="stable")
         return np.take_along_axis(roots, order, axis=1)
 
     def numeric_p_hat(self, s: np.ndarray, t: float) -> np.ndarray:
         """p_hat(s, t) for an array of s >= 0 at one time t > 0 (complex array)."""
+        return self.numeric_p_hat_times(s, np.array([t]))[0]
+
+    def numeric_p_hat_times(self, s: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """p_hat(s, t) as a (len(times), len(s)) complex array; branches and amplitudes are computed once."""
         s = np.asarray(s, dtype=float)
+        times = np.atleast_1d(np.asarray(times, dtype=float))
         if self.problem_type == AUGMENTED:
-            return self._augmented_p_hat(s, t)
+            return np.array([self._augmented_p_hat(s, float(t)) for t in times])
         coeffs = self.numeric_coefficients(s)
+        J = self.t_order
+        roots = self.numeric_branches(s)
+        if J == 2:
+            return self._two_branch_p_hat(roots, times, coeffs[:, 0])
+        amplitudes = self.numeric_amplitudes(s, roots)
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = np.einsum("nb,tnb->tn", amplitudes, np.exp(roots[None] * times[:, None, None]))
+        # The branch sum loses ~eps/|lambda_i - lambda_j| near coincident roots: use expm there only.
+        if J > 1:
+            gaps = np.where(np.eye(J, dtype=bool)[None], np.inf, np.abs(roots[:, :, None] - roots[:, None, :]))
+            scale = 1.0 + np.max(np.abs(roots), axis=1)
+            close = (np.min(gaps, axis=(1, 2)) < 1e-4 * scale) | ~np.isfinite(amplitudes).all(axis=1)
+            if np.any(close):
+                for i, t in enumerate(times):
+                    result[i, close] = self._expm_p_hat(s[close], float(t), coeffs[close])
+        return result
+
+    def _two_branch_p_hat(self, roots: np.ndarray, times: np.ndarray, lead: np.ndarray) -> np.ndarray:
+        """J = 2 exactly, also where the two roots coincide (telegraph at c k = a, wave at k = 0):
+        with mean root m and half-difference d, p_hat = (q(m) e^{mt} sinh(dt)/d + q_1 e^{mt} cosh(dt)) / c_2,
+        where q(lambda) = q_1 lambda + q_0 is the density factor; sinh(dt)/d by its series for small |dt|."""
+        q0, q1 = self._numeric_density_factor_coefficients(np.zeros(1))[0]
+        mean = 0.5 * (roots[:, 0] + roots[:, 1])
+        half = 0.5 * (roots[:, 0] - roots[:, 1])
+        t = times[:, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            e1, e2 = np.exp(roots[None, :, 0] * t), np.exp(roots[None, :, 1] * t)
+            cosh_part = 0.5 * (e1 + e2)
+            small = np.abs(half[None] * t) < 1e-3
+            safe_half = np.where(half == 0, 1.0, half)[None]
+            dt2 = (half[None] * t) ** 2
+            series = np.exp(mean[None] * t) * t * (1.0 + dt2 / 6.0 + dt2 * dt2 / 120.0)
+            sinh_part = np.where(small, series, (e1 - e2) / (2.0 * safe_half))
+            return self.sign * ((q1 * mean[None] + q0) * sinh_part + q1 * cosh_part) / lead[None]
+
+    def _expm_p_hat(self, s: np.ndarray, t: float, coeffs: np.ndarray) -> np.ndarray:
+        """p_hat by the matrix exponential of the companion system (exact where branches coincide)."""
         J = self.t_order
         lead = coeffs[:, 0]
         # Companion matrix of y = (phi, phi', ..., phi^(J-1)): y' = C y.
@@ -123,16 +179,10 @@ class Dispersion:
         return self.sign * (-q_over / (2.0 * lead)) * np.exp(decaying * t)
 
     def _radial_p_hat(self, s: np.ndarray, t: float) -> np.ndarray:
-        """PFGM++: flux through the sphere |z| = t of D augmented dims, normalised to mass 1 (scipy kve)."""
-        from scipy.special import gammaln, kve
-
+        """PFGM++: flux through the sphere |z| = t of D augmented dims, normalised to mass 1."""
         nu = float(self.augmented_dims.xreplace(self.spec.parameter_values())) / 2.0
         speed = float(self._radial_speed)
-        u = np.sqrt(s) * speed * t
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_val = (1 - nu) * np.log(2.0) + nu * np.log(u) + np.log(kve(nu, u)) - u - gammaln(nu)
-        out = np.exp(log_val)
-        return np.where(u == 0, 1.0, out).astype(complex)
+        return student_t_ghat(nu, np.sqrt(s) * speed * t).astype(complex)
 
     @cached_property
     def _radial_speed(self) -> sp.Expr:
@@ -178,6 +228,55 @@ class Dispersion:
         q_val = np.einsum("nj,nbj->nb", q, roots[:, :, None] ** np.arange(J)[None, None, :])
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(np.abs(dP) > 0, self.sign * q_val / dP, np.inf)
+
+
+def student_t_ghat(nu: float, u: np.ndarray) -> np.ndarray:
+    """2^(1-nu) u^nu K_nu(u) / Gamma(nu) (= 1 at u = 0), the characteristic function of the Student-t.
+
+    In log space through scipy's kve; where K_nu overflows (small u, large nu: u < 7e-4 at nu = 64) by the
+    small-u expansion E[exp(-u^2/(4X))], X ~ Gamma(nu), = sum_n (-u^2/4)^n Gamma(nu-n) / (n! Gamma(nu)),
+    whose terms there shrink by a factor u^2 / (4 n (nu - n)) < 1e-6.
+    """
+    from scipy.special import gammaln, kve
+
+    u = np.asarray(u, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_val = (1 - nu) * np.log(2.0) + nu * np.log(u) + np.log(kve(nu, u)) - u - gammaln(nu)
+        out = np.exp(log_val)
+    bad = ~np.isfinite(out) & (u > 0)
+    if np.any(bad) and nu >= 8:
+        out[bad] = np.exp((1 - nu) * math.log(2.0) + nu * np.log(u[bad]) + _debye_log_k(nu, u[bad]) - gammaln(nu))
+    elif np.any(bad):
+        x = -0.25 * u[bad] ** 2
+        series, term = np.ones_like(x), np.ones_like(x)
+        for n in range(1, min(4, math.ceil(nu))):
+            term = term * x / (n * (nu - n))
+            series = series + term
+        out[bad] = series
+    return np.where(u == 0, 1.0, out)
+
+
+def _debye_log_k(nu: float, u: np.ndarray) -> np.ndarray:
+    """log K_nu(u) by Debye's uniform expansion in 1/nu (three correction terms: relative error ~ nu^-4)."""
+    z = u / nu
+    root = np.sqrt(1.0 + z * z)
+    eta = root + np.log(z / (1.0 + root))
+    p = 1.0 / root
+    u1 = (3 * p - 5 * p**3) / 24.0
+    u2 = (81 * p**2 - 462 * p**4 + 385 * p**6) / 1152.0
+    u3 = (30375 * p**3 - 369603 * p**5 + 765765 * p**7 - 425425 * p**9) / 414720.0
+    correction = 1.0 - u1 / nu + u2 / nu**2 - u3 / nu**3
+    return 0.5 * math.log(math.pi / (2.0 * nu)) - nu * eta - 0.5 * np.log(root) + np.log(correction)
+
+
+def _quadratic_roots(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Both roots of a z^2 + b z + c, without cancellation: q = -(b + sqrt(b^2 - 4ac))/2 with the sign of
+    the square root aligned with b, roots q/a and c/q (both 0 when q = 0)."""
+    root = np.sqrt(b * b - 4.0 * a * c)
+    root = np.where((np.conj(b) * root).real < 0, -root, root)
+    q = -0.5 * (b + root)
+    safe_q = np.where(q == 0, 1.0, q)
+    return np.stack([q / a, np.where(q == 0, 0.0, c / safe_q)], axis=1)
 
 
 # ---------------------------------------------------------------------------------------------- analysis
