@@ -628,8 +628,13 @@ def leading_phase(terms, values: Mapping[str, sp.Expr]) -> sp.Expr | None:
     coefficient = leading_term(terms).coefficient
     numeric = coefficient.xreplace({s: values[s.name] for s in coefficient.free_symbols if s.name in values})
     if numeric.is_number:
-        magnitude = sp.Abs(numeric)
-        return sp.nsimplify(numeric / magnitude) if magnitude != 0 else None
+        if numeric.is_zero:
+            return None
+        if numeric.is_extended_real:
+            return sp.sign(numeric)
+        if numeric.is_imaginary:
+            return sp.I * sp.sign(sp.im(numeric))
+        return sp.radsimp(numeric / sp.Abs(numeric))
     sign = sp.sign(coefficient)
     return sign if sign.is_number and sign != 0 else None
 
@@ -714,7 +719,9 @@ def from_sympy(expr_or_eq, *, values: Mapping[str, object] | None = None
     """Terms and parameters of a SymPy ``Eq`` or expression (= 0) in one unknown function ``u(t, x, ...)``.
 
     ``t`` is the argument named "t"; the others are space variables (second derivatives in each read as
-    the Laplacian by isotropy).  Parameters are returned as positive symbols with the given ``values``.
+    the Laplacian by isotropy).  Every other symbol is a parameter, returned as a positive symbol with its
+    value from ``values`` (if any); floats become exact rationals.  The terms are normalised as in ``parse``:
+    the highest time-order term gets a positive coefficient.
     """
     parsed = {name: parse_value(value, name) for name, value in (values or {}).items()}
     extraction = _extract(expr_or_eq, parsed)
