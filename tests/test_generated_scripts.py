@@ -1,0 +1,340 @@
+"""The generated model.py / train.py / sample.py (templates/*.py.j2), on a module rendered by pde2gen.render.
+
+The module is the heat kernel (family gaussian, kappa = 1) for 2-D samples, rendered into a temporary
+directory together with its process.py. The scripts run as a user runs them (subprocesses, a fresh
+interpreter, the module directory as working code); fast checks import them in-process.
+"""
+import importlib
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pde2gen.lower import ModuleIR
+from pde2gen.render import render
+
+torch = pytest.importorskip("torch")
+
+GENERATED_NAMES = ("process", "model", "train", "sample")
+# One thread per script: on a 2-core runner, several OpenMP pools spinning against each other are
+# slower than one thread each (a 40-step toy run went from ~30 s to ~3 s).
+SCRIPT_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def heat_ir(shape=(2,)) -> ModuleIR:
+    dim = math.prod(shape)
+    return ModuleIR(
+        pde2gen_version="test", spec_hash="0" * 64, source="diff(u, t) = laplacian(u)", pde="u_t - lap u = 0",
+        catalog=("heat",), notes=(), pde_parameters=(), dimension_text=f"N = {dim} (isotropic construction)",
+        dispersion="lambda + s = 0", problem_type="evolution", verdicts=(), s_generative=True,
+        family="gaussian", family_class="GaussianFamily", parameters=(("kappa", 1.0),),
+        construction="isotropic", dim=dim, shape=tuple(shape), t_min=0.002**2 / 2, t_max=80.0**2 / 2,
+        sigma_min=0.002, sigma_max=80.0, rho=7.0, formulas={"sigma": "sqrt(2 kappa t)"}, birth_death="none",
+        checks=(), options={"sample_steps": 12, "solver": "heun", "seed": 0},
+    )
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("heat_module")
+    for name, text in render(heat_ir()).items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text)
+    return directory
+
+
+@pytest.fixture
+def generated(module_dir, monkeypatch):
+    """The generated modules imported in-process; sys.modules and sys.path are restored afterwards."""
+    for name in GENERATED_NAMES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(module_dir))
+    yield SimpleNamespace(**{name: importlib.import_module(name) for name in GENERATED_NAMES})
+    for name in GENERATED_NAMES:
+        sys.modules.pop(name, None)
+
+
+def run_script(module_dir, script, *arguments, cwd, expect=0, launcher=()):
+    """Run a generated script; ``expect`` is its exit code, or None for any failure (torchrun says 1)."""
+    completed = subprocess.run(
+        [sys.executable, *launcher, str(module_dir / script), *map(str, arguments)],
+        cwd=cwd, env=SCRIPT_ENV, capture_output=True, text=True, timeout=300, check=False,
+    )
+    failed_as_expected = expect is None and completed.returncode != 0
+    assert failed_as_expected or completed.returncode == expect, completed.stderr[-3000:]
+    return completed
+
+
+def train(module_dir, run_dir, *extra, cwd, expect=0, launcher=()):
+    base = ("--out", run_dir, "--batch", 32, "--device", "cpu", "--warmup", 0, "--lr", 1e-2)
+    return run_script(module_dir, "train.py", *base, *extra, cwd=cwd, expect=expect, launcher=launcher)
+
+
+def load_checkpoint(run_dir):
+    return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+def loss_log(run_dir):
+    return [json.loads(line) for line in (run_dir / "loss.jsonl").read_text().splitlines()]
+
+
+def one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------ the network (in-process)
+
+
+def test_network_sees_normalised_input_and_returns_velocity_per_noise_level(generated):
+    torch.manual_seed(0)
+    process = generated.process.Process(shape=(2,))
+    process.data_mean = torch.tensor([0.5, -1.0])
+    config = generated.model.default_backbone_config((2,))
+    model = generated.model.VelocityModel(process, generated.model.build_backbone(config), sigma_data=1.5)
+    torch.nn.init.normal_(model.backbone.out.weight)  # the zero-initialised output layer would hide errors
+    x = torch.randn(5, 2)
+    t = torch.tensor([1e-4, 0.01, 1.0, 30.0, 3000.0])
+    sigma = torch.sqrt(2 * t)
+    expected_f = model.backbone((x - process.data_mean) / torch.sqrt(sigma**2 + 1.5**2)[:, None], sigma.log())
+    assert torch.allclose(model(x, t), expected_f)
+    assert torch.allclose(model.velocity(x, t), expected_f / sigma[:, None])  # dsigma/dt = 1 / sigma
+    # A scalar time is the same time for every sample (what the solvers may pass).
+    assert torch.allclose(model.velocity(x, torch.tensor(1.0)), model.velocity(x, torch.ones(5)))
+
+
+def test_loss_regresses_the_noise_for_the_heat_kernel(generated):
+    """For the heat kernel u / dsigma_dt = (x - y) / sigma = eps, so the loss is mean ||F - eps||^2."""
+    process = generated.process.Process(shape=(3,))
+    y = torch.randn(64, 3)
+    seed = 7
+    outputs = {}
+
+    def recording_network(x, t):
+        outputs["x"], outputs["t"] = x, t
+        return torch.zeros_like(x)
+
+    loss = generated.model.flow_matching_loss(recording_network, process, y, torch.Generator().manual_seed(seed))
+    eps = (outputs["x"] - y) / torch.sqrt(2 * outputs["t"])[:, None]
+    assert torch.allclose(loss, eps.square().mean())
+    # The same draws as the process's own sampling with the same generator state.
+    generator = torch.Generator().manual_seed(seed)
+    t = process.sample_train_time(64, generator=generator)
+    x, _ = process.sample_location_and_conditional_flow(y, t, generator=generator)
+    assert torch.equal(outputs["t"], t) and torch.equal(outputs["x"], x)
+    assert 0.6 < loss.item() < 1.5  # E eps^2 = 1
+
+
+@pytest.mark.parametrize(
+    ("shape", "kind"), [((2,), "mlp"), ((3, 4), "mlp"), ((1, 8, 8), "unet"), ((3, 12, 10), "unet"), ((1, 7, 7), "unet")]
+)
+def test_backbone_per_shape_keeps_the_sample_shape(generated, shape, kind):
+    config = generated.model.default_backbone_config(shape)
+    assert config["kind"] == kind
+    network = generated.model.build_backbone(json.loads(json.dumps(config)))  # survives a checkpoint round trip
+    for layer in network.modules():  # non-zero output so that a wrong reshape would show
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            torch.nn.init.normal_(layer.weight, std=0.1)
+    x = torch.randn(3, *shape)
+    out = network(x, torch.tensor([-3.0, 0.0, 2.0]))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    # Samples do not mix: changing one sample changes only its own output.
+    x2 = x.clone()
+    x2[0] += 1.0
+    out2 = network(x2, torch.tensor([-3.0, 0.0, 2.0]))
+    assert not torch.allclose(out2[0], out[0]) and torch.allclose(out2[1:], out[1:], atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------- data (in-process)
+
+
+@pytest.mark.parametrize("name", ["moons", "8gaussians", "checkerboard", "swissroll"])
+def test_toy_data_are_seeded_two_dimensional_and_within_scale(generated, name):
+    first = generated.train.load_data(name, seed=3, n_toy=4000)
+    assert first.shape == (4000, 2) and first.dtype == np.float64
+    assert np.array_equal(first, generated.train.load_data(name, seed=3, n_toy=4000))
+    assert not np.array_equal(first, generated.train.load_data(name, seed=4, n_toy=4000))
+    assert np.abs(first).max() < 4.6 and 1.0 < first.std() < 3.0
+
+
+def test_digits_are_images_in_minus_one_to_one(generated):
+    pytest.importorskip("sklearn")
+    digits = generated.train.load_data("digits", seed=0)
+    assert digits.shape == (1797, 1, 8, 8)
+    assert digits.min() == -1.0 and digits.max() == 1.0
+
+
+def test_data_files_and_their_errors(generated, tmp_path):
+    load, usage_error = generated.train.load_data, generated.train.UsageError
+    samples = np.random.default_rng(0).normal(size=(10, 3))
+    np.save(tmp_path / "a.npy", samples)
+    torch.save(torch.from_numpy(samples).float(), tmp_path / "a.pt")
+    np.save(tmp_path / "line.npy", np.arange(5.0))
+    assert np.array_equal(load(str(tmp_path / "a.npy"), 0), samples)
+    assert np.allclose(load(str(tmp_path / "a.pt"), 0), samples, atol=1e-6)
+    assert load(str(tmp_path / "line.npy"), 0).shape == (5, 1)  # a 1-D array is N scalar samples
+
+    np.save(tmp_path / "nan.npy", np.array([[0.0], [np.nan]]))
+    np.save(tmp_path / "one.npy", np.zeros((1, 2)))
+    np.save(tmp_path / "text.npy", np.array(["a", "b"]))
+    (tmp_path / "junk.npy").write_bytes(b"not an array")
+    torch.save({"x": torch.zeros(3)}, tmp_path / "dict.pt")
+    bad = {
+        "missing.npy": "not found",
+        "nan.npy": "NaN",
+        "one.npy": "at least 2 samples",
+        "text.npy": "numeric",
+        "junk.npy": "cannot read",
+        "dict.pt": "single tensor",
+        "data.csv": "expected one of",
+    }
+    for name, message in bad.items():
+        with pytest.raises(usage_error, match=message):
+            load(str(tmp_path / name), 0)
+    with pytest.raises(usage_error, match="zero variance"):
+        generated.train.data_statistics(np.ones((4, 2)))
+
+
+def test_projection_puts_samples_on_the_typical_radius(generated):
+    process = generated.process.Process(shape=(50,))
+    ts = process.time_grid(6)
+    x = process.sample_prior(8, generator=torch.Generator().manual_seed(0)).double()
+    projected = generated.sample.integrate(process.double(), lambda x, t: torch.zeros_like(x), x, ts, "euler",
+                                           sigma_data=0.5, project=True)
+    radius = math.sqrt(50 * (process.sigma(ts[-1]).item() ** 2 + 0.25))
+    assert torch.allclose(projected.norm(dim=1), torch.full((8,), radius, dtype=torch.float64))
+    untouched = generated.sample.integrate(process, lambda x, t: torch.zeros_like(x), x, ts, "euler",
+                                           sigma_data=0.5, project=False)
+    assert torch.equal(untouched, x)
+
+
+# ------------------------------------------------------------------------------- scripts (subprocesses)
+
+
+def test_train_then_sample_from_the_ema_weights(module_dir, tmp_path, generated):
+    run_dir = tmp_path / "run"
+    train(module_dir, run_dir, "--data", "moons", "--steps", 6, "--ckpt-every", 3, "--log-every", 2, cwd=tmp_path)
+    checkpoint = load_checkpoint(run_dir)
+    assert checkpoint["step"] == 6 and checkpoint["world_size"] == 1
+    assert checkpoint["process_config"]["family"] == "gaussian" and checkpoint["process_config"]["shape"] == [2]
+    assert checkpoint["args"]["data"] == "moons" and checkpoint["backbone_config"]["kind"] == "mlp"
+    assert [record["step"] for record in loss_log(run_dir)] == [2, 4, 6]
+    assert all(math.isfinite(record["loss"]) for record in loss_log(run_dir))
+    assert not list(run_dir.glob("*.tmp"))
+
+    out = tmp_path / "samples" / "net.npy"
+    run_script(module_dir, "sample.py", "--ckpt", run_dir, "--n", 50, "--steps", 8, "--solver", "euler",
+               "--seed", 3, "--device", "cpu", "--out", out, cwd=tmp_path)
+    samples = np.load(out)
+    assert samples.shape == (50, 2) and samples.dtype == np.float32 and np.isfinite(samples).all()
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert out.with_suffix(".png").stat().st_size > 0
+
+    # The same draws in-process, with the EMA weights and then with the raw weights.
+    stats = checkpoint["data_stats"]
+
+    def draw(weights):
+        process = generated.process.Process.from_config(checkpoint["process_config"])
+        backbone = generated.model.build_backbone(checkpoint["backbone_config"])
+        model = generated.model.VelocityModel(process, backbone, stats["sigma_data"])
+        model.load_state_dict(checkpoint[weights])
+        x = process.sample_prior(50, generator=torch.Generator().manual_seed(3))
+        return process.sample_euler(model.velocity, x, process.time_grid(8).float()).numpy()
+
+    assert np.allclose(samples, draw("ema"), atol=1e-4)
+    assert not np.allclose(samples, draw("model"), atol=1e-2)
+
+
+def test_exact_sampler_lands_on_point_masses_in_proportion(module_dir, tmp_path):
+    points = np.array([[-2.0, 0.0], [-2.0, 0.0], [2.0, 0.0], [0.0, 3.0]])  # weights 1/2, 1/4, 1/4
+    np.save(tmp_path / "points.npy", points)
+    out = tmp_path / "exact.npy"
+    run_script(module_dir, "sample.py", "--exact", tmp_path / "points.npy", "--n", 400, "--steps", 40,
+               "--device", "cpu", "--out", out, cwd=tmp_path)
+    samples = np.load(out)
+    distance = np.linalg.norm(samples[:, None] - points[None, [0, 2, 3]], axis=2)
+    assert samples.dtype == np.float64 and distance.min(axis=1).max() < 0.05
+    shares = np.bincount(distance.argmin(axis=1), minlength=3) / len(samples)
+    assert np.allclose(shares, [0.5, 0.25, 0.25], atol=0.1)  # 4 binomial standard deviations
+
+
+def test_resumed_run_equals_the_uninterrupted_one(module_dir, tmp_path, generated, capsys):
+    arguments = ("--data", "8gaussians", "--steps", 8, "--ckpt-every", 3, "--log-every", 1, "--seed", 5)
+    train(module_dir, tmp_path / "whole", *arguments, cwd=tmp_path)
+
+    interrupted = tmp_path / "interrupted"
+    train(module_dir, interrupted, *arguments, "--stop-after", 5, cwd=tmp_path)  # dies after step 5
+    assert load_checkpoint(interrupted)["step"] == 3 and len(loss_log(interrupted)) == 5
+    # Without --resume the checkpoint is not overwritten; a resumed run keeps its settings.
+    argv = ["--out", str(interrupted), "--batch", "32", "--device", "cpu", "--warmup", "0", "--lr", "1e-2",
+            *map(str, arguments)]
+    assert generated.train.main(argv) == 2
+    assert "--resume" in one_error_line(capsys.readouterr().err)
+    assert generated.train.main([*argv, "--resume", "--seed", "6"]) == 2
+    assert "--seed" in one_error_line(capsys.readouterr().err)
+    assert load_checkpoint(interrupted)["step"] == 3
+    train(module_dir, interrupted, *arguments, "--resume", cwd=tmp_path)
+
+    whole, resumed = load_checkpoint(tmp_path / "whole"), load_checkpoint(interrupted)
+    assert resumed["step"] == whole["step"] == 8
+    assert loss_log(interrupted) == loss_log(tmp_path / "whole")  # steps 4, 5 redone, not duplicated
+    for key in ("model", "ema"):
+        for name, tensor in whole[key].items():
+            assert torch.equal(tensor, resumed[key][name]), (key, name)
+
+
+def test_float64_training_and_sampling(module_dir, tmp_path):
+    run_dir = tmp_path / "run64"
+    train(module_dir, run_dir, "--data", "swissroll", "--steps", 3, "--dtype", "float64", cwd=tmp_path)
+    checkpoint = load_checkpoint(run_dir)
+    assert all(t.dtype == torch.float64 for t in checkpoint["ema"].values() if t.is_floating_point())
+    out = tmp_path / "s64.npy"
+    run_script(module_dir, "sample.py", "--ckpt", run_dir / "checkpoint.pt", "--n", 20, "--steps", 4,
+               "--solver", "rk4", "--device", "cpu", "--out", out, cwd=tmp_path)
+    samples = np.load(out)
+    assert samples.dtype == np.float64 and samples.shape == (20, 2) and np.isfinite(samples).all()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_share_the_global_batch(module_dir, tmp_path):
+    launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+    run_dir = tmp_path / "ddp"
+    train(module_dir, run_dir, "--data", "checkerboard", "--steps", 4, "--ckpt-every", 2, "--log-every", 2,
+          cwd=tmp_path, launcher=launcher)
+    checkpoint = load_checkpoint(run_dir)
+    assert checkpoint["step"] == 4 and checkpoint["world_size"] == 2 and len(checkpoint["rng"]) == 2
+    assert not torch.equal(checkpoint["rng"][0]["process"], checkpoint["rng"][1]["process"])  # own streams
+    assert [record["step"] for record in loss_log(run_dir)] == [2, 4]  # written once, by rank 0
+    odd = train(module_dir, tmp_path / "odd", "--data", "checkerboard", "--steps", 2, "--batch", 33,
+                cwd=tmp_path, expect=None, launcher=launcher)
+    assert "error: --batch 33 is not divisible by the 2 processes" in odd.stderr
+    assert 'train.py", line' not in odd.stderr  # torchrun reports the failed worker; the worker: one line
+
+
+def test_bad_input_is_one_line_and_a_nonzero_exit(module_dir, tmp_path, generated, capsys):
+    missing = train(module_dir, tmp_path / "run", "--data", tmp_path / "nope.npy", "--steps", 2, cwd=tmp_path,
+                    expect=2)
+    assert "nope.npy" in one_error_line(missing.stderr) and not (tmp_path / "run").exists()
+
+    def error_of(main, argv):
+        assert main(argv) == 2
+        return one_error_line(capsys.readouterr().err)
+
+    train_main, sample_main = generated.train.main, generated.sample.main
+    assert "--data is required" in error_of(train_main, ["--out", str(tmp_path / "r")])
+    assert "expected one of" in error_of(train_main, ["--out", str(tmp_path / "r"), "--data", "mnist"])
+    assert "--steps must be positive" in error_of(train_main, ["--out", "r", "--data", "moons", "--steps", "0"])
+    assert "not found" in error_of(sample_main, ["--ckpt", str(tmp_path / "none")])
+    assert ".npy" in error_of(sample_main, ["--exact", "moons", "--out", str(tmp_path / "s.png")])
+    assert "at least 2" in error_of(sample_main, ["--exact", "moons", "--steps", "1"])
+    (tmp_path / "broken.pt").write_bytes(b"\x00" * 10)
+    assert "cannot read checkpoint" in error_of(sample_main, ["--ckpt", str(tmp_path / "broken.pt")])
