@@ -1,4 +1,5 @@
 """A non-editable install works: templates/ and catalog/ ship inside the wheel and are found there."""
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_wheel_ships_templates_and_catalog_and_runs_from_them(tmp_path):
+    # Build from a clean copy: a stale build/ directory in the checkout would leak old files into the wheel.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "dist", "runs", "*.egg-info",
+                                                                  "__pycache__", ".pytest_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True)
+                    str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
     wheel = next((tmp_path / "dist").glob("pde2gen-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "pde2gen/catalog_files/kac.toml" in names
