@@ -351,7 +351,7 @@ class Kernel1D:
     truncation_error: float  # (1/pi) int_{K}^oo |ghat| dk, a bound on the error from cutting the k-range
     x_min: float
     p_min: float
-    p_min_fine: float  # the value at x_min recomputed on a grid twice as long and twice as fine
+    p_min_fine: float | None  # p at x_min on a grid twice as long and fine (computed only when p_min < 0)
     p_zero: float
 
 
@@ -394,8 +394,11 @@ def kernel_1d(dispersion: Dispersion, t: float, n: int = 1 << 14) -> Kernel1D | 
             return None
         truncation += abs(tail.amplitude) * K_GRID[-1] ** (1.0 - tail.beta) / ((tail.beta - 1.0) * math.pi)
     i = int(np.argmin(p))
+    if p[i] >= -(3.0 * truncation + 1e-10 * abs(p[0])):
+        return Kernel1D(t, x, p, truncation, float(x[i]), float(p[i]), None, float(p[0]))
     x_min, p_min = _refine_minimum(k, g, dk, x, p, i)
-    # Grid doubling: same k-range, half the step (an x-range twice as long) -> aliasing is visible as a change.
+    # Grid doubling: the k-range twice as long at half the step (an x-range twice as long): aliasing and
+    # truncation both show up as a change of the value.
     k2, g2, _, _ = on_grid(dk / 2.0, 4 * n)
     p_min_fine = _direct_sum(k2, g2, dk / 2.0, np.array([x_min]))[0]
     return Kernel1D(t, x, p, truncation, x_min, p_min, float(p_min_fine), float(p[0]))
