@@ -150,6 +150,7 @@ class AnalysisReport:
 def analyse(spec: PDESpec, *, repairs: bool = True) -> AnalysisReport:
     """Decide C0, C1, C2 for ``spec`` and derive prior, equivalences and (checked) repairs."""
     spec.validate()
+    spec = _sympified(spec)
     clock = _Clock()
     structural = _mixed_top_order(spec)
     if structural is not None:
@@ -200,6 +201,15 @@ class _Clock:
 
 
 # ---------------------------------------------------------------------------------------------- structure
+def _sympified(spec: PDESpec) -> PDESpec:
+    """The same spec with SymPy numbers where a caller wrote Python ones (Term(1, 1) for u_t)."""
+    if all(isinstance(t.coefficient, sp.Basic) and isinstance(t.space_power, sp.Basic) for t in spec.terms):
+        return spec
+    terms = tuple(replace(t, coefficient=sp.sympify(t.coefficient), space_power=sp.nsimplify(t.space_power))
+                  for t in spec.terms)
+    return replace(spec, terms=terms)
+
+
 def _mixed_top_order(spec: PDESpec) -> Term | None:
     """A term d_t^J (-Lap)^beta with beta > 0 at the highest time order J (C0: no mixed top-order term)."""
     J = spec.t_order
@@ -355,41 +365,35 @@ def _mass_check(disp: Dispersion, numeric: Dispersion | None) -> _MassResult:
     if mass is not None:
         if mass.has(sp.I):  # oscillating exponentials read better as cos / sin
             mass = sp.expand_complex(mass)
-        positive = mass.is_positive
-        if positive:
+        if mass.is_positive:
             return _MassResult(PASS, f"mass(t) = {sp.sstr(mass)} > 0 for all t > 0", None, "symbolic")
-    if numeric is None:
-        return _MassResult(UNDECIDED, f"mass(t) = {sp.sstr(mass)}: sign not decided symbolically and parameters "
-                                      "have no values", None, "symbolic")
-    values_map = numeric.spec.parameter_values()
-    if mass is not None and not (mass.xreplace(values_map).free_symbols - {T}):
-        evaluate = sp.lambdify(T, mass.xreplace(values_map), "numpy")
-        with np.errstate(all="ignore"):
-            values = np.broadcast_to(np.asarray(evaluate(MASS_TIMES), dtype=complex), MASS_TIMES.shape)
-        method = "closed form on a log t-grid [1e-3, 1e3]"
-    else:
-        values = np.array([numeric.numeric_mass(float(t)) for t in MASS_TIMES[::4]])
-        method = "numeric on a log t-grid [1e-3, 1e3]"
-        evaluate = None
-    times = MASS_TIMES if evaluate is not None else MASS_TIMES[::4]
     text = f"mass(t) = {sp.sstr(mass)}" if mass is not None else "mass(t)"
+    if numeric is None:
+        return _MassResult(UNDECIDED, f"{text}: sign not decided symbolically and parameters have no values", None,
+                           "symbolic")
+
+    def evaluate(times):
+        return numeric.numeric_p_hat_times(np.zeros(1), np.atleast_1d(times))[:, 0]
+
+    method = "numeric on a log t-grid [1e-3, 1e3]"
+    values = evaluate(MASS_TIMES)
     bad_imag = np.abs(values.imag) > 1e-9 * np.maximum(1.0, np.abs(values.real))
     if np.any(bad_imag):
         i = int(np.argmax(bad_imag))
-        return _MassResult(FAIL, f"{text} is not real", {"t": times[i], "mass_real": values[i].real,
+        return _MassResult(FAIL, f"{text} is not real", {"t": MASS_TIMES[i], "mass_real": values[i].real,
                                                          "mass_imag": values[i].imag}, method)
     finite = np.isfinite(values.real)
     if not np.all(finite):
         i = int(np.argmin(finite))
-        return _MassResult(FAIL, f"{text} is not finite", {"t": times[i]}, method)
+        return _MassResult(FAIL, f"{text} is not finite", {"t": MASS_TIMES[i]}, method)
     negative = values.real <= 0
     if np.any(negative):
         i = int(np.argmax(negative))
-        witness = {"t": float(times[i]), "mass": float(values[i].real)}
-        if i > 0 and evaluate is not None:
-            witness["first_zero_t"] = _bisect_zero(lambda t: complex(evaluate(t)).real, times[i - 1], times[i])
+        witness = {"t": float(MASS_TIMES[i]), "mass": float(values[i].real)}
+        if i > 0:
+            witness["first_zero_t"] = _bisect_zero(lambda t: evaluate(t)[0].real, MASS_TIMES[i - 1], MASS_TIMES[i])
         zero = f", first zero at t = {witness['first_zero_t']:.6g}" if "first_zero_t" in witness else ""
-        return _MassResult(FAIL, f"{text} changes sign: mass({times[i]:.6g}) = {values[i].real:.4g}{zero}",
+        return _MassResult(FAIL, f"{text} changes sign: mass({MASS_TIMES[i]:.6g}) = {values[i].real:.4g}{zero}",
                            witness, method)
     return _MassResult(PASS, f"{text} > 0 on t in [1e-3, 1e3]", None, method)
 
@@ -414,9 +418,9 @@ def _check_admissibility(spec, disp, numeric, mass: _MassResult, split: DensityS
     unknown = [t for t in spec.terms if t.coefficient.xreplace(values).is_extended_real is None]
     if complex_terms:
         term = complex_terms[0]
-        parts.append((FAIL, f"complex coefficient {sp.sstr(term.coefficient)}: the field is complex and its "
+        parts.append((FAIL, (f"complex coefficient {sp.sstr(term.coefficient)}: the field is complex and its "
                             "density |psi|^2 is quadratic in psi, so the linear PDE carries no linear density "
-                            "flow (interference)", {"coefficient": sp.sstr(term.coefficient)}, "structure"))
+                            "flow (interference)"), {"coefficient": sp.sstr(term.coefficient)}, "structure"))
     elif unknown:
         parts.append((UNDECIDED, f"coefficient {sp.sstr(unknown[0].coefficient)} not known to be real", None,
                       "structure"))
@@ -461,8 +465,8 @@ def _petrovskii(disp: Dispersion, numeric: Dispersion | None):
             if coefficient.is_positive:
                 k = 10
                 value = float(sp.re(lam.xreplace({S: sp.Integer(k * k)}).xreplace(_trial_values(disp.spec))))
-                return (FAIL, f"Petrovskii fails: Re lambda(k) = {sp.sstr(lam)} grows without bound (ill-posed, "
-                              f"like backward heat): Re lambda({k}) = {value:.6g}",
+                return (FAIL, (f"Petrovskii fails: Re lambda(k) = {sp.sstr(lam)} grows without bound (ill-posed, "
+                              f"like backward heat): Re lambda({k}) = {value:.6g}"),
                         {"k": k, "re_lambda": value, "growth_exponent": float(2 * power)}, "symbolic")
     if numeric is None:
         return (UNDECIDED, "Petrovskii not decided (parameters without values)", None, "log grid")
@@ -471,12 +475,12 @@ def _petrovskii(disp: Dispersion, numeric: Dispersion | None):
     top, before = growth[-1], growth[-101]  # s = 1e8 and 1e7 (k one half-decade apart)
     if top > 1.0 and top > before * 1.5:
         slope = math.log(top / before) / math.log(math.sqrt(S_GRID[-1] / S_GRID[-101]))
-        return (FAIL, f"Petrovskii fails: max Re lambda grows like k^{slope:.3g} (Re lambda = {top:.4g} at "
-                      f"k = {math.sqrt(S_GRID[-1]):.3g}): ill-posed",
+        return (FAIL, (f"Petrovskii fails: max Re lambda grows like k^{slope:.3g} (Re lambda = {top:.4g} at "
+                      f"k = {math.sqrt(S_GRID[-1]):.3g}): ill-posed"),
                 {"k": math.sqrt(S_GRID[-1]), "re_lambda": float(top), "growth_exponent": slope}, "log grid")
     i = int(np.argmax(growth))
-    return (PASS, f"Petrovskii: max Re lambda <= {_fmt(growth[i])} (at k = {math.sqrt(s_grid[i]):.4g}) and "
-                  "does not grow at large k", None, "log grid + top-decade slope")
+    return (PASS, (f"Petrovskii: max Re lambda <= {_fmt(growth[i])} (at k = {math.sqrt(s_grid[i]):.4g}) and "
+                  "does not grow at large k"), None, "log grid + top-decade slope")
 
 
 def _leading_power(expr: sp.Expr):
@@ -502,8 +506,8 @@ def _one_decaying_root(disp: Dispersion, numeric: Dispersion | None):
     zero = np.sum(np.abs(roots.real) <= scale, axis=1)
     bad = (negative != 1) | (zero > 0)
     if not np.any(bad):
-        return (PASS, "augmented problem: exactly one decaying root and none on the imaginary axis for every "
-                      "k on the grid", None, "log grid")
+        return (PASS, ("augmented problem: exactly one decaying root and none on the imaginary axis for every "
+                      "k on the grid"), None, "log grid")
     k_bad = np.sqrt(S_GRID[bad])
     k = float(sp.nsimplify(float(f"{math.exp(np.mean(np.log(k_bad))):.2g}")))
     at_k = numeric.numeric_branches(np.array([k * k]))[0]
@@ -512,9 +516,9 @@ def _one_decaying_root(disp: Dispersion, numeric: Dispersion | None):
     exact = _exact_real_parts(disp, numeric, k)
     if exact is not None:
         witness["exact_real_parts"] = exact
-    return (FAIL, f"augmented problem ill-posed for {k_bad.min():.3g} <= k <= {k_bad.max():.3g}: at k = {k:g} the "
+    return (FAIL, (f"augmented problem ill-posed for {k_bad.min():.3g} <= k <= {k_bad.max():.3g}: at k = {k:g} the "
                   f"roots are {', '.join(witness['roots'])} (no unique decaying root: oscillation, as for "
-                  "Helmholtz)", witness, "log grid, witness checked exactly" if exact else "log grid")
+                  "Helmholtz)"), witness, "log grid, witness checked exactly" if exact else "log grid")
 
 
 def _exact_real_parts(disp: Dispersion, numeric: Dispersion, k: float) -> list[str] | None:
@@ -799,9 +803,10 @@ def _prior(disp: Dispersion, gap: _Gap, smoothing: Condition) -> Prior:
     if alpha_scale is None and gap.values is not None:
         alpha_scale = _small_k_exponent(gap.values)
     large = _large_k_gap(gap.values) if gap.values is not None else None
+    if smoothing.status == FAIL:
+        return Prior(None, None, None, large, "no prior: the PDE does not smooth (C2 fails)")
     if alpha_scale is None:
-        reason = "no smoothing at small k" if smoothing.status == FAIL else "small-k behaviour not read off"
-        return Prior(None, None, None, large, reason)
+        return Prior(None, None, None, large, "small-k behaviour not read off")
     alpha, a = alpha_scale
     scale = float(a) if not isinstance(a, sp.Expr) or a.is_number else None
     a_text = f"{scale:.6g}" if scale is not None else sp.sstr(a)
@@ -828,7 +833,11 @@ def _equivalences(disp: Dispersion, numeric: Dispersion | None, split: DensitySp
     from .recognise import recognise
 
     found = []
-    if numeric is not None:
+    if disp.spec.free_parameters():
+        symbolic = _symbolic_equivalence(disp.semigroup_exponent)
+        if symbolic:
+            found.append(symbolic)
+    elif numeric is not None:
         recognition = recognise(numeric)
         family = recognition.family
         if family is not None:
@@ -841,6 +850,23 @@ def _equivalences(disp: Dispersion, numeric: Dispersion | None, split: DensitySp
     if split.reaction_kind == "uniform":
         found.append(f"the normalised kernel ignores the uniform reaction: {split.detail}")
     return tuple(found)
+
+
+def _symbolic_equivalence(f: sp.Expr | None) -> str | None:
+    """For parameters without values: f = c s^beta names the family with c symbolic (checked by structure)."""
+    if f is None:
+        return None
+    coefficient, power = sp.expand(f).as_coeff_exponent(S)
+    if coefficient.has(S) or not coefficient.is_positive or not power.is_Rational:
+        return None
+    c = sp.sstr(coefficient)
+    if power == 1:
+        return f"same normalised kernel as diffusion: a rescaled diffusion, kappa = {c} (by structure: f = {c} s)"
+    if power == sp.Rational(1, 2):
+        return f"PFGM (D = 1) with time rescaled by c = {c} (by structure: f = {c} sqrt(s))"
+    if 0 < power < 1:
+        return f"fractional diffusion with alpha = {sp.sstr(2 * power)}, kappa = {c} (by structure)"
+    return None
 
 
 def _family_text(name: str, params: dict) -> str:
@@ -895,8 +921,8 @@ def _repairs(spec: PDESpec, disp: Dispersion, conditions: tuple[Condition, ...])
     undamped = _is_undamped_hyperbolic(disp)
     if undamped:
         damped = _with_damping(spec)
-        candidates.append(("add damping", f"add friction + 2*a*u_t with a = {DAMPING_RATE} (times the u_tt "
-                                          "coefficient): the telegraph equation", damped))
+        candidates.append(("add damping", (f"add friction + 2*a*u_t with a = {DAMPING_RATE} (times the u_tt "
+                                          "coefficient): the telegraph equation"), damped))
         if spec.dim >= 2 and spec.construction == "isotropic":
             candidates.append(("add damping, product construction",
                                "add friction and run one 1-D process per coordinate (Kac flow)",
@@ -904,8 +930,8 @@ def _repairs(spec: PDESpec, disp: Dispersion, conditions: tuple[Condition, ...])
     c1 = next(c for c in conditions if c.name == "C1")
     if status["C1"] == FAIL and spec.dim >= 2 and spec.construction == "isotropic" and not undamped \
             and status["C2"] == PASS and status["C0"] == PASS and c1.method not in ONE_D_METHODS:
-        candidates.append(("product construction", "one independent 1-D process per coordinate: C1 becomes the "
-                                                   "1-D question (anisotropic kernel)",
+        candidates.append(("product construction", ("one independent 1-D process per coordinate: C1 becomes the "
+                                                   "1-D question (anisotropic kernel)"),
                            spec.with_options(construction="product")))
     if status["C2"] == FAIL or (status["C0"] == FAIL and _has_complex_coefficients(spec)):
         candidates.extend(_imaginary_time(spec))
@@ -949,9 +975,9 @@ def _imaginary_time(spec: PDESpec) -> list[tuple[str, str, PDESpec]]:
     J = spec.t_order
     for label, unit in (("t -> i t", -sp.I), ("t -> -i t", sp.I)):
         terms = [replace(t, coefficient=sp.expand(t.coefficient * unit**t.t_order)) for t in spec.terms]
-        # Multiply the equation by a constant phase that makes the top coefficient real (Schrödinger's i).
+        # Multiply the equation by the constant phase that makes the top coefficient positive (Schrödinger's i).
         lead = sum(t.coefficient for t in terms if t.t_order == J and t.t_power == 0).xreplace(values)
-        phase = sp.Abs(lead) / lead if lead.is_extended_real is False else sp.Integer(1)
+        phase = sp.Abs(lead) / lead if lead.is_number and lead != 0 else sp.Integer(1)
         terms = tuple(replace(t, coefficient=sp.expand(t.coefficient * sp.nsimplify(phase))) for t in terms)
         if any(t.coefficient.xreplace(values).is_extended_real is not True for t in terms):
             continue
@@ -961,8 +987,8 @@ def _imaginary_time(spec: PDESpec) -> list[tuple[str, str, PDESpec]]:
         seen.add(key)
         rotated = replace(spec, terms=terms, problem_type=None, source=f"{spec.source} with {label}")
         factor = "" if phase == 1 else f", then multiply the equation by {sp.sstr(sp.nsimplify(phase))}"
-        out.append((f"imaginary time ({label})", f"Wick rotation {label}: multiply the d_t^j coefficient by "
-                                                 f"({sp.sstr(unit)})^j{factor}", rotated))
+        out.append((f"imaginary time ({label})", (f"Wick rotation {label}: multiply the d_t^j coefficient by "
+                                                 f"({sp.sstr(unit)})^j{factor}"), rotated))
     return out
 
 

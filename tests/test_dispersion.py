@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 from pde2gen.dispersion import AUGMENTED, EVOLUTION, S_GRID, analyse_dispersion, student_t_ghat
-from pde2gen.spec import LAM, S, T, Parameter, PDESpec, Term
+from pde2gen.spec import LAM, Parameter, PDESpec, S, T, Term
 
 RNG = np.random.default_rng(20240611)
 
