@@ -728,8 +728,9 @@ def _screens(numeric: Dispersion, dim: int) -> Condition | None:
         return Condition("C1", FAIL, f"screen 2: |ghat| > 1 (ghat({kk:.4g}, {tt:g}) = {value.real:.6g}): the "
                                      "Fourier transform of a positive measure is bounded by its mass",
                          {"k": kk, "t": tt, "ghat": value.real}, "screen |ghat| <= 1")
-    floor = positivity.schoenberg_floor(dim)
-    below = real < floor.value - positivity.GHAT_ACCURACY
+    # Only a negative ghat can fall below the (negative) Schoenberg floor: skip computing it otherwise.
+    floor = positivity.schoenberg_floor(dim) if real.min() < -positivity.GHAT_ACCURACY else None
+    below = real < floor.value - positivity.GHAT_ACCURACY if floor is not None else np.zeros_like(real, bool)
     if np.any(below):
         ti, si = np.unravel_index(int(np.argmin(real)), real.shape)
         value = float(real[ti, si])

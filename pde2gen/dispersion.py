@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import scipy.linalg
 import sympy as sp
 
 from .errors import AnalysisError, UnsupportedPDEError
@@ -67,7 +66,7 @@ class Dispersion:
             raise AnalysisError(
                 f"parameters without values: {names}", hint="give them with --param name=value"
             )
-        return [sp.lambdify(S, c, "numpy") for c in coeffs]
+        return [numpy_function(S, c) for c in coeffs]
 
     def numeric_coefficients(self, s: np.ndarray) -> np.ndarray:
         """(len(s), J+1) complex array of P's lambda-coefficients, highest power first."""
@@ -152,6 +151,8 @@ class Dispersion:
         C[:, J - 1, :] = -coeffs[:, :0:-1] / lead[:, None]  # -c_0/c_J, -c_1/c_J, ...
         y0 = np.zeros((len(s), J), dtype=complex)
         y0[:, J - 1] = 1.0 / lead  # causal data: d_t^(J-1) phi(0) = 1 / c_J
+        import scipy.linalg  # on demand: only coincident roots of order >= 3 need it
+
         y = np.einsum("nij,nj->ni", scipy.linalg.expm(C * t), y0)
         q = self._numeric_density_factor_coefficients(s)  # (n, J): q(lambda) = sum_j q_j lambda^j
         return self.sign * np.einsum("nj,nj->n", q, y)
@@ -228,6 +229,16 @@ class Dispersion:
         q_val = np.einsum("nj,nbj->nb", q, roots[:, :, None] ** np.arange(J)[None, None, :])
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(np.abs(dP) > 0, self.sign * q_val / dP, np.inf)
+
+
+def numpy_function(args, expr: sp.Expr):
+    """sp.lambdify(args, expr, "numpy") without its `from numpy import *`, which imports numpy.f2py and
+    numpy.testing on first use (0.2-1 s of a 1 s budget): the NumPy printer with a namespace holding numpy."""
+    from sympy.printing.numpy import NumPyPrinter
+
+    printer = NumPyPrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False,
+                            "user_functions": {}})
+    return sp.lambdify(args, expr, modules=[{"numpy": np}], printer=printer)
 
 
 def student_t_ghat(nu: float, u: np.ndarray) -> np.ndarray:

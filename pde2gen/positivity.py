@@ -23,9 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 import sympy as sp
-from scipy import special
 
-from .dispersion import AUGMENTED, S_GRID, Dispersion, student_t_ghat
+from .dispersion import AUGMENTED, S_GRID, Dispersion, numpy_function, student_t_ghat
 from .spec import LAM, S
 
 K_GRID = np.sqrt(S_GRID)  # |k| from 1e-4 to 1e4
@@ -54,6 +53,8 @@ def schoenberg_floor(dim: int) -> SchoenbergFloor:
     """
     if dim == 1:
         return SchoenbergFloor(1, math.pi, -1.0, 0.0)
+    from scipy import special  # imported on demand: ~0.1-0.3 s that certified PDEs never pay
+
     nu = dim / 2.0 - 1.0
     order = nu + 1.0
     # Scan past the first zero of J_order (j_{order,1} ~ order + 1.86 order^(1/3)) and bisect the sign change.
@@ -218,7 +219,7 @@ def _derivative_sign_violation(f: sp.Expr, values: dict, orders: int = 4):
     derivative = f_numeric
     for n in range(1, orders + 1):
         derivative = sp.diff(derivative, S)
-        evaluate = sp.lambdify(S, derivative, "numpy")
+        evaluate = numpy_function(S, derivative)
         with np.errstate(all="ignore"):
             vals = np.broadcast_to(np.asarray(evaluate(s), dtype=complex), s.shape)
         if np.any(np.abs(vals.imag) > 1e-12 * (1.0 + np.abs(vals.real))):
@@ -242,6 +243,8 @@ def student_t_mixture_error(nu: float, u: np.ndarray = MIXTURE_CHECK_POINTS) -> 
     """max |ghat(u) - E exp(-u^2 / (4X))| with X ~ Gamma(nu, 1): the mixing law behind PFGM++'s kernel
     (V = (ct)^2 / chi2_D, chi2_D = 2X), the expectation by the trapezoid rule in log X, whose integrand decays
     doubly exponentially at both ends (so the rule converges geometrically)."""
+    from scipy import special
+
     y = np.linspace(-40.0, math.log(nu + 1.0) + 6.0, 6001)[:, None]
     log_integrand = nu * y - np.exp(y) - (u[None, :] ** 2) / (4.0 * np.exp(y)) - special.gammaln(nu)
     mixture = np.trapezoid(np.exp(log_integrand), y[:, 0], axis=0)
@@ -271,6 +274,8 @@ class RiemannKernel:
 
     def continuous_part(self, x: np.ndarray, t: float) -> np.ndarray:
         """The absolutely continuous part at |x| < ct (0 outside); log-safe via scaled Bessel functions."""
+        from scipy import special
+
         x = np.asarray(x, dtype=float)
         inside = np.abs(x) < self.c * t
         tau = np.sqrt(np.where(inside, t * t - (x / self.c) ** 2, 0.0))
@@ -295,6 +300,8 @@ class RiemannKernel:
     def fourier(self, k: np.ndarray, t: float, n: int = 120) -> np.ndarray:
         """Its Fourier transform: the atoms exactly, the continuous part by Gauss-Legendre in x = ct sin(theta)
         (tau = t cos(theta) is smooth in theta, so the square-root front costs no accuracy)."""
+        from scipy import special
+
         nodes, weights = special.roots_legendre(n)
         theta = 0.5 * math.pi * nodes
         x = self.c * t * np.sin(theta)
