@@ -1,0 +1,202 @@
+"""Kac product kernel (telegraph equation per coordinate, physics.md §4.5, Kac flows): every coordinate is an
+independent 1-D Kac law K_t = int_0^t c D_s ds, D_s = +-1 flipping at Poisson(a) times:
+atoms e^{-a t}/2 at +-c t and the absolutely continuous part (a e^{-a t} / 2c) [I0(z) + (c t / r) I1(z)] on
+|x| < c t, r = sqrt(c^2 t^2 - x^2), z = a r / c. Velocity: x / (t + (r/c) I0(z)/I1(z)) inside the cone, +-c on it.
+
+Sampler (exact): n ~ Poisson(a t) switches; n = 0: the atom +-c t; else x = D0 c (2S - t) with
+S / t ~ Beta(ceil((n+1)/2), floor((n+1)/2)) and a fair initial direction D0. Integrating out D0 symmetrises the
+law given n: x / (c t) = 2B - 1 with B ~ Beta(q, q), q = ceil(n/2) (for n even, the mixture of Beta(q+1, q) and
+its mirror image has density ~ (1 - w^2)^(q-1)). Symmetric Betas come from Ulrich's polar method,
+2B - 1 = sqrt(1 - U^(2/(2q-1))) cos(2 pi V) (a two-dimensional projection of a uniform point on a sphere).
+
+Atoms in the log-kernel: each atom is regularised as a normal bump of mass e^{-a t}/2 and standard deviation
+eps_atom(t) = atom_rtol c t + 32 eps(dtype) around +-c t, added to the a.c. density (log-sum-exp). The
+regularised kernel integrates to 1 exactly, is finite everywhere, and a coordinate that a discrete reverse flow
+pushed slightly over its cone (by O(step) when a particle merges with the front) is scored by its distance to
+the front, -(|d| - c t)^2 / (2 eps_atom^2), rather than -inf: posterior weights over data points (softmax of
+log_kernel) then stay finite and prefer the data point whose cones the particle sits on. The 32 eps(dtype)
+term covers the rounding of d = x - y for data of order one (x, y ~ 1); atom_rtol (default 1e-4, the
+threshold of the Kac-flow reference code) covers rounding relative to the cone. The same eps_atom decides,
+without a latent, which coordinates move at +-c in conditional_velocity.
+"""
+import math  # runtime-import
+
+import torch  # runtime-import
+from common import (  # runtime-import
+    POISSON_BUCKET_BITS,  # runtime-import
+    POISSON_TABLE_MAX_RATE,  # runtime-import
+    batch_view,  # runtime-import
+    i1e_over_x,  # runtime-import
+    poisson_bucket_counts,  # runtime-import
+    poisson_cdf,  # runtime-import
+    poisson_search,  # runtime-import
+    poisson_table_size,  # runtime-import
+    random_bits31,  # runtime-import
+    sample_poisson_ptrs,  # runtime-import
+    uniform_open,  # runtime-import
+)  # runtime-import
+
+CHUNK_ELEMENTS = 2**17  # CPU sampling works on row blocks of about this size (cache-resident temporaries)
+RADIAL_BITS = 21  # bits_a = [10 bucket bits | 21 bits of the radial uniform] (float32 path)
+ANGLE_SCALE = 2 * math.pi / 2**31  # bits_b (31 bits) -> angle in (0, 2 pi)
+ATOM_ANGLE_MASK = 2**30  # atoms keep only bit 30 of bits_b: angle 0 or pi, cos = +-1 (the fair direction D0)
+FULL_ANGLE_MASK = 2**31 - 1
+
+
+def _radial_exponent(count):
+    """2 / (2 ceil(n/2) - 1) for n >= 1 (Ulrich's exponent for Beta(q, q), q = ceil(n/2)); +inf for n = 0, so
+    that the radius sqrt(1 - U^inf) is 1 (the atom)."""
+    odd = ((count - 1) | 1).to(torch.float64)
+    return torch.where(count == 0, torch.full_like(odd, math.inf), 2 / odd)
+
+
+class KacProductFamily(torch.nn.Module):
+    """N independent 1-D Kac laws with switching rate ``a`` and speed ``c``; ``atom_rtol`` sets the atom width."""
+
+    def __init__(self, a, c, atom_rtol=1e-4):
+        super().__init__()
+        if not a > 0:
+            raise ValueError(f"kac_product: `a` must be > 0, got {a}")
+        if not c > 0:
+            raise ValueError(f"kac_product: `c` must be > 0, got {c}")
+        self.rate, self.speed, self.atom_rtol = float(a), float(c), float(atom_rtol)
+        self.register_buffer("a", torch.tensor(float(a), dtype=torch.float64))
+        self.register_buffer("c", torch.tensor(float(c), dtype=torch.float64))
+
+    # ---- sampling
+
+    def _tables(self, rate, dtype):
+        """Per-row lookup tables over the 2^10 buckets of a uniform's leading bits: Ulrich exponent (NaN where
+        the bucket holds several Poisson counts), angle mask and atom flag; plus what the exact fallback needs."""
+        buckets = 2**POISSON_BUCKET_BITS
+        small = rate <= POISSON_TABLE_MAX_RATE
+        size = poisson_table_size(float(rate[small].max())) if bool(small.any()) else 1
+        cdf = poisson_cdf(torch.where(small, rate, torch.zeros_like(rate)), size)
+        low, pure = poisson_bucket_counts(cdf, buckets)
+        exponent = torch.where(pure, _radial_exponent(low), torch.full_like(low, math.nan, dtype=torch.float64))
+        exponent = torch.where(small.unsqueeze(-1), exponent, torch.ones_like(exponent))  # PTRS rows: overwritten
+        atom = pure & (low == 0) & small.unsqueeze(-1)
+        angle_mask = torch.where(atom, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
+        return exponent.to(dtype).reshape(-1), angle_mask.reshape(-1), atom.reshape(-1), cdf, low, size
+
+    def sample_displacement(self, t, shape, generator=None):
+        batch, n = t.shape[0], math.prod(shape)
+        device, dtype = t.device, t.dtype
+        rate = self.rate * t.to(torch.float64)
+        exponent_table, mask_table, atom_table, cdf, low, size = self._tables(rate, dtype)
+        cdf_flat = cdf.reshape(-1)
+        large_rows = rate > POISSON_TABLE_MAX_RATE
+        out = torch.empty(batch, n, dtype=dtype, device=device)
+        atoms = torch.empty(batch, n, dtype=torch.bool, device=device)
+        rows_per_chunk = batch if device.type != "cpu" else max(1, CHUNK_ELEMENTS // max(n, 1))
+        for first in range(0, batch, rows_per_chunk):
+            rows = torch.arange(first, min(first + rows_per_chunk, batch), device=device)
+            bits_a = random_bits31((rows.numel(), n), device, generator)
+            bits_b = random_bits31((rows.numel(), n), device, generator)
+            bucket = bits_a >> RADIAL_BITS
+            flat = (bucket + (rows.to(torch.int32) * 2**POISSON_BUCKET_BITS).unsqueeze(-1)).reshape(-1)
+            exponent = exponent_table.index_select(0, flat).view(bucket.shape)
+            angle_mask = mask_table.index_select(0, flat).view(bucket.shape)
+            atom = atom_table.index_select(0, flat).view(bucket.shape)
+            # buckets holding several counts: refine U = (bucket + V) / 2^10 with a fresh float64 V, exact search
+            mixed_row, mixed_col = torch.isnan(exponent).nonzero(as_tuple=True)
+            if mixed_row.numel() > 0:
+                row, j = rows[mixed_row], bucket[mixed_row, mixed_col].long()
+                u = (j + uniform_open(j.shape, torch.float64, device, generator)) / 2**POISSON_BUCKET_BITS
+                count = poisson_search(cdf_flat, size, row, low[row, j], u)
+                self._set_counts(count, exponent, angle_mask, atom, (mixed_row, mixed_col))
+            if bool(large_rows[rows].any()):  # rates above the table: PTRS for whole rows
+                local = large_rows[rows].nonzero().squeeze(-1)
+                count = sample_poisson_ptrs(rate[rows[local]].unsqueeze(-1).expand(-1, n), generator).long()
+                self._set_counts(count, exponent, angle_mask, atom, local)
+            if dtype == torch.float32:
+                radial = (bits_a & (2**RADIAL_BITS - 1)).to(dtype).add_(0.5).mul_(2.0**-RADIAL_BITS)
+            else:  # float64: a full-precision radial uniform
+                radial = uniform_open(bucket.shape, dtype, device, generator)
+            w = radial.log_().mul_(exponent).expm1_().neg_().sqrt_()
+            angle = (bits_b & angle_mask).to(dtype).add_(0.5).mul_(ANGLE_SCALE).cos_()
+            out[rows] = w.mul_(angle)
+            atoms[rows] = atom
+        out.mul_(self.speed * t.unsqueeze(-1))
+        return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
+
+    @staticmethod
+    def _set_counts(count, exponent, angle_mask, atom, where):
+        exponent[where] = _radial_exponent(count).to(exponent.dtype)
+        is_atom = count == 0
+        angle_mask[where] = torch.where(is_atom, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
+        atom[where] = is_atom
+
+    # ---- kernel, velocity
+
+    def atom_width(self, t, dtype):
+        """eps_atom(t) = atom_rtol c t + 32 eps(dtype): width of the regularised atoms (see module doc)."""
+        return self.atom_rtol * self.speed * t + 32 * torch.finfo(dtype).eps
+
+    def conditional_velocity(self, d, t, latent=None):
+        """Per coordinate: d / (t + (r/c) I0(z)/I1(z)) inside the cone, sign(d) c on the atoms (``latent``, the
+        atom mask from sample_displacement, or |d| >= c t - eps_atom without it); |u| <= c exactly."""
+        t_b = batch_view(t, d)
+        front = self.speed * t_b
+        on_atom = latent if latent is not None else d.abs() >= front - batch_view(self.atom_width(t, d.dtype), d)
+        inside = ~on_atom & (d.abs() < front)
+        d_in = torch.where(inside, d, torch.zeros_like(d))  # double-where: no NaN gradient from r at the cone
+        r = torch.sqrt((front - d_in.abs()) * (front + d_in.abs()))
+        z = self.rate / self.speed * r
+        # (r/c) I0(z)/I1(z) = i0e(z) / (a i1e(z)/z), -> 2/a as z -> 0
+        velocity = d_in / (t_b + torch.special.i0e(z) / (self.rate * i1e_over_x(z)))
+        velocity = torch.where(on_atom, torch.sign(d) * self.speed, velocity)
+        velocity = torch.where(~on_atom & ~inside, torch.sign(d) * self.speed, velocity)  # over the cone
+        return velocity.clamp(-self.speed, self.speed)
+
+    def log_kernel(self, d, t):
+        """sum over coordinates of log[p_ac(d_i) + atoms regularised as normal bumps] (module doc); the sum is
+        accumulated in float64."""
+        t_b = batch_view(t, d)
+        front = self.speed * t_b
+        at = self.rate * t_b
+        inside = d.abs() < front
+        d_in = torch.where(inside, d, torch.zeros_like(d))
+        r = torch.sqrt((front - d_in.abs()) * (front + d_in.abs()))
+        z = self.rate / self.speed * r
+        # log[(a e^{-at}/2c)(I0(z) + a t I1(z)/z)], with z - a t = -(a/c) d^2 / (c t + r) (no cancellation)
+        log_ac = (
+            math.log(self.rate / (2 * self.speed)) - self.rate / self.speed * d_in.square() / (front + r)
+            + torch.log(torch.special.i0e(z) + at * i1e_over_x(z))
+        )
+        log_ac = torch.where(inside, log_ac, torch.full_like(log_ac, -math.inf))
+        width = batch_view(self.atom_width(t, d.dtype), d)
+        distance = (d.abs() - front) / width
+        log_atom = -at - math.log(2) - 0.5 * math.log(2 * math.pi) - torch.log(width) - 0.5 * distance.square()
+        return torch.logaddexp(log_ac, log_atom).sum(tuple(range(1, d.dim())), dtype=torch.float64).to(d.dtype)
+
+    # ---- noise alignment: sigma^2 = Var K_t = (c^2/a) [t - (1 - e^{-2at}) / (2a)]
+
+    def _variance_core(self, t64):
+        """h(t) = t - (1 - e^{-2at})/(2a) = (e^{-x} - 1 + x)/(2a), x = 2at, by series for x < 0.05."""
+        x = 2 * self.rate * t64
+        small = x < 0.05
+        xs = torch.where(small, x, torch.zeros_like(x))
+        series = xs * xs / 2 * (1 - xs / 3 * (1 - xs / 4 * (1 - xs / 5 * (1 - xs / 6 * (1 - xs / 7)))))
+        return torch.where(small, series, torch.expm1(-x) + x) / (2 * self.rate)
+
+    def sigma(self, t):
+        core = self._variance_core(t.to(torch.float64))
+        return (self.speed / math.sqrt(self.rate) * torch.sqrt(core)).to(t.dtype)
+
+    def dsigma_dt(self, t):
+        t64 = t.to(torch.float64)
+        sigma = self.speed / math.sqrt(self.rate) * torch.sqrt(self._variance_core(t64))
+        return (self.speed**2 / self.rate * -torch.expm1(-2 * self.rate * t64) / (2 * sigma)).to(t.dtype)
+
+    def t_of_sigma(self, sigma):
+        """Inverse of sigma(t): Newton on log h(e^s) = log target in s = log t (slope between 1 and 2, concave:
+        converges from the two-regime initial guess sqrt(h/a) + h in a few steps; 30 are run)."""
+        target = (sigma.to(torch.float64).square() * self.rate / self.speed**2).clamp_min(1e-300)
+        log_t = torch.log(torch.sqrt(target / self.rate) + target)
+        for _ in range(30):
+            t64 = torch.exp(log_t)
+            core = self._variance_core(t64)
+            slope = t64 * -torch.expm1(-2 * self.rate * t64) / core  # d log h / d log t
+            log_t = log_t - (torch.log(core) - torch.log(target)) / slope
+        return torch.exp(log_t).to(sigma.dtype)
