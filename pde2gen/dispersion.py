@@ -391,8 +391,12 @@ def _residue_sum(numerator: sp.Expr, denominator_poly: sp.Poly) -> sp.Expr:
     """Inverse Laplace transform of numerator(z)/denominator(z) by residues (poles with multiplicity)."""
     z = LAM
     total = sp.Integer(0)
-    for pole, mult in sp.roots(denominator_poly, z).items():
-        others = sp.Poly(denominator_poly.as_expr(), z).quo(sp.Poly((z - pole) ** mult, z)).as_expr()
+    poles = sp.roots(denominator_poly, z)
+    lead = denominator_poly.LC()
+    for pole, mult in poles.items():
+        # the cofactor of (z - pole)^mult, as a product over the other roots (polynomial division over the
+        # expression domain costs ~0.1 s a pole when the roots carry parameters and radicals)
+        others = lead * sp.Mul(*[(z - q) ** m for q, m in poles.items() if q != pole])
         g = numerator * sp.exp(z * T) / others
         total += sp.diff(g, z, mult - 1).subs(z, pole) / sp.factorial(mult - 1)
     return total

@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from .dispersion import AUGMENTED, S_GRID, Dispersion, numpy_function, student_t_ghat
+from .dispersion import AUGMENTED, S_GRID, Dispersion, numpy_function
 from .spec import LAM, S
 
 K_GRID = np.sqrt(S_GRID)  # |k| from 1e-4 to 1e4
@@ -72,6 +72,40 @@ def schoenberg_floor(dim: int) -> SchoenbergFloor:
     bessel = special.jv(nu, x)
     log_abs = special.gammaln(nu + 1.0) + nu * math.log(2.0 / x) + math.log(abs(bessel))
     return SchoenbergFloor(dim, float(x), -math.exp(log_abs), float(log_abs / math.log(10.0)))
+
+
+def elementary_floor(dim: int) -> SchoenbergFloor:
+    """inf Lambda_M for M = min(N, 3) without special-function libraries, a lower bound on inf Lambda_N.
+
+    Why a bound: the projection of a uniform point of S^{N-1} onto R^M has a radially symmetric law, so
+    Lambda_N(x) = E[Lambda_M(x B)] for a random B in [0, 1], and an average cannot go below the infimum:
+    inf Lambda_N >= inf Lambda_M. M = 1: cos, -1. M = 2: J_0, minimal at the first zero of J_1, both from Bessel's integral
+    J_n(x) = (1/2pi) int_0^2pi cos(n th - x sin th) dth (the trapezoid rule is exact to rounding for such
+    periodic integrands). M = 3: sin(x)/x, minimal where tan x = x. A ghat below this bound fails the Schoenberg screen
+    in N without computing Lambda_N itself (which needs scipy's Bessel functions, ~0.2 s to import).
+    """
+    if dim == 1:
+        return SchoenbergFloor(1, math.pi, -1.0, 0.0)
+    theta = np.linspace(0.0, 2.0 * math.pi, 129)[:-1]  # a full period: the trapezoid rule is spectral
+
+    def bessel(order: int, x: float) -> float:  # J_n(x) = (1/2pi) int_0^2pi cos(n th - x sin th) dth
+        return float(np.mean(np.cos(order * theta - x * np.sin(theta))))
+
+    if dim == 2:
+        slope, lo, hi = (lambda x: bessel(1, x)), 3.0, 4.5  # J_0' = -J_1: J_0 is minimal at the zero of J_1
+        value = lambda x: bessel(0, x)
+    else:
+        slope, lo, hi = (lambda x: math.sin(x) - x * math.cos(x)), math.pi, 1.5 * math.pi
+        value = lambda x: math.sin(x) / x
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if (slope(mid) > 0) == (slope(lo) > 0):
+            lo = mid
+        else:
+            hi = mid
+    x = 0.5 * (lo + hi)
+    floor = value(x)
+    return SchoenbergFloor(min(dim, 3), x, floor, math.log10(-floor))
 
 
 # ---------------------------------------------------------------------------------------------- ghat grids
@@ -233,22 +267,6 @@ def _derivative_sign_violation(f: sp.Expr, values: dict, orders: int = 4):
             i = bad[np.argmin(np.abs(np.log(s[bad])))]
             return n, float(s[i]), float(vals.real[i])
     return None
-
-
-# ---------------------------------------------------------------------------------------------- mixtures
-MIXTURE_CHECK_POINTS = np.array([0.3, 1.0, 3.0, 10.0])
-
-
-def student_t_mixture_error(nu: float, u: np.ndarray = MIXTURE_CHECK_POINTS) -> float:
-    """max |ghat(u) - E exp(-u^2 / (4X))| with X ~ Gamma(nu, 1): the mixing law behind PFGM++'s kernel
-    (V = (ct)^2 / chi2_D, chi2_D = 2X), the expectation by the trapezoid rule in log X, whose integrand decays
-    doubly exponentially at both ends (so the rule converges geometrically)."""
-    from scipy import special
-
-    y = np.linspace(-40.0, math.log(nu + 1.0) + 6.0, 6001)[:, None]
-    log_integrand = nu * y - np.exp(y) - (u[None, :] ** 2) / (4.0 * np.exp(y)) - special.gammaln(nu)
-    mixture = np.trapezoid(np.exp(log_integrand), y[:, 0], axis=0)
-    return float(np.max(np.abs(mixture - student_t_ghat(nu, u))))
 
 
 # ---------------------------------------------------------------------------------------------- Riemann

@@ -62,7 +62,7 @@ def test_wave_witnesses_and_dimension_dependence():
     assert c1.status == FAIL and "Schoenberg" in c1.method
     k, t = c1.witness["k"], c1.witness["t"]
     assert math.cos(k * t) == pytest.approx(c1.witness["ghat"], abs=1e-9)  # ghat = cos(ckt), c = 1
-    assert c1.witness["ghat"] < positivity.schoenberg_floor(2).value
+    assert c1.witness["ghat"] < positivity.schoenberg_floor(2).value and c1.witness["schoenberg_floor_dim"] == 2
 
 
 def test_klein_gordon_mass_changes_sign_at_pi_over_2m():
@@ -134,6 +134,16 @@ def test_schoenberg_floor(dim, expected):
     assert lam(floor.x_min * 0.99) > lam(floor.x_min) < lam(floor.x_min * 1.01)
 
 
+@pytest.mark.parametrize("dim", [1, 2, 3, 4, 10, 100, 3072])
+def test_elementary_floor_is_exact_up_to_three_and_a_bound_above(dim):
+    """The scipy-free floor used first by the screen: inf Lambda_min(N,3) <= inf Lambda_N."""
+    cheap, exact = positivity.elementary_floor(dim), positivity.schoenberg_floor(dim)
+    if dim <= 3:
+        assert cheap.value == pytest.approx(exact.value, rel=1e-12) and cheap.x_min == pytest.approx(exact.x_min)
+    else:
+        assert cheap.dim == 3 and cheap.value < exact.value
+
+
 def test_schoenberg_floor_in_image_dimensions_is_tiny_but_negative():
     floor = positivity.schoenberg_floor(3072)
     assert floor.value < 0 and -216 < floor.log10_abs < -212
@@ -201,7 +211,7 @@ def test_priors_from_the_small_k_exponent():
         prior = analyse(spec_of(name, 2)).prior
         assert (prior.family, prior.alpha) == (family, alpha), name
         if scale is not None:
-            assert prior.scale == pytest.approx(scale, rel=1e-9), name
+            assert prior.scale == pytest.approx(scale, rel=1e-12), name
     hyper = analyse(spec_of("hyperdiffusion", 1)).prior
     assert hyper.family is None and hyper.alpha == 4.0
 
