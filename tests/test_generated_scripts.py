@@ -105,9 +105,16 @@ def test_network_sees_normalised_input_and_returns_velocity_per_noise_level(gene
     x = torch.randn(5, 2)
     t = torch.tensor([1e-4, 0.01, 1.0, 30.0, 3000.0])
     sigma = torch.sqrt(2 * t)
-    expected_f = model.backbone((x - process.data_mean) / torch.sqrt(sigma**2 + 1.5**2)[:, None], sigma.log())
-    assert torch.allclose(model(x, t), expected_f)
+    scale = torch.sqrt(sigma**2 + 1.5**2)[:, None]
+    x_in = (x - process.data_mean) / scale
+    expected_f = (sigma[:, None] * x_in - 1.5 * model.backbone(x_in, sigma.log())) / scale
+    assert torch.allclose(model(x, t), expected_f, atol=1e-6)
     assert torch.allclose(model.velocity(x, t), expected_f / sigma[:, None])  # dsigma/dt = 1 / sigma
+    # With the backbone silent, F is the exact dx/dsigma of Gaussian data N(data_mean, 1.5^2 I).
+    torch.nn.init.zeros_(model.backbone.out.weight)
+    torch.nn.init.zeros_(model.backbone.out.bias)
+    denoised = process.data_mean + 1.5**2 / scale**2 * (x - process.data_mean)
+    assert torch.allclose(model(x, t), (x - denoised) / sigma[:, None], atol=1e-5)
     # A scalar time is the same time for every sample (what the solvers may pass).
     assert torch.allclose(model.velocity(x, torch.tensor(1.0)), model.velocity(x, torch.ones(5)))
 
@@ -338,3 +345,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(module_dir, tmp_path, generate
     assert "at least 2" in error_of(sample_main, ["--exact", "moons", "--steps", "1"])
     (tmp_path / "broken.pt").write_bytes(b"\x00" * 10)
     assert "cannot read checkpoint" in error_of(sample_main, ["--ckpt", str(tmp_path / "broken.pt")])
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    assert "not a checkpoint" in error_of(sample_main, ["--ckpt", str(tmp_path / "tensor.pt")])
+    torch.save({"step": 3, "ema": {}}, tmp_path / "foreign.pt")
+    assert "does not fit this module" in error_of(sample_main, ["--ckpt", str(tmp_path / "foreign.pt")])
