@@ -471,9 +471,13 @@ def _petrovskii(disp: Dispersion, numeric: Dispersion | None):
         return (UNDECIDED, "Petrovskii not decided (parameters without values)", None, "log grid")
     s_grid = np.concatenate([[0.0], S_GRID])
     growth = np.max(numeric.numeric_branches(s_grid).real, axis=1)
-    top, before = growth[-1], growth[-101]  # s = 1e8 and 1e7 (k one half-decade apart)
-    if top > 1.0 and top > before * 1.5:
-        slope = math.log(top / before) / math.log(math.sqrt(S_GRID[-1] / S_GRID[-101]))
+    # Roots of a polynomial in lambda grow like Puiseux powers k^p: two consecutive log-log slopes over two
+    # decades of k each (k = 1 -> 1e2 -> 1e4) that agree and are positive, with Re lambda already > 1 at the
+    # top, mean unbounded growth.
+    low, mid, top = growth[-801], growth[-401], growth[-1]  # s = 1, 1e4, 1e8
+    slopes = [math.log10(b / a) / 2.0 if a > 0 and b > 0 else -math.inf for a, b in ((low, mid), (mid, top))]
+    if top > 1.0 and min(slopes) > 0.02 and abs(slopes[1] - slopes[0]) < 0.1 * slopes[1]:
+        slope = slopes[1]  # per decade of k
         return (FAIL, (f"Petrovskii fails: max Re lambda grows like k^{slope:.3g} (Re lambda = {top:.4g} at "
                       f"k = {math.sqrt(S_GRID[-1]):.3g}): ill-posed"),
                 {"k": math.sqrt(S_GRID[-1]), "re_lambda": float(top), "growth_exponent": slope}, "log grid")
@@ -710,7 +714,7 @@ def _screens(numeric: Dispersion, dim: int) -> Condition | None:
         kk, tt, _ = at(not_finite)
         return Condition("C1", FAIL, f"screen 2: ghat(k, t) overflows at k = {kk:.4g}, t = {tt:g} (|ghat| <= 1 "
                                      "fails)", {"k": kk, "t": tt}, "screen |ghat| <= 1")
-    complex_part = np.abs(g.imag) > positivity.GHAT_ACCURACY
+    complex_part = np.abs(g.imag) > positivity.GHAT_ACCURACY * np.maximum(1.0, np.abs(g.real))
     if np.any(complex_part):
         kk, tt, value = at(complex_part)
         return Condition("C1", FAIL, f"screen 2: ghat is not real (ghat({kk:.4g}, {tt:g}) = {value:.4g}): the "

@@ -123,22 +123,32 @@ class Dispersion:
         return result
 
     def _two_branch_p_hat(self, roots: np.ndarray, times: np.ndarray, lead: np.ndarray) -> np.ndarray:
-        """J = 2 exactly, also where the two roots coincide (telegraph at c k = a, wave at k = 0):
-        with mean root m and half-difference d, p_hat = (q(m) e^{mt} sinh(dt)/d + q_1 e^{mt} cosh(dt)) / c_2,
-        where q(lambda) = q_1 lambda + q_0 is the density factor; sinh(dt)/d by its series for small |dt|."""
+        """J = 2 exactly, also where the two roots coincide (telegraph at c k = a, wave at k = 0).
+
+        Separated roots: the branch sum sum_b q(lambda_b) e^{lambda_b t} / P'(lambda_b) (exact when a branch is
+        not excited, q(lambda_b) = 0, where the form below would cancel e^{lambda t} against itself).
+        Close roots (|lambda_1 - lambda_2| < 1e-3 (1 + |lambda|)): with mean root m and half-difference d,
+        p_hat = (q(m) e^{mt} sinh(dt)/d + q_1 e^{mt} cosh(dt)) / c_2, q(lambda) = q_1 lambda + q_0 the density
+        factor and sinh(dt)/d by its series for small |dt|; no division by the small gap there.
+        """
         q0, q1 = self._numeric_density_factor_coefficients(np.zeros(1))[0]
         mean = 0.5 * (roots[:, 0] + roots[:, 1])
         half = 0.5 * (roots[:, 0] - roots[:, 1])
+        close = np.abs(half) < 0.5e-3 * (1.0 + np.max(np.abs(roots), axis=1))
         t = times[:, None]
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             e1, e2 = np.exp(roots[None, :, 0] * t), np.exp(roots[None, :, 1] * t)
+            safe_half = np.where(close, 1.0, half)
+            a1 = (q1 * roots[:, 0] + q0) / (2.0 * safe_half * lead)
+            a2 = -(q1 * roots[:, 1] + q0) / (2.0 * safe_half * lead)
+            separated = a1[None] * e1 + a2[None] * e2
             cosh_part = 0.5 * (e1 + e2)
             small = np.abs(half[None] * t) < 1e-3
-            safe_half = np.where(half == 0, 1.0, half)[None]
             dt2 = (half[None] * t) ** 2
             series = np.exp(mean[None] * t) * t * (1.0 + dt2 / 6.0 + dt2 * dt2 / 120.0)
-            sinh_part = np.where(small, series, (e1 - e2) / (2.0 * safe_half))
-            return self.sign * ((q1 * mean[None] + q0) * sinh_part + q1 * cosh_part) / lead[None]
+            sinh_part = np.where(small, series, (e1 - e2) / (2.0 * np.where(half == 0, 1.0, half))[None])
+            merged = ((q1 * mean[None] + q0) * sinh_part + q1 * cosh_part) / lead[None]
+            return self.sign * np.where(close[None], merged, separated)
 
     def _expm_p_hat(self, s: np.ndarray, t: float, coeffs: np.ndarray) -> np.ndarray:
         """p_hat by the matrix exponential of the companion system (exact where branches coincide)."""

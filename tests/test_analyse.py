@@ -160,6 +160,23 @@ def test_riemann_kernel_has_the_right_fourier_transform():
             np.testing.assert_allclose(riemann.fourier(k, t), disp.numeric_p_hat(k**2, t).real, atol=1e-12)
 
 
+def test_riemann_kernel_sign():
+    """Certified when b >= 0 and b^2/4 >= d; otherwise a negative value inside the cone, recomputed here from
+    e^{-bt/2}/(2c) [(b/2) I_0(kappa tau) + kappa t I_1(kappa tau)/tau] (kappa^2 = b^2/4 - d) with mpmath."""
+    assert positivity.RiemannKernel(2.0, 1.0, 0.0).certified_positive()  # telegraph
+    assert positivity.RiemannKernel(4.0, 1.0, 1.0).certified_positive()  # overdamped Klein-Gordon
+    anti_damped = positivity.RiemannKernel(-1.0, 1.0, 0.0)
+    assert not anti_damped.certified_positive()
+    x, t, value = anti_damped.most_negative(np.array([0.5, 1.0, 2.0]))
+    kappa, tau = 0.5, math.sqrt(t * t - x * x)
+    exact = mp.exp(t / 2) / 2 * (-0.5 * mp.besseli(0, kappa * tau) + kappa * t * mp.besseli(1, kappa * tau) / tau)
+    assert value < 0 and value == pytest.approx(float(exact), rel=1e-10)
+    underdamped = positivity.RiemannKernel(0.0, 1.0, 1.0)  # Klein-Gordon: -(1/2c) m t J_1(m tau)/tau
+    x, t, value = underdamped.most_negative(np.array([1.0]))
+    tau = math.sqrt(t * t - x * x)
+    assert value == pytest.approx(float(-0.5 * t * mp.besselj(1, tau) / tau), rel=1e-10)
+
+
 def test_telegraph_passes_in_one_dimension_and_fails_isotropically_above():
     one = analyse(spec_of("telegraph", 1, a=9, c=3))
     assert one.s_generative and one.condition("C1").method.startswith("Riemann")
