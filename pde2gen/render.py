@@ -171,6 +171,23 @@ def _has_docstring(tree: ast.Module) -> bool:
     return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
 
 
+def _drop_marked_lines(path: Path) -> str:
+    """The file without its ``# runtime-import`` lines; a marked import spanning lines goes as a whole."""
+    source = path.read_text()
+    lines = source.splitlines()
+    marked = {index for index, line in enumerate(lines) if line.rstrip().endswith(RUNTIME_MARKER)}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise RenderError(f"runtime file {path.name} does not parse: line {error.lineno}: {error.msg}") from None
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            span = set(range(node.lineno - 1, node.end_lineno))
+            if span & marked:
+                marked |= span
+    return "\n".join(line for index, line in enumerate(lines) if index not in marked)
+
+
 def runtime_source(family: str, template_dir: Path) -> str:
     """templates/runtime/common.py + runtime/<family>.py, ready to inline (marker lines, docstrings dropped)."""
     check_identifier(family)
@@ -179,8 +196,7 @@ def runtime_source(family: str, template_dir: Path) -> str:
         path = template_dir / RUNTIME_DIR / f"{name}.py"
         if not path.is_file():
             raise RenderError(f"the torch runtime {RUNTIME_DIR}/{name}.py is missing")
-        kept = [line for line in path.read_text().splitlines() if not line.rstrip().endswith(RUNTIME_MARKER)]
-        body = _drop_module_docstring("\n".join(kept), path).strip("\n")
+        body = _drop_module_docstring(_drop_marked_lines(path), path).strip("\n")
         parts.append(f"# ---- runtime/{name}.py " + "-" * (DOC_WIDTH - 22 - len(name)) + "\n" + body)
     return "\n\n\n".join(parts)
 

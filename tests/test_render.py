@@ -251,6 +251,19 @@ def test_missing_runtime_is_a_render_error(tmp_path):
         render(make_ir(), template_dir=templates)
 
 
+def test_marked_imports_spanning_lines_are_dropped_whole(tmp_path):
+    templates = template_copy(tmp_path)
+    family = templates / "runtime" / "gaussian.py"
+    lines = family.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith("from common import"))
+    names = lines[index].split(" import ")[1].split("#")[0].strip()
+    lines[index : index + 1] = ["from common import (  # runtime-import", *(f"    {name.strip()},"
+                                for name in names.split(",")), ")"]
+    family.write_text("\n".join(lines) + "\n")
+    process = render(make_ir(), template_dir=templates)["process.py"]
+    assert "from common" not in process and "import (" not in process
+
+
 def _code_shape(source: str) -> str:
     """The AST with every string constant blanked: what the code does, whatever the text says."""
     tree = ast.parse(source)
