@@ -23,8 +23,8 @@ from pde2gen.render import render
 torch = pytest.importorskip("torch")
 
 GENERATED_NAMES = ("process", "model", "train", "sample")
-# One thread per script: on a 2-core runner, several OpenMP pools spinning against each other are
-# slower than one thread each (a 40-step toy run went from ~30 s to ~3 s).
+# One thread per script: on a busy 2-core runner, OpenMP pools spinning against each other made a toy
+# training run ~30 times slower (measured: ~1.2 against ~34 steps per second).
 SCRIPT_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -147,7 +147,9 @@ def test_loss_regresses_the_noise_for_the_heat_kernel(generated):
 def test_backbone_per_shape_keeps_the_sample_shape(generated, shape, kind):
     config = generated.model.default_backbone_config(shape)
     assert config["kind"] == kind
-    network = generated.model.build_backbone(json.loads(json.dumps(config)))  # survives a checkpoint round trip
+    config = json.loads(json.dumps(config))  # as it comes back from a checkpoint
+    config["channels" if kind == "unet" else "width"] = 16  # the same layout in less time
+    network = generated.model.build_backbone(config)
     for layer in network.modules():  # non-zero output so that a wrong reshape would show
         if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
             torch.nn.init.normal_(layer.weight, std=0.1)
@@ -261,12 +263,13 @@ def test_train_then_sample_from_the_ema_weights(module_dir, tmp_path, generated)
     assert not np.allclose(samples, draw("model"), atol=1e-2)
 
 
-def test_exact_sampler_lands_on_point_masses_in_proportion(module_dir, tmp_path):
+def test_exact_sampler_lands_on_point_masses_in_proportion(generated, tmp_path):
     points = np.array([[-2.0, 0.0], [-2.0, 0.0], [2.0, 0.0], [0.0, 3.0]])  # weights 1/2, 1/4, 1/4
     np.save(tmp_path / "points.npy", points)
     out = tmp_path / "exact.npy"
-    run_script(module_dir, "sample.py", "--exact", tmp_path / "points.npy", "--n", 400, "--steps", 40,
-               "--device", "cpu", "--out", out, cwd=tmp_path)
+    argv = ["--exact", str(tmp_path / "points.npy"), "--n", "400", "--steps", "40", "--device", "cpu",
+            "--out", str(out)]
+    assert generated.sample.main(argv) == 0  # in-process: the scripts' subprocess runs are tested above
     samples = np.load(out)
     distance = np.linalg.norm(samples[:, None] - points[None, [0, 2, 3]], axis=2)
     assert samples.dtype == np.float64 and distance.min(axis=1).max() < 0.05
@@ -299,14 +302,15 @@ def test_resumed_run_equals_the_uninterrupted_one(module_dir, tmp_path, generate
             assert torch.equal(tensor, resumed[key][name]), (key, name)
 
 
-def test_float64_training_and_sampling(module_dir, tmp_path):
+def test_float64_training_and_sampling(module_dir, tmp_path, generated):
     run_dir = tmp_path / "run64"
     train(module_dir, run_dir, "--data", "swissroll", "--steps", 3, "--dtype", "float64", cwd=tmp_path)
     checkpoint = load_checkpoint(run_dir)
     assert all(t.dtype == torch.float64 for t in checkpoint["ema"].values() if t.is_floating_point())
     out = tmp_path / "s64.npy"
-    run_script(module_dir, "sample.py", "--ckpt", run_dir / "checkpoint.pt", "--n", 20, "--steps", 4,
-               "--solver", "rk4", "--device", "cpu", "--out", out, cwd=tmp_path)
+    argv = ["--ckpt", str(run_dir / "checkpoint.pt"), "--n", "20", "--steps", "4", "--solver", "rk4",
+            "--device", "cpu", "--out", str(out)]
+    assert generated.sample.main(argv) == 0
     samples = np.load(out)
     assert samples.dtype == np.float64 and samples.shape == (20, 2) and np.isfinite(samples).all()
 
