@@ -730,6 +730,12 @@ def _screens(numeric: Dispersion, dim: int) -> Condition | None:
     schoenberg = _schoenberg_screen(real, k, times, dim)
     if schoenberg is not None:
         return schoenberg
+    return _tail_screen(numeric, dim)
+
+
+def _tail_screen(numeric: Dispersion, dim: int) -> Condition | None:
+    """Screen 4: ghat ~ A k^-beta with A < 0 and beta <= N makes the kernel tend to -oo at the origin
+    (the N-dimensional transform of k^-beta behaves like |x|^(beta-N), or log|x| at beta = N)."""
     for t in (1.0, 0.1, 10.0):
         tail = positivity.tail_decay(numeric, t)
         if tail is not None and tail.amplitude < 0 and tail.beta <= dim + 1e-6:

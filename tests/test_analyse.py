@@ -172,6 +172,7 @@ def test_riemann_kernel_sign():
     exact = mp.exp(t / 2) / 2 * (-0.5 * mp.besseli(0, kappa * tau) + kappa * t * mp.besseli(1, kappa * tau) / tau)
     assert value < 0 and value == pytest.approx(float(exact), rel=1e-10)
     underdamped = positivity.RiemannKernel(0.0, 1.0, 1.0)  # Klein-Gordon: -(1/2c) m t J_1(m tau)/tau
+    assert not underdamped.certified_positive()
     x, t, value = underdamped.most_negative(np.array([1.0]))
     tau = math.sqrt(t * t - x * x)
     assert value == pytest.approx(float(-0.5 * t * mp.besselj(1, tau) / tau), rel=1e-10)
@@ -212,6 +213,17 @@ def test_viscous_wave_tail_is_the_predicted_power_law():
     tail = positivity.tail_decay(disp, 1.0)
     assert tail.beta == pytest.approx(2.0, abs=1e-6)
     assert tail.amplitude == pytest.approx(-(1.5**2 / 2.0**2) * math.exp(-(1.5**2) / 2.0), rel=1e-6)
+
+
+def test_tail_screen_needs_beta_at_most_n():
+    from pde2gen.analyse import _tail_screen
+
+    disp = analyse_dispersion(spec_of("viscous_wave"))
+    assert _tail_screen(disp, 1) is None  # beta = 2 > N = 1: the -1/k^2 tail is integrable at x = 0
+    for dim in (2, 3):
+        failed = _tail_screen(disp, dim)
+        assert failed.status == FAIL and failed.witness["beta"] == pytest.approx(2.0, abs=1e-6)
+        assert failed.witness["amplitude"] == pytest.approx(-math.exp(-1.0), rel=1e-5)  # -(c/gamma)^2 e^{-c^2 t/gamma}
 
 
 def test_viscous_wave_in_one_dimension_is_undecided_not_guessed():
