@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     build.add_argument("--force-unsafe", action="store_true", help="build even if the PDE is not s-generative")
 
+    plot = sub.add_parser("plot", help="PNGs of the physics: dispersion branches, kernel, velocity field, prior")
+    _add_pde_arguments(plot)
+    plot.add_argument("-o", "--out", required=True, help="output directory for the PNGs")
+
+    explain = sub.add_parser("explain", help="the derivation step by step, as a markdown or LaTeX document")
+    _add_pde_arguments(explain)
+    explain.add_argument("--format", choices=("md", "tex"), default="md", help="markdown (default) or LaTeX")
+    explain.add_argument("-o", "--out", default=None, help="write the document to this file (default: stdout)")
+
     demo = sub.add_parser("demo", help="the main job: check, build, train and sample two models on a 2-D toy")
     demo.add_argument("--out", default="runs/demo", help="where builds, runs, plots and the table go")
     demo.add_argument("--steps", type=int, default=1500, help="training steps per model")
@@ -160,6 +169,48 @@ def _cmd_build(args) -> int:
     return EXIT_OK
 
 
+def _cmd_plot(args) -> int:
+    from pathlib import Path
+
+    from .analyse import analyse
+    from .explain import derive_for_report
+    from .plots import write_plots
+
+    try:  # fail fast, before the expensive stages
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write the plots to {args.out!r}: {exc.strerror or exc}") from None
+    spec = _spec_from_args(args)
+    analysis = analyse(spec, repairs=False)  # the plots show this PDE only, not its repairs
+    derivation, derivation_error = derive_for_report(spec, analysis)
+    if derivation_error:
+        print(f"note: no derived kernel ({derivation_error})")
+    for outcome in write_plots(analysis, derivation, args.out):
+        print(outcome.line())
+    return EXIT_OK
+
+
+def _cmd_explain(args) -> int:
+    from .analyse import analyse
+    from .explain import derive_for_report, explain_latex, explain_markdown
+
+    spec = _spec_from_args(args)
+    analysis = analyse(spec)
+    derivation, derivation_error = derive_for_report(spec, analysis)
+    render = explain_latex if args.format == "tex" else explain_markdown
+    text = render(spec, analysis, derivation, derivation_error=derivation_error)
+    if args.out is None:
+        print(text)
+        return EXIT_OK
+    try:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out!r}: {exc.strerror or exc}") from None
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -167,7 +218,7 @@ def _cmd_demo(args) -> int:
 
 
 COMMANDS = {"check": _cmd_check, "catalog": _cmd_catalog, "show": _cmd_show, "build": _cmd_build,
-            "demo": _cmd_demo}
+            "plot": _cmd_plot, "explain": _cmd_explain, "demo": _cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
