@@ -78,7 +78,8 @@ def _wrap(text: object, width: int = DOC_WIDTH, indent: str = "") -> str:
                          break_on_hyphens=False)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([*_\[\]<>|#])")
+# HTML, links and emphasis; intraword underscores (d_t, c_j0) are literal in CommonMark and stay readable.
+_MARKDOWN_SPECIAL = re.compile(r"([*\[\]<>])")
 
 
 def _md(text: object) -> str:

@@ -176,7 +176,8 @@ def test_end_to_end_build_imports_and_passes_its_generated_tests(tmp_path, sourc
     build(source, tmp_path / "again", params=params, seed=1)
     assert tree(tmp_path / "again") == tree(tmp_path / "out")  # deterministic
     completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "tests/test_generated_process.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-m", "not slow",
+         "tests/test_generated_process.py"],
         cwd=tmp_path / "out", capture_output=True, text=True, timeout=600, check=False,
     )
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]

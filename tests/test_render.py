@@ -305,11 +305,11 @@ def test_config_json_records_the_build():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", FAMILIES)
-def test_generated_tests_pass(family, tmp_path):
-    """The generated module's own tests (sampler vs kernel, velocity vs sampler, exact flow) in a subprocess."""
+def test_generated_tests_pass(tmp_path):
+    """The generated module's own tests (sampler vs kernel, velocity vs sampler, exact flow) in a subprocess,
+    on an IR built by hand (tests/test_build.py runs them on real builds)."""
     pytest.importorskip("torch")
-    write(render(make_ir(family)), tmp_path)
+    write(render(make_ir("gaussian")), tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "tests/test_generated_process.py"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
