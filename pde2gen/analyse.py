@@ -709,11 +709,15 @@ def _screens(numeric: Dispersion, dim: int) -> Condition | None:
         ti, si = np.unravel_index(int(np.argmax(mask)), mask.shape)
         return float(k[si]), float(times[ti]), g[ti, si]
 
-    not_finite = ~np.isfinite(g)
-    if np.any(not_finite):
-        kk, tt, _ = at(not_finite)
-        return Condition("C1", FAIL, f"screen 2: ghat(k, t) overflows at k = {kk:.4g}, t = {tt:g} (|ghat| <= 1 "
-                                     "fails)", {"k": kk, "t": tt}, "screen |ghat| <= 1")
+    # |ghat| <= 1 (overflow included): the smallest violating k at the first time of the grid (t = 1 first).
+    too_big = ~np.isfinite(g) | (np.abs(g) > 1.0 + positivity.GHAT_ACCURACY)
+    if np.any(too_big):
+        kk, tt, value = at(too_big)
+        shown = f"{value.real:.6g}" if np.isfinite(value) else "overflow"
+        return Condition("C1", FAIL, f"screen 2: |ghat| > 1 (ghat({kk:.4g}, {tt:g}) = {shown}): the Fourier "
+                                     "transform of a positive measure is bounded by its mass",
+                         {"k": kk, "t": tt, "ghat": value.real if np.isfinite(value) else math.inf},
+                         "screen |ghat| <= 1")
     complex_part = np.abs(g.imag) > positivity.GHAT_ACCURACY * np.maximum(1.0, np.abs(g.real))
     if np.any(complex_part):
         kk, tt, value = at(complex_part)
@@ -721,12 +725,6 @@ def _screens(numeric: Dispersion, dim: int) -> Condition | None:
                                      "kernel is not a real density", {"k": kk, "t": tt, "ghat_real": value.real,
                                                                      "ghat_imag": value.imag}, "screen ghat real")
     real = g.real
-    too_big = np.abs(real) > 1.0 + positivity.GHAT_ACCURACY
-    if np.any(too_big):
-        kk, tt, value = at(too_big)
-        return Condition("C1", FAIL, f"screen 2: |ghat| > 1 (ghat({kk:.4g}, {tt:g}) = {value.real:.6g}): the "
-                                     "Fourier transform of a positive measure is bounded by its mass",
-                         {"k": kk, "t": tt, "ghat": value.real}, "screen |ghat| <= 1")
     schoenberg = _schoenberg_screen(real, k, times, dim)
     if schoenberg is not None:
         return schoenberg
