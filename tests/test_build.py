@@ -12,7 +12,7 @@ import pytest
 
 from pde2gen import build as build_module
 from pde2gen.build import BuildRefused, build, check_outdir, write_atomically
-from pde2gen.errors import RenderError, UsageError
+from pde2gen.errors import DerivationError, Pde2genError, RenderError, UsageError
 
 FILES = {"pde2gen.json": "{}\n", "process.py": "X = 1\n", "tests/test_generated_process.py": "Y = 2\n"}
 NEW_FILES = {"pde2gen.json": '{"new": true}\n', "process.py": "X = 2\n", "README.md": "# new\n"}
@@ -161,6 +161,31 @@ def test_build_refuses_a_pde_that_is_not_s_generative(tmp_path):
     assert refusal.value.exit_code == 1 and "not s-generative" in refusal.value.one_line()
     assert "C" in refusal.value.report_text
     assert not (tmp_path / "out").exists()
+
+
+@needs_pipeline
+def test_force_unsafe_goes_on_to_derive_and_still_writes_nothing_it_cannot_derive(tmp_path):
+    with pytest.raises(DerivationError, match="no generative module"):
+        build("wave", tmp_path / "out", force_unsafe=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_pipeline
+@pytest.mark.parametrize(
+    "source, params",
+    [
+        ("diffusion", {"__import__('os').system('x')": 1}),
+        ("diffusion", {"kappa": "1e400"}),
+        ("diffusion", {"kappa": "nan"}),
+        ('__import__("os").system("echo pwned")', None),
+        ('u_t = laplacian(u)"""\nimport os', None),
+    ],
+)
+def test_hostile_input_is_refused_in_one_line_before_anything_is_written(tmp_path, source, params):
+    with pytest.raises(Pde2genError) as error:
+        build(source, tmp_path / "out", params=params)
+    assert "\n" not in error.value.one_line()
+    assert list(tmp_path.iterdir()) == []
 
 
 @needs_pipeline
