@@ -252,6 +252,24 @@ def _blank_lines_after_imports(body: str) -> int:
     return 1
 
 
+def check_unique_definitions(name: str, source: str) -> None:
+    """No top-level name is defined twice (the inlined runtime and the template share one namespace)."""
+    seen: dict[str, int] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined = [node.name]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined = [target.id for target in targets if isinstance(target, ast.Name)]
+        else:
+            continue
+        for identifier in defined:
+            if identifier in seen:
+                raise RenderError(f"generated {name} defines {identifier} twice (lines {seen[identifier]} and "
+                                  f"{node.lineno}): the runtime and the template clash")
+            seen[identifier] = node.lineno
+
+
 def check_python(name: str, source: str) -> None:
     """ast.parse + compile; RenderError with the line and a snippet otherwise."""
     try:
@@ -306,6 +324,8 @@ def render(ir: ModuleIR, *, template_dir: Path | None = None) -> dict[str, str]:
             if template == PROCESS_TEMPLATE:
                 text = hoist_imports(name, text)
             check_python(name, text)
+            if template == PROCESS_TEMPLATE:
+                check_unique_definitions(name, text)
         rendered[name] = text
     rendered[CONFIG_FILE] = config_json(ir, files)
     return dict(sorted(rendered.items()))

@@ -264,6 +264,14 @@ def test_marked_imports_spanning_lines_are_dropped_whole(tmp_path):
     assert "from common" not in process and "import (" not in process
 
 
+def test_a_runtime_name_that_clashes_with_the_template_is_refused(tmp_path):
+    templates = template_copy(tmp_path)
+    family = templates / "runtime" / "gaussian.py"
+    family.write_text(family.read_text() + "\n\ndef sample_heun():\n    pass\n")
+    with pytest.raises(RenderError, match="defines sample_heun twice"):
+        render(make_ir(), template_dir=templates)
+
+
 def _code_shape(source: str) -> str:
     """The AST with every string constant blanked: what the code does, whatever the text says."""
     tree = ast.parse(source)
