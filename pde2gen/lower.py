@@ -58,7 +58,7 @@ from .errors import DerivationError, RenderError, UsageError
 from .families import FAMILIES
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_TEXT = 400  # characters of one safe_text value; longer text is cut with an ellipsis
+MAX_TEXT = 1000  # characters of one safe_text value; longer text is cut with an ellipsis
 MAX_SHAPE_ELEMENTS = 1 << 24
 
 # The torch runtime class of each family (templates/runtime/<family>.py).

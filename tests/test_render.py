@@ -17,7 +17,7 @@ import sympy as sp
 
 from pde2gen.errors import DerivationError, RenderError, UsageError
 from pde2gen.families import FamilyConfig
-from pde2gen.lower import ModuleIR, lower, resolve_options, safe_text
+from pde2gen.lower import MAX_TEXT, ModuleIR, lower, resolve_options, safe_text
 from pde2gen.render import render
 from pde2gen.resources import resource_dir
 from pde2gen.spec import Parameter, PDESpec, S, Term
@@ -92,7 +92,7 @@ def test_safe_text_is_one_printable_line_that_cannot_end_a_string():
     text = safe_text(HOSTILE)
     assert "\n" not in text and "\x00" not in text and '"' not in text and "\\" not in text and "`" not in text
     assert text.startswith("x''' import os; os.system('echo pwned')")
-    assert safe_text("a" * 1000).endswith("...") and len(safe_text("a" * 1000)) == 400
+    assert safe_text("a" * 5000).endswith("...") and len(safe_text("a" * 5000)) == MAX_TEXT
 
 
 @pytest.mark.parametrize(
