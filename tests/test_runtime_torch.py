@@ -26,6 +26,16 @@ KS_ALPHA = 1e-3  # p-value below which a law is rejected; every test uses fixed 
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """These tests run many small tensor operations, where intra-op threads only add synchronisation (and,
+    on a loaded machine, scheduling stalls); the previous setting is restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def generator(seed=0):
     return torch.Generator().manual_seed(seed)
 
@@ -92,18 +102,18 @@ def test_poisson_bucket_table_agrees_with_direct_inversion():
     rate = torch.tensor([0.0, 0.3, 2.5, 9.0, 40.0], dtype=F64)
     size = common.poisson_table_size(40.0)
     cdf = common.poisson_cdf(rate, size)
-    low, pure = common.poisson_bucket_counts(cdf, 1024)
+    low, high = common.poisson_bucket_counts(cdf, 1024)
     u = torch.rand(5, 20000, dtype=F64, generator=generator(3))
     direct = torch.searchsorted(cdf, u, right=True)
     bucket = (u * 1024).long()
-    lookup = low.gather(1, bucket)
-    is_pure = pure.gather(1, bucket)
-    assert torch.equal(lookup[is_pure], direct[is_pure])
-    assert bool((lookup <= direct).all())
+    lookup, upper = low.gather(1, bucket), high.gather(1, bucket)
+    assert bool((lookup <= direct).all()) and bool((direct <= upper).all())
+    is_pure = lookup == upper
+    assert torch.equal(lookup[is_pure], direct[is_pure]) and float(is_pure.double().mean()) > 0.9
     mixed = (~is_pure).nonzero(as_tuple=True)
-    searched = common.poisson_search(cdf.reshape(-1), size, mixed[0], lookup[mixed], u[mixed])
+    searched = common.poisson_search(cdf, mixed[0], lookup[mixed], u[mixed], int((high - low).max()) + 1)
     assert torch.equal(searched, direct[mixed])
-    assert bool(pure[0].all()) and bool((low[0] == 0).all())  # rate 0: always n = 0
+    assert bool((high[0] == 0).all()) and bool((low[0] == 0).all())  # rate 0: always n = 0
 
 
 def test_uniform_open_excludes_end_points():
@@ -274,8 +284,8 @@ def test_nig_sampler_and_log_kernel_match_scipy_in_one_dimension():
     family = NIGFamily(c=1.3, m=0.8)
     tau = 1.3 * 0.9
     law = stats.norminvgauss(a=0.8 * tau, b=0.0, scale=tau)
-    d, variance = family.sample_displacement(full(0.9, 8000), (1,), generator(9))
-    assert variance.shape == (8000,)
+    d, variance = family.sample_displacement(full(0.9, 2000), (1,), generator(9))
+    assert variance.shape == (2000,)
     assert stats.kstest(d[:, 0].numpy(), law.cdf).pvalue > KS_ALPHA
     points = torch.tensor([[0.0], [0.3], [2.0], [30.0]], dtype=F64)
     np.testing.assert_allclose(family.log_kernel(points, full(0.9, 4)).numpy(), law.logpdf(points[:, 0].numpy()), rtol=1e-11)
@@ -397,7 +407,7 @@ def _positive_stable(beta):
 def test_stable_mixing_variable_and_median(alpha):
     family = StableFamily(kappa=0.6, alpha=alpha)
     beta = alpha / 2
-    log_s = family.sample_mixing_variable(full(1.0, 6000), generator(11))
+    log_s = family.sample_mixing_variable(full(1.0, 2000), generator(11))
     law = _positive_stable(beta)
     assert stats.kstest(np.exp(log_s.numpy()), law.cdf).pvalue > KS_ALPHA
     assert float(law.cdf(float(family.median_s))) == pytest.approx(0.5, abs=2e-6)
@@ -407,7 +417,7 @@ def test_stable_mixing_variable_and_median(alpha):
 
 def test_stable_sampler_is_symmetric_stable_in_one_dimension():
     family = StableFamily(kappa=0.6, alpha=1.4)
-    d, latent = family.sample_displacement(full(0.5, 4000), (1,), generator(12))
+    d, latent = family.sample_displacement(full(0.5, 2000), (1,), generator(12))
     assert latent is None
     law = stats.levy_stable(1.4, 0.0, scale=(0.6 * 0.5) ** (1 / 1.4))
     assert stats.kstest(d[:, 0].numpy(), law.cdf).pvalue > KS_ALPHA
@@ -604,7 +614,7 @@ def test_kac_velocity_transports_the_law_backwards():
     a, c, t_hi, t_lo = 9.0, 3.0, 0.25, 0.1
     family = KacProductFamily(a=a, c=c)
     start, _ = family.sample_displacement(full(t_hi, 4000), (1,), generator(20))
-    pushed = push_back(family, start, t_hi, t_lo, steps=100).numpy().ravel()
+    pushed = push_back(family, start, t_hi, t_lo, steps=50).numpy().ravel()
     front = c * t_lo
     merged = np.abs(pushed) >= 0.99 * front
     atom_rate = math.exp(-a * t_lo)

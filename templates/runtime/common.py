@@ -123,36 +123,30 @@ def poisson_cdf(rate, size):
 
 def poisson_bucket_counts(cdf, buckets):
     """For U uniform in bucket j = [j/M, (j+1)/M), the Poisson count n = #{k: F(k) <= U} lies in
-    [low_j, high_j]; returns (low, pure) with pure = (low == high), shapes (R, M), M = ``buckets``.
+    [low_j, high_j] (a single count where low_j == high_j); returns (low, high), shapes (R, M), M = ``buckets``.
 
     low_j = #{k: M F(k) <= j} = #{k: ceil(M F(k)) <= j}, high_j = #{k: M F(k) < j+1} = #{k: floor(M F(k)) <= j}:
     two histograms and a cumulative sum, exact in the float64 values of F.
     """
     rows = cdf.shape[0]
     scaled = cdf * buckets
-    ones = torch.ones_like(scaled, dtype=torch.int64)
+    ones = torch.ones_like(scaled, dtype=torch.float32)  # counts < 2^24: exact in float32 (fast cumsum)
 
     def count_at_most(edge_index):
-        histogram = torch.zeros(rows, buckets + 1, dtype=torch.int64, device=cdf.device)
+        histogram = torch.zeros(rows, buckets + 1, dtype=torch.float32, device=cdf.device)
         histogram.scatter_add_(1, edge_index.clamp_max(buckets).to(torch.int64), ones)
-        return histogram.cumsum(-1)[:, :buckets]
+        return histogram.cumsum_(-1)[:, :buckets].to(torch.int64)
 
-    low = count_at_most(torch.ceil(scaled))
-    high = count_at_most(torch.floor(scaled))
-    return low, low == high
+    return count_at_most(torch.ceil(scaled)), count_at_most(torch.floor(scaled))
 
 
-def poisson_search(cdf_flat, table_size, row, start, u):
-    """Exact inversion n = #{k: F_row(k) <= u} for single elements, scanning upward from ``start``
-    (a lower bound on n): used for the few draws whose bucket holds several counts."""
-    count = start.clone()
-    active = torch.arange(u.numel(), device=u.device)
-    while active.numel() > 0:
-        position = row[active] * table_size + count[active]
-        steps = (position < (row[active] + 1) * table_size) & (cdf_flat[position.clamp_max(cdf_flat.numel() - 1)] <= u[active])
-        count[active[steps]] += 1
-        active = active[steps]
-    return count
+def poisson_search(cdf, row, start, u, width):
+    """Exact inversion n = #{k: F_row(k) <= u} for single elements whose count is known to lie in
+    [start, start + width - 1]: one vectorised comparison against that window of the CDF table (R, K)."""
+    size = cdf.shape[-1]
+    k = (start.unsqueeze(-1) + torch.arange(width, device=u.device)).clamp_max(size - 1)  # F(size-1) = 1 > u
+    window = cdf.reshape(-1)[row.unsqueeze(-1) * size + k]
+    return start + (window <= u.unsqueeze(-1)).sum(-1)
 
 
 def sample_poisson_ptrs(rate, generator=None):
@@ -197,12 +191,13 @@ def sample_poisson(rate, num, generator=None):
         size = poisson_table_size(float(rate[rows_small].max()))
         buckets = 2**POISSON_BUCKET_BITS
         cdf = poisson_cdf(rate[rows_small], size)
-        low, pure = poisson_bucket_counts(cdf, buckets)
+        low, high = poisson_bucket_counts(cdf, buckets)
         u = uniform_open((rows_small.numel(), num), torch.float64, device, generator)
         bucket = (u * buckets).long()
         drawn = low.gather(1, bucket)
-        mixed = (~pure.gather(1, bucket)).nonzero(as_tuple=True)
-        drawn[mixed] = poisson_search(cdf.reshape(-1), size, mixed[0], drawn[mixed], u[mixed])
+        mixed = (high.gather(1, bucket) > drawn).nonzero(as_tuple=True)
+        width = int((high - low).max()) + 1
+        drawn[mixed] = poisson_search(cdf, mixed[0], drawn[mixed], u[mixed], width)
         counts[rows_small] = drawn
     if not small.all():
         rows_large = (~small).nonzero().squeeze(-1)

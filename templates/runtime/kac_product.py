@@ -23,7 +23,6 @@ import math  # runtime-import
 
 import torch  # runtime-import
 from common import (  # runtime-import
-    POISSON_BUCKET_BITS,  # runtime-import
     POISSON_TABLE_MAX_RATE,  # runtime-import
     batch_view,  # runtime-import
     i1e_over_x,  # runtime-import
@@ -36,8 +35,9 @@ from common import (  # runtime-import
     uniform_open,  # runtime-import
 )  # runtime-import
 
-CHUNK_ELEMENTS = 2**17  # CPU sampling works on row blocks of about this size (cache-resident temporaries)
-RADIAL_BITS = 21  # bits_a = [10 bucket bits | 21 bits of the radial uniform] (float32 path)
+CHUNK_ELEMENTS = 2**20  # CPU sampling works on row blocks of about this size (temporaries stay in cache)
+BUCKET_BITS = 8  # bits_a = [8 bits: bucket of the Poisson uniform | 23 bits: radial uniform (float32 path)]
+RADIAL_BITS = 31 - BUCKET_BITS
 ANGLE_SCALE = 2 * math.pi / 2**31  # bits_b (31 bits) -> angle in (0, 2 pi)
 ATOM_ANGLE_MASK = 2**30  # atoms keep only bit 30 of bits_b: angle 0 or pi, cos = +-1 (the fair direction D0)
 FULL_ANGLE_MASK = 2**31 - 1
@@ -65,60 +65,82 @@ class KacProductFamily(torch.nn.Module):
 
     # ---- sampling
 
-    def _tables(self, rate, dtype):
-        """Per-row lookup tables over the 2^10 buckets of a uniform's leading bits: Ulrich exponent (NaN where
-        the bucket holds several Poisson counts), angle mask and atom flag; plus what the exact fallback needs."""
-        buckets = 2**POISSON_BUCKET_BITS
+    def sample_displacement(self, t, shape, generator=None):
+        """d (B, *shape) and the atom mask (B, *shape), the latent of the coupling (atoms move at +-c)."""
+        batch, n = t.shape[0], math.prod(shape)
+        out = torch.empty(batch, n, dtype=t.dtype, device=t.device)
+        atoms = torch.empty(batch, n, dtype=torch.bool, device=t.device)
+        rate = self.rate * t.to(torch.float64)
+        tables = self._bucket_tables(rate, t.dtype)
+        rows_per_chunk = batch if t.device.type != "cpu" else max(1, CHUNK_ELEMENTS // max(n, 1))
+        for first in range(0, batch, rows_per_chunk):
+            rows = slice(first, first + rows_per_chunk)
+            self._sample_unit_rows(rate, rows, tables, out[rows], atoms[rows], generator)
+        out.mul_(self.speed * t.unsqueeze(-1))
+        return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
+
+    def _bucket_tables(self, rate, dtype):
+        """Per row, over the 2^8 buckets of the Poisson uniform's leading bits: Ulrich's exponent where the
+        bucket fixes the count (NaN where it holds several, and for rows left to PTRS), the angle mask and the
+        atom flag; plus the CDF and the bucket's lowest count for the exact refinement."""
+        buckets = 2**BUCKET_BITS
         small = rate <= POISSON_TABLE_MAX_RATE
         size = poisson_table_size(float(rate[small].max())) if bool(small.any()) else 1
         cdf = poisson_cdf(torch.where(small, rate, torch.zeros_like(rate)), size)
-        low, pure = poisson_bucket_counts(cdf, buckets)
-        exponent = torch.where(pure, _radial_exponent(low), torch.full_like(low, math.nan, dtype=torch.float64))
-        exponent = torch.where(small.unsqueeze(-1), exponent, torch.ones_like(exponent))  # PTRS rows: overwritten
-        atom = pure & (low == 0) & small.unsqueeze(-1)
+        low, high = poisson_bucket_counts(cdf, buckets)
+        single = (low == high) & small.unsqueeze(-1)
+        by_count = _radial_exponent(torch.arange(size + 1, device=rate.device)).to(dtype)
+        exponent = torch.where(single, by_count[low], math.nan)
+        atom = single & (low == 0)
         angle_mask = torch.where(atom, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
-        return exponent.to(dtype).reshape(-1), angle_mask.reshape(-1), atom.reshape(-1), cdf, low, size
+        return {
+            "small": small, "cdf": cdf, "low": low, "spread": high - low,
+            "exponent": exponent.reshape(-1), "angle_mask": angle_mask.reshape(-1), "atom": atom.reshape(-1),
+        }
 
-    def sample_displacement(self, t, shape, generator=None):
-        batch, n = t.shape[0], math.prod(shape)
-        device, dtype = t.device, t.dtype
-        rate = self.rate * t.to(torch.float64)
-        exponent_table, mask_table, atom_table, cdf, low, size = self._tables(rate, dtype)
-        cdf_flat = cdf.reshape(-1)
-        large_rows = rate > POISSON_TABLE_MAX_RATE
-        out = torch.empty(batch, n, dtype=dtype, device=device)
-        atoms = torch.empty(batch, n, dtype=torch.bool, device=device)
-        rows_per_chunk = batch if device.type != "cpu" else max(1, CHUNK_ELEMENTS // max(n, 1))
-        for first in range(0, batch, rows_per_chunk):
-            rows = torch.arange(first, min(first + rows_per_chunk, batch), device=device)
-            bits_a = random_bits31((rows.numel(), n), device, generator)
-            bits_b = random_bits31((rows.numel(), n), device, generator)
-            bucket = bits_a >> RADIAL_BITS
-            flat = (bucket + (rows.to(torch.int32) * 2**POISSON_BUCKET_BITS).unsqueeze(-1)).reshape(-1)
-            exponent = exponent_table.index_select(0, flat).view(bucket.shape)
-            angle_mask = mask_table.index_select(0, flat).view(bucket.shape)
-            atom = atom_table.index_select(0, flat).view(bucket.shape)
-            # buckets holding several counts: refine U = (bucket + V) / 2^10 with a fresh float64 V, exact search
-            mixed_row, mixed_col = torch.isnan(exponent).nonzero(as_tuple=True)
-            if mixed_row.numel() > 0:
-                row, j = rows[mixed_row], bucket[mixed_row, mixed_col].long()
-                u = (j + uniform_open(j.shape, torch.float64, device, generator)) / 2**POISSON_BUCKET_BITS
-                count = poisson_search(cdf_flat, size, row, low[row, j], u)
-                self._set_counts(count, exponent, angle_mask, atom, (mixed_row, mixed_col))
-            if bool(large_rows[rows].any()):  # rates above the table: PTRS for whole rows
-                local = large_rows[rows].nonzero().squeeze(-1)
-                count = sample_poisson_ptrs(rate[rows[local]].unsqueeze(-1).expand(-1, n), generator).long()
-                self._set_counts(count, exponent, angle_mask, atom, local)
-            if dtype == torch.float32:
-                radial = (bits_a & (2**RADIAL_BITS - 1)).to(dtype).add_(0.5).mul_(2.0**-RADIAL_BITS)
-            else:  # float64: a full-precision radial uniform
-                radial = uniform_open(bucket.shape, dtype, device, generator)
-            w = radial.log_().mul_(exponent).expm1_().neg_().sqrt_()
-            angle = (bits_b & angle_mask).to(dtype).add_(0.5).mul_(ANGLE_SCALE).cos_()
-            out[rows] = w.mul_(angle)
-            atoms[rows] = atom
-        out.mul_(self.speed * t.unsqueeze(-1))
-        return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
+    def _sample_unit_rows(self, rate, rows, tables, out, atoms, generator):
+        """Fill out (R, N) with Kac positions of rows ``rows`` in units of c t, and atoms (R, N) with the atom mask.
+
+        Bits: bits_a = [8 bucket bits of the Poisson uniform U | 23 bits of the radial uniform], bits_b = 31 bits
+        of the angle. A bucket fixes the count for 93-98% of draws (a t <= 9); in the others U = (bucket + V) / 2^8 is
+        refined with a fresh float64 V and the count found by an exact search of the CDF.
+        """
+        device, dtype = out.device, out.dtype
+        buckets = 2**BUCKET_BITS
+        shape = out.shape
+        bits_a = random_bits31(shape, device, generator)
+        bits_b = random_bits31(shape, device, generator)
+        bucket = bits_a >> RADIAL_BITS
+        row_index = torch.arange(rows.start, rows.start + shape[0], device=device)
+        flat = bucket.add_(row_index.to(torch.int32).mul_(buckets).unsqueeze(-1)).reshape(-1)  # bucket + row offset
+        exponent = tables["exponent"].index_select(0, flat).view(shape)
+        angle_mask = tables["angle_mask"].index_select(0, flat).view(shape)
+        atoms.copy_(tables["atom"].index_select(0, flat).view(shape))
+        small = tables["small"][rows]
+        where = (torch.isnan(exponent) & small.unsqueeze(-1)).nonzero(as_tuple=True)
+        if where[0].numel() > 0:
+            row, j = row_index[where[0]], (flat.view(shape)[where] - row_index[where[0]] * buckets).long()
+            u = (j + uniform_open(j.shape, torch.float64, device, generator)) / buckets
+            start, spread = tables["low"][row, j], tables["spread"][row, j]
+            count = poisson_search(tables["cdf"], row, start, u, 4)
+            # the last buckets can hold long runs of tail counts: finish those few with the full window
+            longer = (spread > 3).nonzero().squeeze(-1)
+            if longer.numel() > 0:
+                width = int(spread[longer].max()) + 1
+                count[longer] = poisson_search(tables["cdf"], row[longer], start[longer], u[longer], width)
+            self._set_counts(count, exponent, angle_mask, atoms, where)
+        if not bool(small.all()):  # rates above the tables: PTRS for whole rows
+            large = (~small).nonzero().squeeze(-1)
+            count = sample_poisson_ptrs(rate[rows][large].unsqueeze(-1).expand(-1, shape[1]), generator).long()
+            self._set_counts(count, exponent, angle_mask, atoms, large)
+        if dtype == torch.float32:
+            radial = (bits_a & (2**RADIAL_BITS - 1)).to(dtype).add_(0.5).mul_(2.0**-RADIAL_BITS)
+        else:  # float64: a full-precision radial uniform
+            radial = uniform_open(shape, dtype, device, generator)
+        # x / (c t) = sqrt(1 - U^e) cos(angle): Ulrich's symmetric Beta; e = inf with angle 0 or pi: the atoms
+        radial.log_().mul_(exponent).expm1_().neg_().sqrt_()
+        angle = bits_b.bitwise_and_(angle_mask).to(dtype).add_(0.5).mul_(ANGLE_SCALE).cos_()
+        torch.mul(radial, angle, out=out)
 
     @staticmethod
     def _set_counts(count, exponent, angle_mask, atom, where):

@@ -1,0 +1,117 @@
+"""Throughput of ``sample_displacement`` per kernel family against ``torch.randn`` of the same shape.
+
+CPU, B = 4096 samples of N = 3072 coordinates (CIFAR-10), float32. For each family the two calls alternate
+``--repeat`` times in the same process and the ratio of medians is reported, randn time / family time, so
+that a loaded machine shifts both (the goals are ratios: >= 0.9 Gaussian, >= 0.7 Cauchy / Student-t / NIG,
+>= 0.3 Kac product; the stable family has no goal). Times are drawn as in training: sigma log-uniform on
+EDM's [0.002, 80] mapped through ``t_of_sigma``; the Kac product uses t ~ U(0, 1] (the Kac-flow setting
+a = 9, c = 3, T = 1) and, as a second row, the EDM sigma range, whose large a t go through PTRS.
+Both wall-clock and process-CPU-time ratios are reported (the goals refer to wall clock; on a shared,
+oversubscribed machine the CPU-time ratio is the steadier figure).
+
+    python bench/bench_sampling.py [--repeat 7] [--threads 2] [--batch 4096] [--dim 3072]
+
+Writes bench/results/sampling.json.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "templates" / "runtime"))
+
+from cauchy import CauchyFamily
+from gaussian import GaussianFamily
+from kac_product import KacProductFamily
+from nig import NIGFamily
+from stable import StableFamily
+from student_t import StudentTFamily
+
+RESULTS = ROOT / "bench" / "results" / "sampling.json"
+
+
+def edm_times(family, batch, generator):
+    log_sigma = torch.empty(batch, dtype=torch.float64).uniform_(math.log(0.002), math.log(80.0), generator=generator)
+    return family.t_of_sigma(torch.exp(log_sigma)).to(torch.float32)
+
+
+def unit_times(family, batch, generator):
+    return (1 - torch.rand(batch, generator=generator)).to(torch.float32)  # (0, 1]
+
+
+CASES = [  # (row name, family, time law, goal)
+    ("gaussian", GaussianFamily(kappa=1.0), edm_times, 0.9),
+    ("cauchy", CauchyFamily(c=1.0), edm_times, 0.7),
+    ("student_t (D=2048)", StudentTFamily(c=1.0, D=2048.0), edm_times, 0.7),
+    ("nig (m=1)", NIGFamily(c=1.0, m=1.0), edm_times, 0.7),
+    ("stable (alpha=1.5)", StableFamily(kappa=1.0, alpha=1.5), edm_times, None),
+    ("kac_product (t in (0,1])", KacProductFamily(a=9.0, c=3.0), unit_times, 0.3),
+    ("kac_product (EDM sigmas)", KacProductFamily(a=9.0, c=3.0), edm_times, None),
+]
+
+
+def timed(call):
+    """(wall seconds, CPU seconds of this process) of one call. On a shared machine the CPU time is the
+    steadier measure of the work done; the wall time is what a user waits."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    call()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--dim", type=int, default=3072)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    print(f"B = {args.batch}, N = {args.dim}, float32, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{'family':28s} {'randn ms':>9s} {'family ms':>10s} {'ratio':>6s} {'cpu ratio':>9s} {'goal':>5s}")
+    for name, family, time_law, goal in CASES:
+        t = time_law(family, args.batch, generator)
+
+        def draw_family(family=family, t=t):
+            family.sample_displacement(t, (args.dim,), generator)
+
+        def draw_randn():
+            torch.randn(args.batch, args.dim, generator=generator)
+
+        draw_family()  # warm-up
+        randn_times, family_times = [], []
+        for _ in range(args.repeat):  # alternate, so that load changes hit both
+            randn_times.append(timed(draw_randn))
+            family_times.append(timed(draw_family))
+        randn_wall, randn_cpu = (statistics.median(x) for x in zip(*randn_times))
+        family_wall, family_cpu = (statistics.median(x) for x in zip(*family_times))
+        ratio, cpu_ratio = randn_wall / family_wall, randn_cpu / family_cpu
+        rows.append({
+            "family": name, "randn_ms": 1e3 * randn_wall, "family_ms": 1e3 * family_wall, "ratio": ratio,
+            "randn_cpu_ms": 1e3 * randn_cpu, "family_cpu_ms": 1e3 * family_cpu, "cpu_ratio": cpu_ratio,
+            "goal": goal, "meets_goal": None if goal is None else ratio >= goal,
+        })
+        goal_text = "-" if goal is None else f"{goal:.1f}"
+        print(f"{name:28s} {1e3 * randn_wall:9.1f} {1e3 * family_wall:10.1f} {ratio:6.2f} {cpu_ratio:9.2f} {goal_text:>5s}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "batch": args.batch, "dim": args.dim, "dtype": "float32", "repeat": args.repeat,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+        "processor": platform.processor(), "load_average": os.getloadavg(), "rows": rows,
+    }
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)} (load average {report['load_average'][0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
