@@ -728,7 +728,28 @@ def _screens(numeric: Dispersion, dim: int) -> Condition | None:
     schoenberg = _schoenberg_screen(real, k, times, dim)
     if schoenberg is not None:
         return schoenberg
-    return _tail_screen(numeric, dim)
+    tail = _tail_screen(numeric, dim)
+    if tail is not None:
+        return tail
+    return _origin_screen(numeric, dim) if dim > 1 else None  # in 1-D the full kernel is examined instead
+
+
+def _origin_screen(numeric: Dispersion, dim: int) -> Condition | None:
+    """Screen 5: p(0, t) < 0 in N dimensions, from the radial integral of ghat k^(N-1) (a Hankel transform
+    at r = 0); decided only when clearly negative (ratio < -1e-6) and stable under grid doubling."""
+    for t in (1.0, 0.1, 10.0):
+        origin = positivity.origin_value(numeric, t, dim)
+        if origin is None:
+            continue
+        stable = abs(origin.ratio - origin.ratio_doubled) < 1e-3 * abs(origin.ratio) + 1e-9
+        if origin.ratio < -1e-6 and stable:
+            return Condition("C1", FAIL, f"screen 5 (origin): p(0, {t:g}) < 0 in N = {dim} (int ghat k^(N-1) dk / "
+                                         f"int |ghat| k^(N-1) dk = {origin.ratio:.4g}, |p(0)| ~ "
+                                         f"1e{origin.log10_abs_p:.1f})",
+                             {"x": 0.0, "t": t, "signed_ratio": origin.ratio,
+                              "signed_ratio_doubled_grid": origin.ratio_doubled, "log10_abs_p": origin.log10_abs_p},
+                             "origin screen (radial integral of ghat)")
+    return None
 
 
 def _tail_screen(numeric: Dispersion, dim: int) -> Condition | None:

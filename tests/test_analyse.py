@@ -226,6 +226,31 @@ def test_tail_screen_needs_beta_at_most_n():
         assert failed.witness["amplitude"] == pytest.approx(-math.exp(-1.0), rel=1e-5)  # -(c/gamma)^2 e^{-c^2 t/gamma}
 
 
+@pytest.mark.parametrize("dim", [1, 2, 3, 100])
+def test_origin_value_of_the_heat_kernel(dim):
+    """p(0, t) = (4 pi t)^(-N/2) through the radial integral of ghat, in log space."""
+    disp = analyse_dispersion(spec_of("diffusion"))
+    origin = positivity.origin_value(disp, 2.0, dim)
+    assert origin.ratio == 1.0
+    assert origin.log10_abs_p == pytest.approx(-dim / 2 * math.log10(8 * math.pi), abs=1e-6)
+
+
+def test_origin_value_declines_when_float64_cannot_see_the_integral():
+    # at N = 3072 the heat kernel's radial integrand peaks where ghat ~ 1e-667: refuse, never guess
+    assert positivity.origin_value(analyse_dispersion(spec_of("diffusion")), 1.0, 3072) is None
+
+
+def test_k_damped_wave_fails_at_the_origin_in_two_dimensions():
+    """lambda^2 + 2 k lambda + 2 k^2 (omega = +-k - i k) with the canonical density p = u_t:
+    ghat = e^{-kt} (cos kt - sin kt), p(0, t) = (1/2pi) int ghat k dk = -1/(4 pi t^2) in N = 2."""
+    spec = make_spec([Term(1, 2), Term(2, 1, R(1, 2)), Term(2, 0, 1)], dim=2)
+    assert positivity.riemann_kernel(analyse_dispersion(spec)) is None  # not polynomial in s
+    origin = positivity.origin_value(analyse_dispersion(spec), 1.0, 2)
+    assert origin.ratio < 0 and origin.log10_abs_p == pytest.approx(math.log10(1 / (4 * math.pi)), abs=1e-5)
+    c1 = analyse(spec, repairs=False).condition("C1")
+    assert c1.status == FAIL and c1.method.startswith("origin screen") and c1.witness["x"] == 0.0
+
+
 def test_viscous_wave_in_one_dimension_is_undecided_not_guessed():
     report = analyse(spec_of("viscous_wave", 1))
     assert report.condition("C1").status == UNDECIDED and not report.s_generative
