@@ -1,0 +1,556 @@
+"""The compiler's self-checks: every derived object is verified against the PDE and against each other.
+
+Each check returns a ``Check(name, passed, value, tolerance, detail)``: ``value`` is the worst error found
+(relative or absolute, or a test statistic over its critical value for the statistical checks), and the
+check passes when ``value <= tolerance``.  Seeds are fixed, so a run is reproducible.
+
+  pde_residual          P(d_t, s) applied to p_hat(s, t) at random (s, t) (mpmath; PFGM++: the radial
+                        operator applied to the potential phi_hat = int_t^inf r^{1-D} p_hat(r) dr)
+  continuity            d_t p_hat + div J_hat - R_hat = 0 for the density split, with p_hat = q(d_t) phi_hat
+                        compared with the kernel's p_hat
+  mass                  the symbolic mass p_hat(0, t) against the numeric one
+  kernel_normalised     the family's log_kernel integrates to 1 in N = 1, 2, 3 (Kac: with its atoms)
+  kernel_vs_radial_law  partial integrals of the kernel against the radial law used by the KS tests
+                        (Kac: the a.c. flux at the light cone balances the mass the atoms lose)
+  delta_limit           ghat(k, t) -> 1 as t -> 0 (data are reproduced at t -> 0)
+  family_matches_pde    the family's characteristic function equals the PDE's ghat on a (k, t) grid
+  sampler_*             draws against the kernel: empirical characteristic function, KS of |d| (Kac: of
+                        the coordinates off the atoms, and the atom mass), second moment where E|d|^4 < inf
+  velocity_transport    draws at 2t pushed back to t by the coupling's velocity, KS against fresh draws
+  velocity_radial_flux  the posterior-mean velocity equals the radial transport field of physics.md §1
+  sigma_round_trip      t_of_sigma(sigma(t)) = t on the time grid
+  finite                no NaN/Inf over the time grid, at the Kac light cone, in N = 1, 2, 3072
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import mpmath as mp
+import numpy as np
+import sympy as sp
+from scipy import interpolate
+
+from . import reference
+from .dispersion import AUGMENTED, Dispersion
+from .families import FamilyConfig
+from .spec import LAM, S, T
+
+PRECISION = 40  # mpmath digits for the symbolic residuals
+RESIDUAL_TOLERANCE = 1e-12
+RADIAL_TOLERANCE = 1e-8  # the float64 path of PFGM++ (quadrature 1e-13, 5-point differences ~1e-11)
+MASS_TOLERANCE = 1e-9
+NORMALISATION_TOLERANCE = 1e-7
+MATCH_TOLERANCE = 1e-9
+DELTA_TOLERANCE = 1e-3
+FLUX_TOLERANCE = 1e-5
+ROUND_TRIP_TOLERANCE = 1e-9
+# Statistical checks report (statistic / critical value); critical values at a 1e-5 false-alarm level.
+KS_CRITICAL = math.sqrt(-math.log(0.5e-5) / 2.0)
+Z_CRITICAL = 4.5
+DRAWS = 20_000
+SAMPLE_SIGMAS = (0.5, 2.0)  # noise levels (physics.md §4.7) of the statistical checks
+TRANSPORT_STEPS = 24
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    value: float
+    tolerance: float
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "value": self.value, "tolerance": self.tolerance,
+                "detail": self.detail}
+
+
+def _check(name: str, value: float, tolerance: float, detail: str) -> Check:
+    value = float(value)
+    return Check(name, bool(np.isfinite(value) and value <= tolerance), value, float(tolerance), detail)
+
+
+def run_checks(dispersion: Dispersion, family: FamilyConfig, *, t_min: float, t_max: float, sigma_min: float,
+               sigma_max: float, rho: float, seed: int = 0) -> tuple[Check, ...]:
+    """All self-checks of a derived family (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    grid = time_grid(family, sigma_min, sigma_max, rho, 16)
+    checks = [
+        check_pde_residual(dispersion, rng, t_min, t_max),
+        check_continuity(dispersion, rng, t_min, t_max),
+        check_mass(dispersion, rng, t_min, t_max),
+        check_kernel_normalised(family),
+        check_kernel_vs_radial_law(family),
+        check_delta_limit(dispersion, family),
+        check_family_matches_pde(dispersion, family),
+    ]
+    checks += check_sampler(family, dispersion.spec.dim, rng)
+    checks.append(check_velocity_transport(family, rng))
+    if reference.is_isotropic(family):
+        checks.append(check_velocity_radial_flux(family))
+    checks.append(check_sigma_round_trip(family, grid))
+    checks.append(check_finite(family, grid, rng))
+    return tuple(checks)
+
+
+def time_grid(family: FamilyConfig, sigma_min: float, sigma_max: float, rho: float, n: int) -> np.ndarray:
+    """t_i = t_of_sigma(sigma_i), sigma_i uniform in sigma^(1/rho) from sigma_max down to sigma_min (EDM)."""
+    i = np.arange(n) / (n - 1)
+    sigmas = (sigma_max ** (1 / rho) + i * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return np.asarray(reference.t_of_sigma(family, sigmas), dtype=float)
+
+
+# ============================================================================ (a), (b), (c): the PDE side
+def _values(dispersion: Dispersion) -> dict:
+    return dispersion.spec.parameter_values()
+
+
+def _mp_function(expr: sp.Expr, dispersion: Dispersion):
+    """expr(s, t) as an mpmath function (parameters substituted)."""
+    return sp.lambdify((S, T), sp.sympify(expr).xreplace(_values(dispersion)), modules="mpmath")
+
+
+def _coefficients(dispersion: Dispersion):
+    """P's lambda-coefficients (lowest power first) as mpmath functions of s."""
+    poly = sp.Poly(sp.expand(dispersion.symbol.xreplace(_values(dispersion))), LAM)
+    return [sp.lambdify(S, c, modules="mpmath") for c in poly.all_coeffs()[::-1]]
+
+
+def _random_points(rng, t_min: float, t_max: float, count: int = 8):
+    """(s, t) pairs: s log-uniform over [1e-2, 1e2] / t-scale, t log-uniform over the time window."""
+    t = np.exp(rng.uniform(math.log(t_min), math.log(t_max), count))
+    s = 10.0 ** rng.uniform(-2.0, 2.0, count)
+    return [(mp.mpf(float(si)), mp.mpf(float(ti))) for si, ti in zip(s, t)]
+
+
+def _relative(residual, terms) -> float:
+    scale = max(abs(term) for term in terms)
+    return float(abs(residual) / scale) if scale != 0 else float(abs(residual) != 0)
+
+
+def _radial_pieces(dispersion: Dispersion):
+    """PFGM++: floats (c_2, c_r, c_s, D) of c_2 phi'' + (c_r / t) phi' + c_s s phi = 0, and p_hat(s, t).
+
+    High-precision Bessel K of order D/2 is too slow in mpmath (0.1 s per value at D = 128), so this path
+    runs in float64: the lead's kve-based p_hat, SciPy quadrature and a 5-point finite difference.
+    """
+    values = _values(dispersion)
+    c_2 = c_r = c_s = 0.0
+    for term in dispersion.spec.terms:
+        coefficient = float(sp.N(sp.sympify(term.coefficient).xreplace(values)))
+        if term.t_power == -1:
+            c_r += coefficient
+        elif term.t_order == 2:
+            c_2 += coefficient
+        elif term.t_order == 0 and term.space_power == 1:
+            c_s += coefficient
+    D = float(sp.N(sp.sympify(dispersion.augmented_dims).xreplace(values)))
+
+    def p_hat(s: float, t: float) -> float:
+        return float(dispersion.numeric_p_hat(np.array([s]), t)[0].real)
+
+    return c_2, c_r, c_s, D, p_hat
+
+
+def _radial_points(c_2: float, c_s: float, rng, t_min: float, t_max: float, count: int = 6):
+    """(s, t) with u = c k t log-uniform in [0.05, 200], where the flux is neither ~1 nor underflowing."""
+    t = np.exp(rng.uniform(math.log(t_min), math.log(t_max), count))
+    u = 10.0 ** rng.uniform(math.log10(0.05), math.log10(200.0), count)
+    return [(float((ui / ti) ** 2 * c_2 / -c_s), float(ti)) for ui, ti in zip(u, t)]
+
+
+def _scaled_radial_potential(p_hat, s: float, t: float, D: float) -> float:
+    """t^{D-1} phi_hat(t), phi_hat(t) = int_t^inf r^{1-D} p_hat(s, r) dr (so p_hat = -t^{D-1} phi_hat')."""
+    from scipy import integrate
+
+    # r = t e^v: t int_0^inf e^{(2-D) v} p_hat(s, t e^v) dv, which falls off on the scale v ~ 1/(D-2).
+    scale = 1.0 / max(D - 2.0, 0.25)
+    breaks = [0.0, scale, 4 * scale, 16 * scale, 64 * scale, math.inf]
+    total = sum(integrate.quad(lambda v: math.exp((2.0 - D) * v) * p_hat(s, t * math.exp(v)), a, b,
+                               epsabs=0.0, epsrel=1e-13, limit=200)[0] for a, b in itertools.pairwise(breaks))
+    return t * total
+
+
+def _time_derivative(f, t: float) -> float:
+    h = 1e-3 * t
+    return (-f(t + 2 * h) + 8 * f(t + h) - 8 * f(t - h) + f(t - 2 * h)) / (12 * h)
+
+
+def check_pde_residual(dispersion: Dispersion, rng, t_min: float, t_max: float) -> Check:
+    if dispersion.p_hat is None:
+        return _check("pde_residual", math.inf, RESIDUAL_TOLERANCE, "no symbolic p_hat(s, t) to verify")
+    worst = 0.0
+    if dispersion.augmented_dims is not None:
+        c_2, c_r, c_s, D, p_hat = _radial_pieces(dispersion)
+        for s, t in _radial_points(c_2, c_s, rng, t_min, t_max):
+            # t^{D-1} x (c_2 phi'' + (c_r/t) phi' + c_s s phi), with phi' = -t^{1-D} p_hat
+            flux = p_hat(s, t)
+            d_flux = _time_derivative(lambda r, s=s: p_hat(s, r), t)
+            terms = (c_2 * ((D - 1.0) * flux / t - d_flux), -c_r * flux / t,
+                     c_s * s * _scaled_radial_potential(p_hat, s, t, D))
+            worst = max(worst, _relative(sum(terms), terms))
+        return _check("pde_residual", worst, RADIAL_TOLERANCE,
+                      "radial ODE c_2 phi'' + (c_r/t) phi' + c_s s phi = 0 for the potential phi of the normalised "
+                      "flux p_hat (float64: quadrature for phi, 5-point differences), 6 random (s, t)")
+    with mp.workdps(PRECISION):
+        coefficients = _coefficients(dispersion)
+        derivatives = [_mp_function(sp.diff(dispersion.p_hat, T, j), dispersion) for j in range(len(coefficients))]
+        for s, t in _random_points(rng, t_min, t_max):
+            terms = [c(s) * dp(s, t) for c, dp in zip(coefficients, derivatives)]
+            worst = max(worst, _relative(sum(terms), terms))
+    return _check("pde_residual", worst, RESIDUAL_TOLERANCE,
+                  "P(d_t, s) p_hat(s, t) / max |term| at 8 random (s, t), symbolic derivatives, 40 digits")
+
+
+def _solution_derivatives(dispersion: Dispersion, coefficients, s, t, orders: int):
+    """d_t^i phi_hat(s, t), i < orders, for the Green's function of the split (causal or decaying branch)."""
+    values = [c(s) for c in coefficients]  # lowest power first
+    roots = mp.polyroots(values[::-1], maxsteps=200, extraprec=2 * PRECISION)
+    if dispersion.problem_type == AUGMENTED:
+        lam = min(roots, key=lambda r: mp.re(r))
+        base = -mp.exp(lam * t) / (2 * values[-1] * lam)  # even extension: unit jump of c_J d_t phi at t = 0
+        return [lam**i * base for i in range(orders)]
+    derivative = [j * v for j, v in enumerate(values)][1:]
+    dP = [sum(c * r**j for j, c in enumerate(derivative)) for r in roots]
+    return [sum(r**i * mp.exp(r * t) / d for r, d in zip(roots, dP)) for i in range(orders)]
+
+
+def check_continuity(dispersion: Dispersion, rng, t_min: float, t_max: float) -> Check:
+    if dispersion.p_hat is None:
+        return _check("continuity", math.inf, RESIDUAL_TOLERANCE, "no symbolic p_hat(s, t) to verify")
+    worst = 0.0
+    if dispersion.augmented_dims is not None:
+        c_2, _, c_s, D, p_hat = _radial_pieces(dispersion)
+        for s, t in _radial_points(c_2, c_s, rng, t_min, t_max):
+            # p = -t^{D-1} phi', J = -t^{D-1} c^2 grad phi: d_t p + div J = -t^{D-1}(phi'' + (D-1) phi'/t - c^2 s phi)
+            terms = (_time_derivative(lambda r, s=s: p_hat(s, r), t),
+                     -c_s / c_2 * s * _scaled_radial_potential(p_hat, s, t, D))
+            worst = max(worst, _relative(sum(terms), terms))
+        return _check("continuity", worst, RADIAL_TOLERANCE,
+                      "d_t p_hat + c^2 s t^(D-1) phi_hat = 0: flux through the sphere of radius t (PFGM++), float64")
+    with mp.workdps(PRECISION):
+        p_hat = _mp_function(dispersion.p_hat, dispersion)
+        values = _values(dispersion)
+        coefficients = _coefficients(dispersion)
+        density = sp.Poly(sp.sympify(dispersion.density_factor).xreplace(values), LAM).all_coeffs()[::-1]
+        density = [mp.mpf(str(sp.N(c, PRECISION))) if c.is_real else mp.mpc(str(sp.N(c, PRECISION))) for c in density]
+        reaction = mp.mpmathify(complex(sp.N(sp.sympify(dispersion.reaction).xreplace(values))))
+        J = len(coefficients) - 1
+        for s, t in _random_points(rng, t_min, t_max):
+            phi = _solution_derivatives(dispersion, coefficients, s, t, J + 1)
+            p_split = sum(q * phi[i] for i, q in enumerate(density))
+            kernel = p_hat(s, t)
+            mismatch = abs(p_split - kernel) / abs(kernel) if kernel != 0 else abs(p_split)
+            d_p = mp.diff(lambda r, s=s: p_hat(s, r), t)
+            div_J = dispersion.sign * sum((c(s) - c(0)) * phi[j] for j, c in enumerate(coefficients))
+            source = reaction * phi[0]
+            terms = (d_p, div_J, source)
+            worst = max(worst, _relative(d_p + div_J - source, terms), float(mismatch))
+    detail = ("d_t p_hat + div J_hat - R_hat with p = q(d_t) phi, div J = sign [P(d_t, s) - P(d_t, 0)] phi, "
+              "R = reaction phi (phi: Green's function from the roots); p = q(d_t) phi also equals the kernel")
+    return _check("continuity", worst, RESIDUAL_TOLERANCE, detail)
+
+
+def check_mass(dispersion: Dispersion, rng, t_min: float, t_max: float) -> Check:
+    if dispersion.mass is None:
+        return _check("mass", math.inf, MASS_TOLERANCE, "no symbolic mass")
+    mass = _mp_function(dispersion.mass, dispersion)
+    worst = 0.0
+    for _, t in _random_points(rng, t_min, t_max, 8):
+        symbolic = complex(mass(0, t))
+        if abs(symbolic) < 1e-200:  # below what the float64 kernel represents (e.g. e^{-m t}, m t > 460)
+            continue
+        numeric = dispersion.numeric_mass(float(t))
+        worst = max(worst, abs(symbolic - numeric) / abs(symbolic))
+    return _check("mass", worst, MASS_TOLERANCE,
+                  f"symbolic mass {sp.sstr(sp.sympify(dispersion.mass).xreplace(_values(dispersion)))} against "
+                  "p_hat(0, t) from the numeric kernel")
+
+
+# ================================================================================ the family's kernel
+def _tail_index(family: FamilyConfig) -> float:
+    """a with P(|d| > r) ~ r^{-a}; inf for light tails."""
+    return {"cauchy": 1.0, "student_t": family.params.get("D", 1.0),
+            "stable": family.params.get("alpha", 2.0)}.get(family.name, math.inf)
+
+
+def _radial_panels(family: FamilyConfig, t: float):
+    """Gauss-Legendre nodes/weights in w = log rho, panels of width 1/2 from log sigma - 30 to the tail."""
+    center = math.log(float(reference.sigma(family, t)))
+    top = center + min(25.0 / _tail_index(family) + 5.0, 80.0)
+    edges = np.arange(center - 30.0, top + 0.5, 0.5)
+    x, w = np.polynomial.legendre.leggauss(20)
+    nodes = (edges[:-1, None] + 0.25 * (x[None, :] + 1.0))
+    weights = np.broadcast_to(0.25 * w, nodes.shape)
+    return edges, nodes, weights
+
+
+def _radial_mass_by_panel(family: FamilyConfig, t: float, N: int):
+    """(panel edges, mass of |d| in each panel) from exp(log_kernel) along a ray."""
+    edges, nodes, weights = _radial_panels(family, t)
+    rho = np.exp(nodes.ravel())
+    d = np.zeros((len(rho), N))
+    d[:, 0] = rho
+    log_density = reference._log_sphere_area(N) + N * np.log(rho) + reference.log_kernel(family, d, t)
+    return edges, np.sum(np.exp(log_density).reshape(nodes.shape) * weights, axis=1)
+
+
+def _kac_continuous_mass(family: FamilyConfig, t: float) -> float:
+    front = family.params["c"] * t
+    x, w = np.polynomial.legendre.leggauss(200)
+    return float(np.sum(w * front * np.exp(reference.log_kernel(family, (front * x)[:, None], t))))
+
+
+def _check_times(family: FamilyConfig) -> list[float]:
+    return [float(reference.t_of_sigma(family, s)) for s in SAMPLE_SIGMAS]
+
+
+def check_kernel_normalised(family: FamilyConfig) -> Check:
+    worst = 0.0
+    if not reference.is_isotropic(family):
+        for t in _check_times(family):
+            atoms = 2.0 * math.exp(math.log(0.5) - family.params["a"] * t)
+            worst = max(worst, abs(_kac_continuous_mass(family, t) + atoms - 1.0))
+        return _check("kernel_normalised", worst, NORMALISATION_TOLERANCE,
+                      "one Kac coordinate: Gauss-Legendre integral of the a.c. part + the two atoms e^{-at}/2")
+    t = _check_times(family)[0]
+    for N in (1, 2, 3):
+        _, masses = _radial_mass_by_panel(family, t, N)
+        worst = max(worst, abs(masses.sum() - 1.0))
+    return _check("kernel_normalised", worst, NORMALISATION_TOLERANCE,
+                  "|S^(N-1)| int rho^(N-1) exp(log_kernel) drho, N = 1, 2, 3 at sigma = 0.5, Gauss-Legendre panels "
+                  "in log rho")
+
+
+def check_kernel_vs_radial_law(family: FamilyConfig) -> Check:
+    worst = 0.0
+    if not reference.is_isotropic(family):
+        a, c = family.params["a"], family.params["c"]
+        for t in _check_times(family):
+            inside = np.array([[c * t * (1.0 - 1e-11)]])  # O(z^2) = O(a^2 t^2 1e-11) from the front value
+            density = math.exp(float(reference.log_kernel(family, inside, t)[0]))
+            speed = float(reference.conditional_velocity(family, inside, t)[0, 0])
+            leak = 0.5 * a * math.exp(-a * t)  # -d/dt of the atom mass e^{-at}/2
+            worst = max(worst, abs((c - speed) * density - leak) / leak)
+        return _check("kernel_vs_radial_law", worst, 1e-7,
+                      "Kac front balance: (c - v) p_ac at the light cone equals the atoms' loss a e^{-at}/2")
+    t = _check_times(family)[1]
+    for N in (1, 3):
+        edges, masses = _radial_mass_by_panel(family, t, N)
+        cumulative = np.cumsum(masses)
+        radial = reference.radial_cdf(family, np.exp(edges[1:]), t, N)
+        informative = (radial > 1e-3) & (radial < 1 - 1e-3)
+        worst = max(worst, float(np.max(np.abs(cumulative - radial)[informative])))
+    return _check("kernel_vs_radial_law", worst, NORMALISATION_TOLERANCE,
+                  "P(|d| <= rho) from integrating exp(log_kernel) against the radial law of the sampler tests, "
+                  "N = 1, 3 at sigma = 2")
+
+
+def _k_grid(family: FamilyConfig, t: float) -> np.ndarray:
+    return np.logspace(-2, 1.5, 24) / float(reference.sigma(family, t))
+
+
+def check_delta_limit(dispersion: Dispersion, family: FamilyConfig) -> Check:
+    t = float(reference.t_of_sigma(family, 1e-9))
+    k = np.linspace(0.0, 10.0, 41)
+    pde = dispersion.numeric_ghat(k**2, t).real
+    vectors = np.zeros((len(k), 1 if not reference.is_isotropic(family) else 2))
+    vectors[:, 0] = k
+    fam = reference.characteristic_function(family, vectors, t)
+    worst = float(max(np.max(np.abs(1.0 - pde)), np.max(np.abs(1.0 - fam))))
+    return _check("delta_limit", worst, DELTA_TOLERANCE,
+                  f"max |1 - ghat(k, t)| for k in [0, 10] at t = {t:.3g} (sigma = 1e-9): the data are reproduced")
+
+
+def check_family_matches_pde(dispersion: Dispersion, family: FamilyConfig) -> Check:
+    # mpmath's Bessel K of large order is too slow for a grid: Bessel kernels use the numeric ghat (kve).
+    symbolic = dispersion.ghat is not None and not dispersion.ghat.has(sp.besselk)
+    ghat = _mp_function(dispersion.ghat, dispersion) if symbolic else None
+    worst = 0.0
+    sigmas = (0.01, 0.3, 1.0, 5.0, 40.0)
+    for sigma_value in sigmas:
+        t = float(reference.t_of_sigma(family, sigma_value))
+        k = _k_grid(family, t)
+        vectors = np.zeros((len(k), 3))
+        vectors[:, 0] = k
+        fam = reference.characteristic_function(family, vectors, t)
+        if ghat is not None:
+            with mp.workdps(30):
+                pde = np.array([complex(ghat(mp.mpf(float(kk)) ** 2, mp.mpf(t))) for kk in k])
+        else:
+            pde = dispersion.numeric_ghat(k**2, t)
+        worst = max(worst, float(np.max(np.abs(fam - pde))))
+    source = "symbolic ghat (mpmath)" if ghat is not None else "numeric ghat"
+    return _check("family_matches_pde", worst, MATCH_TOLERANCE,
+                  f"max |family characteristic function - PDE {source}| over 24 k x 5 t (sigma 0.01 to 40)")
+
+
+# ================================================================================ statistical checks
+def _ks_statistic(samples: np.ndarray, cdf) -> float:
+    """One-sample KS distance; the CDF is evaluated at 257 sample quantiles and interpolated (monotone)."""
+    x = np.sort(samples)
+    n = len(x)
+    nodes = np.unique(np.quantile(x, np.linspace(0.0, 1.0, 257)))
+    values = np.clip(cdf(nodes), 0.0, 1.0)
+    F = interpolate.PchipInterpolator(nodes, values)(x) if len(nodes) > 1 else np.full(n, values[0])
+    i = np.arange(1, n + 1)
+    return float(max(np.max(i / n - F), np.max(F - (i - 1) / n)))
+
+
+def _two_sample_ks(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import stats
+
+    return float(stats.ks_2samp(a, b).statistic)
+
+
+def _dims_and_draws(dim: int):
+    plans = [(1, DRAWS), (3, DRAWS)]
+    if dim > 3:
+        N = min(dim, 3072)
+        plans.append((N, max(1000, 2_000_000 // N)))
+    return plans
+
+
+def check_sampler(family: FamilyConfig, dim: int, rng) -> list[Check]:
+    isotropic = reference.is_isotropic(family)
+    worst_cf = worst_ks = worst_atoms = worst_moment = 0.0
+    moments_tested = False
+    for (N, n), sigma_value in zip(_dims_and_draws(dim), SAMPLE_SIGMAS * 2):
+        t = float(reference.t_of_sigma(family, sigma_value))
+        d, latent = reference.sample(family, t, n, N, rng)
+        # empirical characteristic function along a random direction
+        direction = rng.standard_normal(N) if isotropic else np.eye(N)[0]
+        direction /= np.linalg.norm(direction)
+        for k in (0.3, 1.0, 3.0):
+            wave = k / sigma_value * direction
+            cosines = np.cos(d @ wave)
+            expected = float(reference.characteristic_function(family, wave[None, :], t)[0])
+            tolerance = Z_CRITICAL * math.sqrt(max(np.var(cosines), 1e-6) / n)
+            worst_cf = max(worst_cf, abs(cosines.mean() - expected) / tolerance)
+        if isotropic:
+            rho = np.linalg.norm(d, axis=1)
+            worst_ks = max(worst_ks, _ks_statistic(rho, lambda r, t=t, N=N: reference.radial_cdf(family, r, t, N))
+                           * math.sqrt(n) / KS_CRITICAL)
+        else:
+            off = d[latent == 0]
+            worst_ks = max(worst_ks, _ks_statistic(off, lambda x, t=t: reference.kac_continuous_cdf(family, x, t))
+                           * math.sqrt(len(off)) / KS_CRITICAL)
+            p = float(reference.kac_atom_probability(family, t))
+            fraction = float(np.mean(latent != 0))
+            worst_atoms = max(worst_atoms, abs(fraction - p) / (Z_CRITICAL * math.sqrt(p * (1 - p) / d.size)))
+        if _has_fourth_moment(family):
+            moments_tested = True
+            square = np.sum(d * d, axis=1)
+            expected = reference.mean_square_radius(family, t, N)
+            worst_moment = max(worst_moment, abs(square.mean() - expected)
+                               / (Z_CRITICAL * square.std() / math.sqrt(n)))
+    plans = ", ".join(f"N = {N} ({n} draws)" for N, n in _dims_and_draws(dim))
+    checks = [
+        _check("sampler_characteristic_function", worst_cf, 1.0,
+               f"|empirical - exact characteristic function| / ({Z_CRITICAL} standard errors), k sigma in "
+               f"{{0.3, 1, 3}}; {plans}"),
+        _check("sampler_ks", worst_ks, 1.0,
+               ("KS distance of |d| from the radial law" if isotropic else
+                "KS distance of the coordinates off the atoms from the a.c. law")
+               + f" / critical value (false alarm 1e-5); {plans}"),
+    ]
+    if not isotropic:
+        checks.append(_check("sampler_atom_mass", worst_atoms, 1.0,
+                             f"atom fraction against e^(-a t), / ({Z_CRITICAL} standard errors)"))
+    if moments_tested:
+        checks.append(_check("sampler_moments", worst_moment, 1.0,
+                             f"mean |d|^2 against its closed form, / ({Z_CRITICAL} standard errors)"))
+    return checks
+
+
+def _has_fourth_moment(family: FamilyConfig) -> bool:
+    return family.name in ("gaussian", "nig", "kac_product") or (
+        family.name == "student_t" and family.params["D"] > 8)
+
+
+def check_velocity_transport(family: FamilyConfig, rng) -> Check:
+    """Draw at 2t (Kac: 1.5t, atoms cannot be created forwards), transport back to t, KS against fresh draws."""
+    isotropic = reference.is_isotropic(family)
+    worst = 0.0
+    for N, sigma_value in ((1, SAMPLE_SIGMAS[0]), (3 if isotropic else 2, SAMPLE_SIGMAS[1])):
+        t = float(reference.t_of_sigma(family, sigma_value))
+        later = (2.0 if isotropic else 1.5) * t
+        start, latent = reference.sample(family, later, DRAWS, N, rng)
+        moved, moved_latent = reference.transport(family, start, later, t, latent, steps=TRANSPORT_STEPS)
+        fresh, fresh_latent = reference.sample(family, t, DRAWS, N, rng)
+        critical = KS_CRITICAL * math.sqrt(2.0 / DRAWS)
+        if isotropic:
+            worst = max(worst, _two_sample_ks(np.linalg.norm(moved, axis=1), np.linalg.norm(fresh, axis=1))
+                        / critical)
+        else:
+            worst = max(worst, _two_sample_ks(moved[moved_latent == 0], fresh[fresh_latent == 0]) / critical)
+            p = float(reference.kac_atom_probability(family, t))
+            se = math.sqrt(2.0 * p * (1 - p) / moved.size)
+            worst = max(worst, abs(np.mean(moved_latent != 0) - np.mean(fresh_latent != 0)) / (Z_CRITICAL * se))
+    what = "|d|" if isotropic else "coordinates off the atoms, and the atom fraction"
+    return _check("velocity_transport", worst, 1.0,
+                  f"draws pushed back along the coupling's velocity (RK4, {TRANSPORT_STEPS} steps) against fresh "
+                  f"draws: two-sample KS of {what} / critical value, N = 1 and {3 if isotropic else 2}")
+
+
+def check_velocity_radial_flux(family: FamilyConfig) -> Check:
+    """v(d) = (d/rho) d_t P(|d| > rho) / (|S^{N-1}| rho^{N-1} p(d)) for the velocity without latent."""
+    worst = 0.0
+    for N in (1, 3):
+        t = float(reference.t_of_sigma(family, 1.0))
+        sigma_t = float(reference.sigma(family, t))
+        rho = sigma_t * np.array([0.3, 1.0, 2.5]) * math.sqrt(N)
+        d = np.zeros((len(rho), N))
+        d[:, 0] = rho
+        h = 1e-4 * t
+        tail_rate = -(reference.radial_cdf(family, rho, t + h, N) - reference.radial_cdf(family, rho, t - h, N)) / (2 * h)
+        density = np.exp(reference._log_sphere_area(N) + (N - 1) * np.log(rho) + reference.log_kernel(family, d, t))
+        velocity = reference.conditional_velocity(family, d, t)[:, 0]
+        worst = max(worst, float(np.max(np.abs(velocity / (tail_rate / density) - 1.0))))
+    return _check("velocity_radial_flux", worst, FLUX_TOLERANCE,
+                  "posterior-mean velocity / radial transport field of the kernel (physics.md §1), N = 1, 3")
+
+
+# ================================================================================ grid and numerics
+def check_sigma_round_trip(family: FamilyConfig, grid: np.ndarray) -> Check:
+    back = reference.t_of_sigma(family, reference.sigma(family, grid))
+    worst = float(np.max(np.abs(back / grid - 1.0)))
+    return _check("sigma_round_trip", worst, ROUND_TRIP_TOLERANCE,
+                  f"t_of_sigma(sigma(t)) / t - 1 on the {len(grid)}-point time grid")
+
+
+def check_finite(family: FamilyConfig, grid: np.ndarray, rng) -> Check:
+    bad = 0
+    where: list[str] = []
+    isotropic = reference.is_isotropic(family)
+    for N in (1, 2, 3072):
+        for t in grid:
+            d, latent = reference.sample(family, t, 3, N, rng)
+            probes = [d]
+            if isotropic:
+                probes.append(np.zeros((1, N)))
+                far = np.zeros((1, N))
+                far[0, 0] = 1e3 * float(reference.sigma(family, t)) * math.sqrt(N)
+                probes.append(far)
+            else:
+                front = family.params["c"] * t
+                probes.append(np.full((1, N), front * (1.0 - 1e-9)))
+                probes.append(np.full((1, N), -front))
+                probes.append(np.zeros((1, N)))
+            results = [reference.conditional_velocity(family, d, t, latent)]
+            for probe in probes:
+                results += [reference.log_kernel(family, probe, t), reference.conditional_velocity(family, probe, t)]
+            results.append(np.atleast_1d(reference.sigma(family, t)))
+            count = sum(int(np.sum(~np.isfinite(r))) for r in results)
+            if count:
+                bad += count
+                where.append(f"N={N}, t={t:.3g}")
+    detail = "NaN/Inf in sample, log_kernel, velocities, sigma over the time grid and probes (0, far, light cone)"
+    if where:
+        detail += "; at " + ", ".join(where[:4])
+    return _check("finite", bad, 0, detail)
+
+
+__all__ = ["Check", "run_checks", "time_grid"]
