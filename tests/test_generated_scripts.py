@@ -4,6 +4,7 @@ The module is the heat kernel (family gaussian, kappa = 1) for 2-D samples, rend
 directory together with its process.py. The scripts run as a user runs them (subprocesses, a fresh
 interpreter, the module directory as working code); fast checks import them in-process.
 """
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -17,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pde2gen.lower import ModuleIR
+from pde2gen.lower import FAMILY_CLASSES, ModuleIR
 from pde2gen.render import render
 
 torch = pytest.importorskip("torch")
@@ -28,37 +29,71 @@ GENERATED_NAMES = ("process", "model", "train", "sample")
 SCRIPT_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def heat_ir(shape=(2,)) -> ModuleIR:
+# Family parameters for the per-family check (names from pde2gen.families).
+FAMILY_PARAMETERS = {
+    "gaussian": {"kappa": 1.0},
+    "cauchy": {"c": 1.0},
+    "student_t": {"c": 1.0, "D": 4.0},
+    "nig": {"c": 1.0, "m": 1.0},
+    "stable": {"kappa": 1.0, "alpha": 1.5},
+    "kac_product": {"a": 9.0, "c": 3.0},
+}
+
+
+def module_ir(family="gaussian", shape=(2,)) -> ModuleIR:
+    """A ModuleIR as lower() makes it; the defaults are the heat equation (t = sigma^2 / 2)."""
     dim = math.prod(shape)
     return ModuleIR(
         pde2gen_version="test", spec_hash="0" * 64, source="diff(u, t) = laplacian(u)", pde="u_t - lap u = 0",
-        catalog=("heat",), notes=(), pde_parameters=(), dimension_text=f"N = {dim} (isotropic construction)",
+        catalog=("diffusion",), notes=(), pde_parameters=(), dimension_text=f"N = {dim} (isotropic construction)",
         dispersion="lambda + s = 0", problem_type="evolution", verdicts=(), s_generative=True,
-        family="gaussian", family_class="GaussianFamily", parameters=(("kappa", 1.0),),
+        family=family, family_class=FAMILY_CLASSES[family], parameters=tuple(FAMILY_PARAMETERS[family].items()),
         construction="isotropic", dim=dim, shape=tuple(shape), t_min=0.002**2 / 2, t_max=80.0**2 / 2,
         sigma_min=0.002, sigma_max=80.0, rho=7.0, formulas={"sigma": "sqrt(2 kappa t)"}, birth_death="none",
         checks=(), options={"sample_steps": 12, "solver": "heun", "seed": 0},
     )
 
 
-@pytest.fixture(scope="module")
-def module_dir(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("heat_module")
-    for name, text in render(heat_ir()).items():
+def write_module(ir: ModuleIR, directory: Path) -> Path:
+    for name, text in render(ir).items():
         (directory / name).parent.mkdir(parents=True, exist_ok=True)
         (directory / name).write_text(text)
     return directory
 
 
+@contextlib.contextmanager
+def generated_modules(directory: Path):
+    """The generated modules of ``directory`` imported in-process; sys.modules and sys.path restored after."""
+    saved = {name: sys.modules.pop(name) for name in GENERATED_NAMES if name in sys.modules}
+    sys.path.insert(0, str(directory))
+    importlib.invalidate_caches()
+    try:
+        yield SimpleNamespace(**{name: importlib.import_module(name) for name in GENERATED_NAMES})
+    finally:
+        sys.path.remove(str(directory))
+        for name in GENERATED_NAMES:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """In-process work here is small: one thread, for the reason of SCRIPT_ENV."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory) -> Path:
+    return write_module(module_ir(), tmp_path_factory.mktemp("heat_module"))
+
+
 @pytest.fixture
-def generated(module_dir, monkeypatch):
-    """The generated modules imported in-process; sys.modules and sys.path are restored afterwards."""
-    for name in GENERATED_NAMES:
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    monkeypatch.syspath_prepend(str(module_dir))
-    yield SimpleNamespace(**{name: importlib.import_module(name) for name in GENERATED_NAMES})
-    for name in GENERATED_NAMES:
-        sys.modules.pop(name, None)
+def generated(module_dir):
+    with generated_modules(module_dir) as modules:
+        yield modules
 
 
 def run_script(module_dir, script, *arguments, cwd, expect=0, launcher=()):
@@ -139,6 +174,42 @@ def test_loss_regresses_the_noise_for_the_heat_kernel(generated):
     x, _ = process.sample_location_and_conditional_flow(y, t, generator=generator)
     assert torch.equal(outputs["t"], t) and torch.equal(outputs["x"], x)
     assert 0.6 < loss.item() < 1.5  # E eps^2 = 1
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_PARAMETERS))
+def test_every_family_trains_and_samples_with_the_same_network(family, tmp_path):
+    with generated_modules(write_module(module_ir(family), tmp_path)) as modules:
+        t_of_sigma = modules.process.Process().t_of_sigma
+        t_min, t_max = (float(t_of_sigma(torch.tensor(s, dtype=torch.float64))) for s in (0.002, 80.0))
+        process = modules.process.Process(shape=(16,), t_min=t_min, t_max=t_max)
+
+        # The premise of the parameterisation: u / dsigma_dt has unit scale at every noise level.
+        generator = torch.Generator().manual_seed(0)
+        scales = []
+        for sigma in (0.01, 0.3, 3.0, 60.0):
+            t = t_of_sigma(torch.full((2000,), sigma, dtype=torch.float64)).float()
+            _, u = process.sample_location_and_conditional_flow(torch.zeros(2000, 16), t, generator=generator)
+            target = u / process.dsigma_dt(t)[:, None]
+            scales.append(target.square().mean(dim=1).sqrt().median().item())
+        assert 0.4 < min(scales) and max(scales) < 2.5 and max(scales) / min(scales) < 2, scales
+
+        samples = np.random.default_rng(0).normal(size=(512, 16)) + np.repeat([[-2.0], [2.0]], 256, axis=0)
+        stats = modules.train.data_statistics(samples)
+        data = torch.from_numpy(samples).float()
+        process.data_mean = stats["mean"].float()
+        torch.manual_seed(0)
+        backbone = modules.model.build_backbone(modules.model.default_backbone_config((16,)))
+        model = modules.model.VelocityModel(process, backbone, stats["sigma_data"])
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        for step in range(10):
+            loss = modules.model.flow_matching_loss(model, process, data[step::10], generator=generator)
+            optimizer.zero_grad()
+            loss.backward()
+            assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters())
+            optimizer.step()
+        x = process.sample_prior(64, generator=generator)
+        drawn = process.sample_heun(model.velocity, x, process.time_grid(6).float())
+        assert drawn.shape == (64, 16) and torch.isfinite(drawn).all()
 
 
 @pytest.mark.parametrize(
