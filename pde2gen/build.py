@@ -148,16 +148,10 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 
 # ------------------------------------------------------------------------------------------- the pipeline
 def refusal_report(analysis) -> str:
-    """A short text report of the conditions, for the refusal of a PDE that is not s-generative."""
-    spec = getattr(analysis, "spec", None)
-    lines = [f"PDE: {safe_text(spec.pretty()) if spec is not None else '?'}", "verdict: NOT s-generative"]
-    for condition in getattr(analysis, "conditions", ()) or ():
-        status = getattr(condition, "status", "?")
-        lines.append(
-            f"  {safe_text(getattr(condition, 'name', '?'), limit=20)}: "
-            f"{safe_text(getattr(status, 'value', status), limit=20)}  {safe_text(getattr(condition, 'reason', ''))}"
-        )
-    return "\n".join(lines)
+    """The ``pde2gen check`` report of a PDE that is not s-generative (one formatter for both commands)."""
+    from .report import format_check
+
+    return format_check(analysis)
 
 
 def build(source, outdir, *, dim: int = 2, params=None, construction: str | None = None,
