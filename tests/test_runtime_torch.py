@@ -84,9 +84,9 @@ def test_gamma_sampler_matches_scipy(shape):
     assert stats.kstest(draws.numpy(), stats.gamma(shape).cdf).pvalue > KS_ALPHA
 
 
-@pytest.mark.parametrize("rate", [0.01, 0.7, 5.0, 63.9, 64.5, 300.0])
+@pytest.mark.parametrize("rate", [0.01, 0.7, 5.0, 300.0, 9999.0, 10001.0])
 def test_poisson_sampler_matches_pmf(rate):
-    """Table inversion (<= 64) and PTRS (> 64): chi-square against the exact pmf, mean and variance."""
+    """Table inversion (<= 1e4) and PTRS (> 1e4): chi-square against the exact pmf, and the mean."""
     counts = common.sample_poisson(torch.tensor([rate, rate]), 40000, generator(2)).reshape(-1).numpy()
     values, observed = np.unique(counts, return_counts=True)
     expected = stats.poisson(rate).pmf(values) * counts.size
@@ -99,11 +99,14 @@ def test_poisson_sampler_matches_pmf(rate):
 
 
 def test_poisson_bucket_table_agrees_with_direct_inversion():
-    rate = torch.tensor([0.0, 0.3, 2.5, 9.0, 40.0], dtype=F64)
-    size = common.poisson_table_size(40.0)
-    cdf = common.poisson_cdf(rate, size)
+    rate = torch.tensor([0.0, 0.3, 2.5, 9.0, 40.0, 2500.0], dtype=F64)
+    start, size = common.poisson_window(rate)
+    assert start.tolist()[:5] == [0] * 5 and int(start[5]) == 2500 - 650 - 10
+    cdf = common.poisson_cdf(rate, start, size)
+    np.testing.assert_allclose(cdf[:, -1].numpy(), 1.0, rtol=1e-13)
+    np.testing.assert_allclose(cdf[5, 650].numpy(), stats.poisson(2500.0).cdf(2500 - 10), rtol=1e-12)
     low, high = common.poisson_bucket_counts(cdf, 1024)
-    u = torch.rand(5, 20000, dtype=F64, generator=generator(3))
+    u = torch.rand(6, 20000, dtype=F64, generator=generator(3))
     direct = torch.searchsorted(cdf, u, right=True)
     bucket = (u * 1024).long()
     lookup, upper = low.gather(1, bucket), high.gather(1, bucket)
@@ -111,7 +114,7 @@ def test_poisson_bucket_table_agrees_with_direct_inversion():
     is_pure = lookup == upper
     assert torch.equal(lookup[is_pure], direct[is_pure]) and float(is_pure.double().mean()) > 0.9
     mixed = (~is_pure).nonzero(as_tuple=True)
-    searched = common.poisson_search(cdf, mixed[0], lookup[mixed], u[mixed], int((high - low).max()) + 1)
+    searched = common.poisson_search(cdf, mixed[0], lookup[mixed], upper[mixed], u[mixed])
     assert torch.equal(searched, direct[mixed])
     assert bool((high[0] == 0).all()) and bool((low[0] == 0).all())  # rate 0: always n = 0
 
@@ -487,10 +490,15 @@ def test_kac_sampler_matches_reference_law(t):
     assert x.var() == pytest.approx(variance, rel=0.05)
 
 
-def test_kac_sampler_float32_and_large_rates():
-    """float32 path (packed random bits) and the PTRS path (a t > 64) against the reference law."""
+@pytest.mark.parametrize("table_max_rate", [2.0**20, 100.0])
+def test_kac_sampler_float32_and_large_rates(table_max_rate, monkeypatch):
+    """float32 path (packed random bits), windowed tables (a t = 810) and PTRS (a t above the table limit,
+    lowered here to reach it) against the reference law."""
+    import kac_product
+
+    monkeypatch.setattr(kac_product, "TABLE_MAX_RATE", table_max_rate)
     family = KacProductFamily(a=9.0, c=3.0)
-    for t, seed in ((0.3, 15), (9.0, 16)):
+    for t, seed in ((0.3, 15), (90.0, 16)):
         d, _ = family.sample_displacement(full(t, 16, torch.float32), (2000,), generator(seed))
         assert d.dtype == torch.float32
         reference = _kac_reference_sample(9.0, 3.0, t, 60000, 2)

@@ -102,23 +102,33 @@ def sample_gamma(concentration, generator=None):
 
 
 # --------------------------------------------------------------------------------------------------
-# Poisson: exact inversion through a per-rate bucket table (small rates), PTRS (large rates)
+# Poisson: exact inversion through per-rate CDF tables over a window of counts, PTRS for huge rates
 
-POISSON_TABLE_MAX_RATE = 64.0  # above this, Hörmann's PTRS; below, inversion of a per-rate CDF table
-POISSON_BUCKET_BITS = 10  # U's leading bits pick one of 2**10 buckets; most buckets hold a single count
-
-
-def poisson_table_size(max_rate):
-    """Number of CDF entries F(0..K-1) that leave a tail mass below 1e-20 for rates <= max_rate."""
-    return int(max_rate + 12.0 * math.sqrt(max_rate) + 32.0)
+POISSON_TABLE_MAX_RATE = 1e4  # sample_poisson: tables (about 26 sqrt(rate) entries per rate) up to here, PTRS above
+POISSON_BUCKET_BITS = 10  # sample_poisson: U's leading bits pick one of 2**10 buckets; most hold a single count
 
 
-def poisson_cdf(rate, size):
-    """F(k) = P(Poisson(rate) <= k) for k < size, float64, shape (*rate.shape, size)."""
+def poisson_window(rate):
+    """Counts start .. start + size - 1 that hold all of Poisson(rate)'s mass but < 1e-36 on either side (13
+    standard deviations plus a margin; Chernoff bounds): ``start`` (R,) int64, ``size`` a Python int (max over R)."""
+    rate = rate.to(torch.float64)
+    spread = 13.0 * torch.sqrt(rate)
+    start = torch.floor((rate - spread - 10.0).clamp_min(0.0))
+    stop = torch.ceil(rate + spread + 30.0)
+    return start.long(), int((stop - start).max()) + 1 if rate.numel() else 1
+
+
+def poisson_cdf(rate, start, size):
+    """F(k) = P(Poisson(rate) <= k) for k = start .. start + size - 1 (float64, shape (R, size)), with the window
+    normalised to 1 (the mass outside it, < 1e-36, is dropped). The pmf ratios come from the recurrence
+    p(k) / p(k-1) = rate / k summed in log space (error ~1e-16 sqrt(size) |log rate|, e.g. 1e-13 at rate 1e6,
+    where lgamma(k) itself would carry 1e-9), and normalising removes the common factor p(start)."""
     rate = rate.to(torch.float64).unsqueeze(-1)
-    k = torch.arange(size, dtype=torch.float64, device=rate.device)
-    log_pmf = torch.xlogy(k, rate) - rate - torch.lgamma(k + 1)
-    return torch.exp(log_pmf).cumsum(-1)
+    k = (start.unsqueeze(-1) + torch.arange(1, size, device=rate.device)).to(torch.float64)
+    log_ratio = torch.cat([torch.zeros_like(rate), (torch.log(rate) - torch.log(k)).cumsum(-1)], -1)
+    pmf = torch.exp(log_ratio - log_ratio.max(-1, keepdim=True).values)
+    cdf = pmf.cumsum(-1)
+    return cdf / cdf[:, -1:]
 
 
 def poisson_bucket_counts(cdf, buckets):
@@ -140,13 +150,18 @@ def poisson_bucket_counts(cdf, buckets):
     return count_at_most(torch.ceil(scaled)), count_at_most(torch.floor(scaled))
 
 
-def poisson_search(cdf, row, start, u, width):
-    """Exact inversion n = #{k: F_row(k) <= u} for single elements whose count is known to lie in
-    [start, start + width - 1]: one vectorised comparison against that window of the CDF table (R, K)."""
-    size = cdf.shape[-1]
-    k = (start.unsqueeze(-1) + torch.arange(width, device=u.device)).clamp_max(size - 1)  # F(size-1) = 1 > u
-    window = cdf.reshape(-1)[row.unsqueeze(-1) * size + k]
-    return start + (window <= u.unsqueeze(-1)).sum(-1)
+def poisson_search(cdf, row, first, last, u):
+    """Exact inversion n = #{k: F_row(k) <= u} (a table index, relative to the table's first count) for single
+    elements whose n is known to lie in [first, last]: vectorised bisection on the CDF table (R, K), as many
+    steps as the widest bracket needs."""
+    flat, size = cdf.reshape(-1), cdf.shape[-1]
+    low, high = first.clone(), last.clone()  # invariant: F(low - 1) <= u < F(high)
+    for _ in range(int(high.sub(low).max()).bit_length() if u.numel() else 0):
+        middle = (low + high) // 2
+        above = flat[row * size + middle] > u
+        high = torch.where(above, middle, high)
+        low = torch.where(above, low, middle + 1)
+    return low
 
 
 def sample_poisson_ptrs(rate, generator=None):
@@ -180,29 +195,28 @@ def sample_poisson(rate, num, generator=None):
     """``num`` independent Poisson(rate_i) counts per rate: (R,) -> (R, num) int64, exact.
 
     Rates <= POISSON_TABLE_MAX_RATE: inversion of a float64 uniform through the rate's CDF table (bucket
-    lookup, then a short exact scan for the few buckets that hold several counts); larger rates: PTRS.
+    lookup, then a short exact search for the few buckets that hold several counts); larger rates: PTRS.
     """
     device = rate.device
     rate = rate.to(torch.float64)
     counts = torch.empty(rate.shape[0], num, dtype=torch.int64, device=device)
-    small = rate <= POISSON_TABLE_MAX_RATE
-    if small.any():
-        rows_small = small.nonzero().squeeze(-1)
-        size = poisson_table_size(float(rate[rows_small].max()))
+    tabled = rate <= POISSON_TABLE_MAX_RATE
+    if tabled.any():
+        rows = tabled.nonzero().squeeze(-1)
+        start, size = poisson_window(rate[rows])
         buckets = 2**POISSON_BUCKET_BITS
-        cdf = poisson_cdf(rate[rows_small], size)
+        cdf = poisson_cdf(rate[rows], start, size)
         low, high = poisson_bucket_counts(cdf, buckets)
-        u = uniform_open((rows_small.numel(), num), torch.float64, device, generator)
+        u = uniform_open((rows.numel(), num), torch.float64, device, generator)
         bucket = (u * buckets).long()
         drawn = low.gather(1, bucket)
-        mixed = (high.gather(1, bucket) > drawn).nonzero(as_tuple=True)
-        width = int((high - low).max()) + 1
-        drawn[mixed] = poisson_search(cdf, mixed[0], drawn[mixed], u[mixed], width)
-        counts[rows_small] = drawn
-    if not small.all():
-        rows_large = (~small).nonzero().squeeze(-1)
-        large_rate = rate[rows_large].unsqueeze(-1).expand(-1, num)
-        counts[rows_large] = sample_poisson_ptrs(large_rate, generator).long()
+        last = high.gather(1, bucket)
+        mixed = (last > drawn).nonzero(as_tuple=True)
+        drawn[mixed] = poisson_search(cdf, mixed[0], drawn[mixed], last[mixed], u[mixed])
+        counts[rows] = drawn + start.unsqueeze(-1)
+    if not tabled.all():
+        rows = (~tabled).nonzero().squeeze(-1)
+        counts[rows] = sample_poisson_ptrs(rate[rows].unsqueeze(-1).expand(-1, num), generator).long()
     return counts
 
 

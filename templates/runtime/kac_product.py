@@ -23,19 +23,20 @@ import math  # runtime-import
 
 import torch  # runtime-import
 from common import (  # runtime-import
-    POISSON_TABLE_MAX_RATE,  # runtime-import
     batch_view,  # runtime-import
     i1e_over_x,  # runtime-import
     poisson_bucket_counts,  # runtime-import
     poisson_cdf,  # runtime-import
     poisson_search,  # runtime-import
-    poisson_table_size,  # runtime-import
+    poisson_window,  # runtime-import
     random_bits31,  # runtime-import
     sample_poisson_ptrs,  # runtime-import
     uniform_open,  # runtime-import
 )  # runtime-import
 
 CHUNK_ELEMENTS = 2**20  # CPU sampling works on row blocks of about this size (temporaries stay in cache)
+TABLE_ENTRIES = 2**22  # ... and of at most this many CDF entries (about 26 sqrt(a t) per row)
+TABLE_MAX_RATE = 2.0**20  # Poisson counts by table inversion up to this a t (tables of <= 26.7k entries), PTRS above
 BUCKET_BITS = 8  # bits_a = [8 bits: bucket of the Poisson uniform | 23 bits: radial uniform (float32 path)]
 RADIAL_BITS = 31 - BUCKET_BITS
 ANGLE_SCALE = 2 * math.pi / 2**31  # bits_b (31 bits) -> angle in (0, 2 pi)
@@ -71,67 +72,54 @@ class KacProductFamily(torch.nn.Module):
         out = torch.empty(batch, n, dtype=t.dtype, device=t.device)
         atoms = torch.empty(batch, n, dtype=torch.bool, device=t.device)
         rate = self.rate * t.to(torch.float64)
-        tables = self._bucket_tables(rate, t.dtype)
-        rows_per_chunk = batch if t.device.type != "cpu" else max(1, CHUNK_ELEMENTS // max(n, 1))
+        _, table_size = poisson_window(rate.clamp_max(TABLE_MAX_RATE))
+        rows_per_chunk = batch
+        if t.device.type == "cpu":
+            rows_per_chunk = max(1, min(CHUNK_ELEMENTS // max(n, 1), TABLE_ENTRIES // table_size))
         for first in range(0, batch, rows_per_chunk):
             rows = slice(first, first + rows_per_chunk)
-            self._sample_unit_rows(rate, rows, tables, out[rows], atoms[rows], generator)
+            self._sample_unit_rows(rate[rows], out[rows], atoms[rows], generator)
         out.mul_(self.speed * t.unsqueeze(-1))
         return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
 
-    def _bucket_tables(self, rate, dtype):
-        """Per row, over the 2^8 buckets of the Poisson uniform's leading bits: Ulrich's exponent where the
-        bucket fixes the count (NaN where it holds several, and for rows left to PTRS), the angle mask and the
-        atom flag; plus the CDF and the bucket's lowest count for the exact refinement."""
-        buckets = 2**BUCKET_BITS
-        small = rate <= POISSON_TABLE_MAX_RATE
-        size = poisson_table_size(float(rate[small].max())) if bool(small.any()) else 1
-        cdf = poisson_cdf(torch.where(small, rate, torch.zeros_like(rate)), size)
-        low, high = poisson_bucket_counts(cdf, buckets)
-        single = (low == high) & small.unsqueeze(-1)
-        by_count = _radial_exponent(torch.arange(size + 1, device=rate.device)).to(dtype)
-        exponent = torch.where(single, by_count[low], math.nan)
-        atom = single & (low == 0)
-        angle_mask = torch.where(atom, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
-        return {
-            "small": small, "cdf": cdf, "low": low, "spread": high - low,
-            "exponent": exponent.reshape(-1), "angle_mask": angle_mask.reshape(-1), "atom": atom.reshape(-1),
-        }
+    def _sample_unit_rows(self, rate, out, atoms, generator):
+        """Fill out (R, N) with Kac positions in units of c t and atoms (R, N) with the atom mask.
 
-    def _sample_unit_rows(self, rate, rows, tables, out, atoms, generator):
-        """Fill out (R, N) with Kac positions of rows ``rows`` in units of c t, and atoms (R, N) with the atom mask.
-
-        Bits: bits_a = [8 bucket bits of the Poisson uniform U | 23 bits of the radial uniform], bits_b = 31 bits
-        of the angle. A bucket fixes the count for 93-98% of draws (a t <= 9); in the others U = (bucket + V) / 2^8 is
-        refined with a fresh float64 V and the count found by an exact search of the CDF.
+        Bits: bits_a = [8 bits: bucket of the Poisson uniform U | 23 bits: radial uniform], bits_b = 31 bits of
+        the angle. A row's table maps each of the 2^8 buckets of U to Ulrich's exponent when the bucket fixes the
+        count n (93-98% of draws for a t <= 9; few for a t >> 64), NaN otherwise; for those draws
+        U = (bucket + V) / 2^8 is refined with a fresh float64 V and n found by an exact bisection of the CDF.
         """
         device, dtype = out.device, out.dtype
         buckets = 2**BUCKET_BITS
         shape = out.shape
+        tabled = rate <= TABLE_MAX_RATE
+        start, size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
+        cdf = poisson_cdf(torch.where(tabled, rate, torch.zeros_like(rate)), start, size)
+        low, high = poisson_bucket_counts(cdf, buckets)
+        single = (low == high) & tabled.unsqueeze(-1)  # PTRS rows: every table entry NaN, then overwritten
+        count_low = low + start.unsqueeze(-1)
+        exponent_table = torch.where(single, _radial_exponent(count_low), math.nan).to(dtype).reshape(-1)
+        atom_table = (single & (count_low == 0)).reshape(-1)
+        mask_table = torch.where(atom_table, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
+
         bits_a = random_bits31(shape, device, generator)
         bits_b = random_bits31(shape, device, generator)
-        bucket = bits_a >> RADIAL_BITS
-        row_index = torch.arange(rows.start, rows.start + shape[0], device=device)
-        flat = bucket.add_(row_index.to(torch.int32).mul_(buckets).unsqueeze(-1)).reshape(-1)  # bucket + row offset
-        exponent = tables["exponent"].index_select(0, flat).view(shape)
-        angle_mask = tables["angle_mask"].index_select(0, flat).view(shape)
-        atoms.copy_(tables["atom"].index_select(0, flat).view(shape))
-        small = tables["small"][rows]
-        where = (torch.isnan(exponent) & small.unsqueeze(-1)).nonzero(as_tuple=True)
+        row_offset = torch.arange(shape[0], dtype=torch.int32, device=device).mul_(buckets).unsqueeze(-1)
+        flat = (bits_a >> RADIAL_BITS).add_(row_offset).reshape(-1)  # bucket + row offset
+        exponent = exponent_table.index_select(0, flat).view(shape)
+        angle_mask = mask_table.index_select(0, flat).view(shape)
+        atoms.copy_(atom_table.index_select(0, flat).view(shape))
+        where = (torch.isnan(exponent) & tabled.unsqueeze(-1)).nonzero(as_tuple=True)
         if where[0].numel() > 0:
-            row, j = row_index[where[0]], (flat.view(shape)[where] - row_index[where[0]] * buckets).long()
+            row = where[0]
+            j = flat.view(shape)[where].long() - row * buckets
             u = (j + uniform_open(j.shape, torch.float64, device, generator)) / buckets
-            start, spread = tables["low"][row, j], tables["spread"][row, j]
-            count = poisson_search(tables["cdf"], row, start, u, 4)
-            # the last buckets can hold long runs of tail counts: finish those few with the full window
-            longer = (spread > 3).nonzero().squeeze(-1)
-            if longer.numel() > 0:
-                width = int(spread[longer].max()) + 1
-                count[longer] = poisson_search(tables["cdf"], row[longer], start[longer], u[longer], width)
-            self._set_counts(count, exponent, angle_mask, atoms, where)
-        if not bool(small.all()):  # rates above the tables: PTRS for whole rows
-            large = (~small).nonzero().squeeze(-1)
-            count = sample_poisson_ptrs(rate[rows][large].unsqueeze(-1).expand(-1, shape[1]), generator).long()
+            index = poisson_search(cdf, row, low[row, j], high[row, j], u)
+            self._set_counts(index + start[row], exponent, angle_mask, atoms, where)
+        if not bool(tabled.all()):  # a t above TABLE_MAX_RATE: PTRS for whole rows
+            large = (~tabled).nonzero().squeeze(-1)
+            count = sample_poisson_ptrs(rate[large].unsqueeze(-1).expand(-1, shape[1]), generator).long()
             self._set_counts(count, exponent, angle_mask, atoms, large)
         if dtype == torch.float32:
             radial = (bits_a & (2**RADIAL_BITS - 1)).to(dtype).add_(0.5).mul_(2.0**-RADIAL_BITS)
