@@ -43,9 +43,9 @@ KERNEL_SIGMAS = (0.5, 1.0, 2.0)
 VELOCITY_SIGMAS = (0.2, 0.6, 2.0)
 # A small 2-D mixture: four data points, equal weights.
 MIXTURE_2D = np.array([[-1.0, -0.6], [1.2, 0.9], [0.9, -1.1], [-0.8, 1.3]])
-TRAJECTORIES = 24
-FLOW_STEPS = 80
-PRIOR_DRAWS = 20000
+TRAJECTORIES = 20
+FLOW_STEPS = 48
+PRIOR_DRAWS = 10000
 MAX_PRIOR_FLOATS = 4_000_000  # draws x N: keeps the prior plot's memory bounded in image dimensions
 # Relative size below which an FFT kernel value is round-off (the FFT's floor is ~1e-16 of p(0)).
 FFT_FLOOR = 1e-13
@@ -175,7 +175,7 @@ def plot_dispersion(analysis):
         text = f"branch {b + 1}: lambda = {label}" + ("" if carries else f"  ({discarded}: carries no density)")
         ax_re.plot(k, roots[:, b].real, label=text, gid=f"branch-re-{b}", **style)
         ax_im.plot(k, roots[:, b].imag, label=text, gid=f"branch-im-{b}", **style)
-    ax_re.axhline(growth0, color="black", lw=0.8, ls=":", label=f"lambda*(0) = {growth0:.4g}")
+    ax_re.axhline(growth0, color="black", lw=0.8, ls=":", label=f"lambda*(0) = {growth0 + 0.0:.4g}")  # no -0
     if np.any(~fails):
         ax_re.fill_between(k, growth, growth0, where=~fails, color="tab:green", alpha=0.25, gid="smoothing-gap",
                            label="smoothing gap lambda*(0) - lambda*(k) > 0")
@@ -186,9 +186,13 @@ def plot_dispersion(analysis):
         ax_re.text(0.5, 0.75, "lambda*(k) = lambda*(0) for every k:\nno mode is ever forgotten (no smoothing)",
                    transform=ax_re.transAxes, ha="center", fontsize=9, color="tab:red", gid="no-smoothing")
     scale = max(1.0, float(np.max(np.abs(roots[np.argmin(np.abs(k - 1.0))]))))
-    for ax, what in ((ax_re, "Re lambda = Im omega  (growth rate)"), (ax_im, "Im lambda = -Re omega  (frequency)")):
+    for ax, values, what in ((ax_re, roots.real, "Re lambda = Im omega  (growth rate)"),
+                             (ax_im, roots.imag, "Im lambda = -Re omega  (frequency)")):
         ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=1e-2 * scale)
+        linthresh = 1e-2 * scale
+        ax.set_yscale("symlog", linthresh=linthresh)
+        # Autoscaling a symlog axis pads by decades: bound it by the data (one linthresh past zero).
+        ax.set_ylim(min(2.0 * values.min(), -linthresh), max(2.0 * values.max(), linthresh))
         _plain_log_ticks(ax)
         ax.set_xlabel("k = |wave vector|")
         ax.set_ylabel(what)
@@ -450,7 +454,7 @@ def plot_velocity(analysis, derivation, seed: int = 0):
     for i in range(TRAJECTORIES):
         flow_ax.plot(path[:, i, 0], path[:, i, 1], color="tab:blue", lw=0.8, alpha=0.7,
                      gid="trajectory", label="exact flow from the prior" if i == 0 else None)
-    flow_ax.plot(path[-1, :, 0], path[-1, :, 1], "o", ms=4, color="tab:orange", gid="trajectory-end",
+    flow_ax.plot(path[-1, :, 0], path[-1, :, 1], "o", ms=4, color="tab:orange", gid="trajectory-end", zorder=3,
                  label=f"end points at t_min = {times[-1]:.3g}")
     flow_ax.set_title(f"exact flow integrated from t_max = {times[0]:.3g} to t_min (RK4, {FLOW_STEPS} EDM "
                       "steps)", fontsize=9)
@@ -524,29 +528,33 @@ def plot_prior(analysis, derivation, seed: int = 0):
 PLOTS = ("dispersion", "kernel", "velocity", "prior")
 
 
-def make_plots(analysis, derivation=None, *, seed: int = 0) -> dict[str, object]:
-    """{name: Figure or the PlotSkipped reason (str)} for every plot of PLOTS."""
+def iter_plots(analysis, derivation=None, *, seed: int = 0):
+    """(name, Figure or the PlotSkipped reason) for every plot of PLOTS, each made when asked for."""
     makers = {
         "dispersion": lambda: plot_dispersion(analysis),
         "kernel": lambda: plot_kernel(analysis, derivation),
         "velocity": lambda: plot_velocity(analysis, derivation, seed=seed),
         "prior": lambda: plot_prior(analysis, derivation, seed=seed),
     }
-    out: dict[str, object] = {}
     for name in PLOTS:
         try:
-            out[name] = makers[name]()
+            yield name, makers[name]()
         except PlotSkipped as skipped:
-            out[name] = str(skipped)
-    return out
+            yield name, str(skipped)
+
+
+def make_plots(analysis, derivation=None, *, seed: int = 0) -> dict[str, object]:
+    """{name: Figure or the PlotSkipped reason (str)} for every plot of PLOTS."""
+    return dict(iter_plots(analysis, derivation, seed=seed))
 
 
 def write_plots(analysis, derivation, outdir, *, seed: int = 0) -> tuple[PlotOutcome, ...]:
-    """Save every plot that makes sense as OUTDIR/<name>.png; the others are skipped with the reason."""
+    """Save every plot that makes sense as OUTDIR/<name>.png (each as soon as it is made, so that a failure
+    in a later one keeps the earlier files); the others are skipped with the reason."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     outcomes = []
-    for name, made in make_plots(analysis, derivation, seed=seed).items():
+    for name, made in iter_plots(analysis, derivation, seed=seed):
         if isinstance(made, str):
             outcomes.append(PlotOutcome(name, None, made))
             continue
@@ -556,5 +564,5 @@ def write_plots(analysis, derivation, outdir, *, seed: int = 0) -> tuple[PlotOut
     return tuple(outcomes)
 
 
-__all__ = ["PLOTS", "PlotOutcome", "PlotSkipped", "make_plots", "plot_dispersion", "plot_kernel", "plot_prior",
+__all__ = ["PLOTS", "PlotOutcome", "PlotSkipped", "iter_plots", "make_plots", "plot_dispersion", "plot_kernel", "plot_prior",
            "plot_velocity", "write_plots"]
