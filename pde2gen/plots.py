@@ -47,7 +47,7 @@ TRAJECTORIES = 20
 FLOW_STEPS = 48
 PRIOR_DRAWS = 10000
 MAX_PRIOR_FLOATS = 4_000_000  # draws x N: keeps the prior plot's memory bounded in image dimensions
-# Relative size below which an FFT kernel value is round-off (the FFT's floor is ~1e-16 of p(0)).
+# Relative size (to p(0)) below which an FFT kernel value is round-off (the FFT's floor is ~1e-16).
 FFT_FLOOR = 1e-13
 
 
@@ -273,7 +273,7 @@ def plot_kernel(analysis, derivation=None):
         for where, log_weight in profile.atoms:
             ax_log.plot([where], [log_weight / math.log(10.0)], marker="D", ms=8, ls="none", color=colour,
                         markeredgecolor="black", gid=f"kernel-atom-{profile.t:g}",
-                        label=f"atom at |x| = {where:.3g} (t = {profile.t:g})")
+                        label=f"atom at |x| = {where:.3g} (t = {profile.t:.4g})")
             ax_lin.axvline(where, color=colour, ls=":", lw=1.2)
         if profile.minimum is not None:
             x_min, p_min = profile.minimum
@@ -292,7 +292,7 @@ def plot_kernel(analysis, derivation=None):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
     c1 = analysis.condition("C1")
-    ax_log.set_title(f"{title}; C1 {c1.status}", fontsize=10)
+    ax_log.set_title(f"{title}; C1 {c1.status} ({c1.method})", fontsize=10)
     ax_lin.set_title("linear scale, normalised by the peak (atoms: dotted lines)", fontsize=10)
     figure.suptitle(f"density kernel of {analysis.spec.pretty()}", fontsize=11)
     return figure
@@ -339,6 +339,10 @@ def _one_dimensional_profiles(analysis) -> tuple[list[KernelProfile], str]:
         return _fft_profiles(kernels), f"{marginal} (FFT of ghat){_title_suffix(note)}"
     riemann = positivity.riemann_kernel(disp)
     if riemann is None:
+        probe = complex(positivity.normalised_transform(disp, np.ones(1), np.ones(1))[0, 0])
+        if abs(probe.imag) > positivity.GHAT_ACCURACY:
+            raise PlotSkipped(f"ghat is complex (ghat(k = 1, t = 1) = {probe:.4g}): the field is complex and has "
+                              "no real density kernel to draw")
         raise PlotSkipped("ghat does not decay (a singular part) and the 1-D kernel has no closed form here")
     profiles = []
     for t in KERNEL_TIMES_1D:
@@ -355,21 +359,27 @@ def _one_dimensional_profiles(analysis) -> tuple[list[KernelProfile], str]:
     return profiles, f"{marginal} (closed form, atoms at |x| = c t){_title_suffix(note)}"
 
 
+def fft_accuracy(kernel) -> float:
+    """Below this |p| an FFT kernel value is not resolved: the analysis' error bound (3 x the k-truncation
+    bound, plus round-off relative to p(0)); a negative value above it is a real negative lobe."""
+    return 3.0 * kernel.truncation_error + FFT_FLOOR * abs(kernel.p_zero)
+
+
 def _fft_profiles(kernels) -> list[KernelProfile]:
-    """FFT kernels cut where every later value is round-off, on a common |x| range."""
+    """FFT kernels with unresolved values blanked, cut where every later value is unresolved (common range)."""
     reach = 0.0
     for kernel in kernels:
-        significant = np.flatnonzero(np.abs(kernel.p) > FFT_FLOOR * abs(kernel.p_zero))
-        reach = max(reach, kernel.x[significant[-1]] if len(significant) else kernel.x[-1])
+        resolved = np.flatnonzero(np.abs(kernel.p) > fft_accuracy(kernel))
+        reach = max(reach, kernel.x[resolved[-1]] if len(resolved) else kernel.x[-1])
     profiles = []
     for kernel in kernels:
         keep = kernel.x <= reach
         x, p = kernel.x[keep], kernel.p[keep]
-        noise = np.abs(p) <= FFT_FLOOR * abs(kernel.p_zero)
+        unresolved = np.abs(p) <= fft_accuracy(kernel)
         with np.errstate(divide="ignore"):
-            log_abs = np.where(noise, -np.inf, np.log(np.abs(p)))
-        sign = np.where(noise, 0.0, np.sign(p))
-        minimum = (kernel.x_min, kernel.p_min) if kernel.p_min < 0 else None
+            log_abs = np.where(unresolved, -np.inf, np.log(np.abs(p)))
+        sign = np.where(unresolved, 0.0, np.sign(p))
+        minimum = (kernel.x_min, kernel.p_min) if kernel.p_min < -fft_accuracy(kernel) else None
         profiles.append(KernelProfile(kernel.t, x, log_abs, sign, f"t = {kernel.t:g}", (), minimum))
     return profiles
 

@@ -128,6 +128,20 @@ def test_diffusion_kernel_is_the_heat_kernel_along_a_ray(diffusion):
         assert np.allclose(line.get_ydata(), heat, rtol=1e-4, atol=1e-4)
 
 
+def test_klein_gordon_kernel_with_negative_mass_is_drawn_unnormalised():
+    figure = plot_kernel(analyse(parse("klein-gordon"), repairs=False))
+    labels = [line.get_label() for line in by_gid(figure, "kernel-ratio-")]
+    assert labels[:2] == ["t = 0.3", "t = 1"]  # mass cos(t) > 0
+    assert labels[2] == f"t = 3 (mass {math.cos(3.0):.3g} <= 0: not normalised)"
+    assert by_gid(figure, "kernel-negative-")  # the continuous part is negative inside the cone
+
+
+def test_schrodinger_has_no_real_kernel_to_draw():
+    made = make_plots(analyse(parse("schrodinger"), repairs=False))
+    assert made["kernel"].startswith("ghat is complex (ghat(k = 1, t = 1) = 0.5403-0.8415j)")  # exp(-i k^2 t)
+    assert not isinstance(made["dispersion"], str)
+
+
 # ---------------------------------------------------------------------------------------------- velocity, prior
 def test_exact_flow_from_the_prior_lands_on_the_data(diffusion):
     figure = plot_velocity(*diffusion)
