@@ -329,6 +329,18 @@ def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
+
+
+def is_markdown_line(text: str) -> bool:
+    """True for one line as ``markdown_line`` makes it: printable, no control characters, and outside its
+    closed code spans no unescaped backtick or '<' (no raw HTML). For validating sections reused elsewhere."""
+    if not isinstance(text, str) or text != _one_line(text).strip():
+        return False
+    outside = _CODE_SPAN.sub("", text)
+    return re.search(r"(?<!\\)[`<]", outside) is None
+
+
 def markdown_line(line: Line) -> str:
     return "".join(markdown_code(s.plain) if isinstance(s, Math) else markdown_text(s) for s in line)
 
@@ -417,5 +429,5 @@ def derive_for_report(spec: PDESpec, analysis):
 
 
 __all__ = ["Math", "derive_for_report", "document", "explain_latex", "explain_markdown", "explain_sections",
-           "latex_text", "markdown_code", "markdown_line", "markdown_text", "pde_latex", "references",
+           "is_markdown_line", "latex_text", "markdown_code", "markdown_line", "markdown_text", "pde_latex", "references",
            "witness_text"]

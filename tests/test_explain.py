@@ -14,6 +14,7 @@ from pde2gen.explain import (
     explain_latex,
     explain_markdown,
     explain_sections,
+    is_markdown_line,
     latex_text,
     markdown_code,
     markdown_line,
@@ -113,10 +114,13 @@ def test_derivable_report_has_the_formulas_and_the_checks(diffusion):
 def test_sections_are_single_markdown_lines(diffusion, wave):
     for stage in (diffusion, wave):
         for title, lines in explain_sections(*stage):
+            assert is_markdown_line(title)
             for line in lines:
-                assert "\n" not in line and line.strip() == line
-                unescaped_backticks = len(re.findall(r"(?<!\\)`", line))
-                assert unescaped_backticks % 2 == 0, line  # every code span is closed
+                assert is_markdown_line(line), line
+                assert len(re.findall(r"(?<!\\)`", line)) % 2 == 0, line  # every code span is closed
+    assert is_markdown_line(markdown_line(("x <y> ", Math("a`b <c>"), " `z`")))
+    for bad in ("two\nlines", "raw <b>html</b>", "open `code", " padded"):
+        assert not is_markdown_line(bad), bad
 
 
 def test_a_failed_derivation_is_reported(hyperdiffusion):
