@@ -9,7 +9,11 @@ a = 9, c = 3, T = 1) and, as a second row, the EDM sigma range, whose large a t 
 Both wall-clock and process-CPU-time ratios are reported (the goals refer to wall clock; on a shared,
 oversubscribed machine the CPU-time ratio is the steadier figure).
 
-    python bench/bench_sampling.py [--repeat 7] [--threads 2] [--batch 4096] [--dim 3072]
+    python bench/bench_sampling.py [--repeat 7] [--threads 1,2] [--batch 4096] [--dim 3072]
+
+Each thread count in ``--threads`` (default: 1 and torch's default) gets its own table. On a machine shared
+with other jobs, intra-op threads stall: a transcendental op on a few thousand elements (the per-sample
+mixing variables) waits ~20 ms for a descheduled OpenMP thread, which single-threaded runs do not see.
 
 Writes bench/results/sampling.json.
 """
@@ -66,31 +70,23 @@ def timed(call):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--dim", type=int, default=3072)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def run_table(batch, dim, repeat):
     generator = torch.Generator().manual_seed(0)
     rows = []
-    print(f"B = {args.batch}, N = {args.dim}, float32, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"B = {batch}, N = {dim}, float32, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"{'family':28s} {'randn ms':>9s} {'family ms':>10s} {'ratio':>6s} {'cpu ratio':>9s} {'goal':>5s}")
     for name, family, time_law, goal in CASES:
-        t = time_law(family, args.batch, generator)
+        t = time_law(family, batch, generator)
 
         def draw_family(family=family, t=t):
-            family.sample_displacement(t, (args.dim,), generator)
+            family.sample_displacement(t, (dim,), generator)
 
         def draw_randn():
-            torch.randn(args.batch, args.dim, generator=generator)
+            torch.randn(batch, dim, generator=generator)
 
         draw_family()  # warm-up
         randn_times, family_times = [], []
-        for _ in range(args.repeat):  # alternate, so that load changes hit both
+        for _ in range(repeat):  # alternate, so that load changes hit both
             randn_times.append(timed(draw_randn))
             family_times.append(timed(draw_family))
         randn_wall, randn_cpu = (statistics.median(x) for x in zip(*randn_times))
@@ -103,11 +99,24 @@ def main():
         })
         goal_text = "-" if goal is None else f"{goal:.1f}"
         print(f"{name:28s} {1e3 * randn_wall:9.1f} {1e3 * family_wall:10.1f} {ratio:6.2f} {cpu_ratio:9.2f} {goal_text:>5s}")
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", default=f"1,{torch.get_num_threads()}", help="comma-separated thread counts")
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--dim", type=int, default=3072)
+    args = parser.parse_args()
+    tables = []
+    for threads in dict.fromkeys(int(x) for x in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        tables.append({"threads": threads, "rows": run_table(args.batch, args.dim, args.repeat)})
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "batch": args.batch, "dim": args.dim, "dtype": "float32", "repeat": args.repeat,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
-        "processor": platform.processor(), "load_average": os.getloadavg(), "rows": rows,
+        "batch": args.batch, "dim": args.dim, "dtype": "float32", "repeat": args.repeat, "torch": torch.__version__,
+        "machine": platform.machine(), "cpus": os.cpu_count(), "load_average": os.getloadavg(), "tables": tables,
     }
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)} (load average {report['load_average'][0]:.1f})")

@@ -1,6 +1,7 @@
 """The torch runtime of every kernel family (templates/runtime/): samplers against SciPy / closed-form laws,
 log-kernels against SciPy log-densities and quadrature, velocities that transport the law, special functions
 with gradients, and numerical robustness (tiny/huge t, N = 3072, float32/float64, the Kac cone)."""
+import importlib.util
 import itertools
 import math
 import sys
@@ -70,6 +71,9 @@ FAMILIES = {
     "nig": lambda: NIGFamily(c=1.3, m=0.8),
     "stable": lambda: StableFamily(kappa=0.6, alpha=1.4),
     "kac_product": lambda: KacProductFamily(a=9.0, c=3.0),
+}
+FAMILIES_BY_CLASS = {
+    cls.__name__: cls for cls in (GaussianFamily, CauchyFamily, StudentTFamily, NIGFamily, StableFamily, KacProductFamily)
 }
 
 
@@ -671,3 +675,38 @@ def test_buffers_and_constructor_keywords_follow_families_py():
         buffers = dict(family.named_buffers())
         for p in info.parameters:
             assert float(buffers[p]) == values[p]
+
+
+@pytest.mark.parametrize("module, class_name, parameters", [
+    ("gaussian", "GaussianFamily", {"kappa": 0.5}),
+    ("cauchy", "CauchyFamily", {"c": 1.0}),
+    ("student_t", "StudentTFamily", {"c": 1.0, "D": 4.0}),
+    ("nig", "NIGFamily", {"c": 1.0, "m": 0.5}),
+    ("stable", "StableFamily", {"kappa": 1.0, "alpha": 1.5}),
+    ("kac_product", "KacProductFamily", {"a": 2.0, "c": 1.0}),
+])
+def test_inlined_runtime_is_self_contained(module, class_name, parameters, tmp_path):
+    """The renderer's scheme (common.py docstring): common.py + <family>.py with every line ending in
+    '# runtime-import' dropped must run on its own, with torch and math only, and agree with the modules."""
+    runtime = Path(common.__file__).resolve().parent
+    text = "\n".join(
+        line
+        for name in ("common.py", f"{module}.py")
+        for line in (runtime / name).read_text().splitlines()
+        if not line.rstrip().endswith("# runtime-import")
+    )
+    imports = [line.strip() for line in text.splitlines() if line.lstrip().startswith(("import ", "from "))]
+    assert all(line in ("import math", "import torch") or line.startswith("from fractions import") for line in imports), imports
+    path = tmp_path / f"inlined_{module}.py"
+    path.write_text(text + "\n")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    inlined = getattr(loaded, class_name)(**parameters)
+    direct = FAMILIES_BY_CLASS[class_name](**parameters)
+    t = torch.tensor([0.2, 1.0], dtype=F64)
+    d, _ = inlined.sample_displacement(t, (3,), generator(30))
+    expected, _ = direct.sample_displacement(t, (3,), generator(30))
+    assert torch.equal(d, expected)
+    assert torch.equal(inlined.log_kernel(d, t), direct.log_kernel(d, t))
+
