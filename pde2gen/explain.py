@@ -38,10 +38,10 @@ GENPHYS = ("GenPhys: Liu, Luo, Xu, Jaakkola, Tegmark, arXiv:2304.02637",
            "s-generative PDEs: a density flow (C1) and smoothing, Im omega(k) < Im omega(0) (C2)")
 PFGM = ("PFGM: Xu, Liu, Tegmark, Jaakkola, arXiv:2209.11178",
         "Poisson flow: the electric field of the data in N + 1 dimensions, Cauchy-type prior")
-PFGM_PP = ("PFGM++: Xu, Liu, Tian, Tegmark, Jaakkola, arXiv:2302.04265",
-           "Poisson in N + D dimensions read at radius r = sigma sqrt(D): Student-t kernels, D -> oo is diffusion")
+PFGM_PP = ("PFGM++: Xu et al., arXiv:2302.04265",
+           "Poisson in N + D dimensions read at radius r = sigma sqrt(D): Student-t; D -> oo is diffusion")
 KAC = ("Kac flows: Duong, Chemseddine, Friz, Steidl, arXiv:2506.20641",
-       "one 1-D Kac process (telegraph equation) per coordinate: the product construction, speed bounded by c")
+       "a 1-D Kac process (telegraph equation) per coordinate: the product construction, speed bounded by c")
 EDM = ("EDM: Karras, Aittala, Aila, Laine, arXiv:2206.00364",
        "the noise grid sigma_i (rho = 7) that sets the time grid, and diffusion's probability-flow ODE")
 FORMULA_ORDER = ("ghat", "mass", "kernel", "log_kernel", "sampler", "velocity", "prior", "sigma", "time")
@@ -61,7 +61,8 @@ def _prose(text: str) -> Line:
     return (text,)
 
 
-def document(spec: PDESpec, analysis, derivation, *, derivation_error: str | None = None) -> tuple[Section, ...]:
+def document(spec: PDESpec, analysis, derivation, *,
+             derivation_error: str | None = None) -> tuple[Section, ...]:
     """The sections of the derivation report. ``derivation`` may be None (not derived: the PDE is not
     s-generative, or ``derivation_error`` says why the derive stage failed)."""
     data = analysis.to_dict()
@@ -86,12 +87,18 @@ def _pde_lines(spec: PDESpec) -> tuple[Line, ...]:
     if spec.parameters:
         parts: list = ["Parameters: "]
         for index, p in enumerate(spec.parameters):
-            parts += ([", "] if index else []) + (
-                [Math(f"{p.name} = {sp.sstr(p.value)}", f"{sp.latex(p.symbol)} = {sp.latex(p.value)}")]
-                if p.value is not None else [Math(p.name, sp.latex(p.symbol)), " (no value: kept symbolic)"])
+            if index:
+                parts.append(", ")
+            if p.value is None:
+                parts += [Math(p.name, sp.latex(p.symbol)), " (no value: kept symbolic)"]
+            else:
+                parts.append(Math(f"{p.name} = {sp.sstr(p.value)}",
+                                  f"{sp.latex(p.symbol)} = {sp.latex(p.value)}"))
         lines.append(tuple(parts))
-    construction = ("one independent 1-D process per coordinate (product construction)"
-                    if spec.construction == "product" else "isotropic kernel (space enters through the Laplacian)")
+    if spec.construction == "product":
+        construction = "one independent 1-D process per coordinate (product construction)"
+    else:
+        construction = "isotropic kernel (space enters through the Laplacian)"
     lines.append(_prose(f"Data dimension N = {spec.dim}; {construction}."))
     if spec.catalog:
         lines.append(_prose("Composed from the catalog entries: " + ", ".join(spec.catalog) + "."))
@@ -101,8 +108,8 @@ def _pde_lines(spec: PDESpec) -> tuple[Line, ...]:
 
 def _symbol_lines(analysis, data: dict) -> tuple[Line, ...]:
     disp = analysis.dispersion
-    lines: list[Line] = [_prose("Plane waves u ~ exp(i k.x - i omega t) with growth rate lambda = -i omega and "
-                                "s = k^2: d_t -> lambda and -Laplacian -> s.")]
+    lines: list[Line] = [_prose("Plane waves u ~ exp(i k.x - i omega t) with growth rate lambda = -i omega "
+                                "and s = k^2: d_t -> lambda and -Laplacian -> s.")]
     if disp is None:
         lines.append(("No dispersion analysis: ", analysis.condition("C0").reason))
         return tuple(lines)
@@ -124,7 +131,8 @@ def _branch_lines(analysis, data: dict) -> tuple[Line, ...]:
     info = data["dispersion"]
     lines: list[Line] = []
     if disp.branches is None:
-        lines.append(_prose("SymPy gives no closed-form roots of P(lambda, s); the analysis uses the numeric roots."))
+        lines.append(_prose("SymPy gives no closed-form roots of P(lambda, s); the analysis uses the numeric "
+                            "roots."))
     else:
         carrying = info["carrying"] or [True] * len(disp.branches)
         amplitudes = branch_amplitudes(disp)
@@ -135,13 +143,16 @@ def _branch_lines(analysis, data: dict) -> tuple[Line, ...]:
             parts: list = [f"Branch {b}: ", Math(f"lambda_{b}(s) = {sp.sstr(branch)}",
                                                   rf"\lambda_{{{b}}}(s) = {sp.latex(branch)}")]
             if amplitudes is not None:
-                parts += ["; amplitude ", Math(f"a_{b} = q(lambda_{b}) / P'(lambda_{b}) = {sp.sstr(amplitudes[b - 1])}",
-                                               rf"a_{{{b}}} = \frac{{q(\lambda_{{{b}}})}}{{\partial_\lambda "
-                                               rf"P(\lambda_{{{b}}})}} = {sp.latex(amplitudes[b - 1])}")]
+                amplitude = amplitudes[b - 1]
+                parts += ["; amplitude ",
+                          Math(f"a_{b} = q(lambda_{b}) / P'(lambda_{b}) = {sp.sstr(amplitude)}",
+                               rf"a_{{{b}}} = \frac{{q(\lambda_{{{b}}})}}"
+                               rf"{{\partial_\lambda P(\lambda_{{{b}}})}} = {sp.latex(amplitude)}")]
             lines.append(tuple(parts + [f" ({role})."]))
     if disp.problem_type != "augmented" and disp.branches is not None:
         lines.append(("Causal data d_t^j u(0) = 0 for j < J - 1 and d_t^(J-1) u(0) = delta / c_J give ",
-                      Math("p_hat(s, t) = sum_b a_b exp(lambda_b t)", r"\hat p(s, t) = \sum_b a_b e^{\lambda_b t}"),
+                      Math("p_hat(s, t) = sum_b a_b exp(lambda_b t)",
+                           r"\hat p(s, t) = \sum_b a_b e^{\lambda_b t}"),
                       " with q the density factor (p = q(d_t) u)."))
     for key, label, left, latex_left in KERNEL_TRANSFORMS:
         expr = getattr(disp, key)
@@ -155,7 +166,8 @@ def branch_amplitudes(disp) -> tuple[sp.Expr, ...] | None:
     if disp.branches is None or disp.problem_type == "augmented":
         return None
     derivative = sp.diff(disp.symbol, LAM)
-    return tuple(sp.together(disp.density_factor.subs(LAM, b) / derivative.subs(LAM, b)) for b in disp.branches)
+    return tuple(sp.together(disp.density_factor.subs(LAM, b) / derivative.subs(LAM, b))
+                 for b in disp.branches)
 
 
 def _split_lines(data: dict) -> tuple[Line, ...]:
@@ -219,23 +231,22 @@ def _prior_lines(data: dict) -> tuple[Line, ...]:
 
 def _derivation_lines(analysis, derivation, derivation_error: str | None) -> tuple[Line, ...]:
     if derivation is None:
-        why = derivation_error or (f"the PDE is not s-generative ("
-                                   f"{', '.join(c.name + ' ' + c.status for c in analysis.conditions if c.status != 'PASS')}"
-                                   "): there is no generative model to derive")
-        return (_prose(f"Not derived: {why}."),)
+        return (_prose(f"Not derived: {derivation_error or 'the derive stage was not run'}."),)
     family = derivation.family
     if family is None:
         return (_prose(f"Not derived: {derivation.not_derivable}."),)
     parameters = ", ".join(f"{name} = {value:.6g}" for name, value in family.parameters)
-    lines: list[Line] = [("Kernel family ", Math(f"{family.name}({parameters})"), "."),]
+    lines: list[Line] = [("Kernel family ", Math(f"{family.name}({parameters})"), ".")]
     formulas = dict(derivation.formulas)
     formulas.pop("family", None)  # the line above says it
     for name in (*[n for n in FORMULA_ORDER if n in formulas], *sorted(set(formulas) - set(FORMULA_ORDER))):
         lines.append((f"{name.replace('_', ' ').capitalize()}: ", Math(str(formulas[name]))))
-    lines.append(_prose(f"Time window: data at t -> 0, prior at t_max; t_min = {float(derivation.t_min):.6g}, "
-                        f"t_max = {float(derivation.t_max):.6g}. Noise grid (EDM): sigma from "
-                        f"{float(derivation.sigma_min):.6g} to {float(derivation.sigma_max):.6g}, rho = "
-                        f"{float(derivation.rho):.6g}, uniform in sigma^(1/rho) and mapped to t."))
+    t_min, t_max = float(derivation.t_min), float(derivation.t_max)
+    sigma_min, sigma_max = float(derivation.sigma_min), float(derivation.sigma_max)
+    lines.append(_prose(f"Time window: data at t -> 0, prior at t_max; t_min = {t_min:.6g}, "
+                        f"t_max = {t_max:.6g}. Noise grid (EDM): sigma from {sigma_min:.6g} to "
+                        f"{sigma_max:.6g}, rho = {float(derivation.rho):.6g}, uniform in sigma^(1/rho) and "
+                        "mapped to t."))
     lines.append(_prose(f"Birth/death: {derivation.birth_death}."))
     return tuple(lines)
 
@@ -279,7 +290,7 @@ def references(analysis, derivation) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-# ---------------------------------------------------------------------------------------------- LaTeX of the PDE
+# ---------------------------------------------------------------------------------------------- PDE in LaTeX
 def pde_latex(spec: PDESpec) -> str:
     """The PDE as parsed, in LaTeX: sum of c t^m d_t^j (-Laplacian)^beta u = 0."""
     parts = []
@@ -297,7 +308,9 @@ def pde_latex(spec: PDESpec) -> str:
             parts.append(f"- {operator}")
         else:
             text = sp.latex(coefficient)
-            parts.append(rf"\left({text}\right) {operator}" if isinstance(coefficient, sp.Add) else f"{text} {operator}")
+            if isinstance(coefficient, sp.Add):
+                text = rf"\left({text}\right)"
+            parts.append(f"{text} {operator}")
     body = " + ".join(parts).replace("+ -", "- ")
     return f"{body} = 0"
 
@@ -368,14 +381,15 @@ _LATEX_SPECIAL = {"\\": r"$\backslash$", "{": r"\{", "}": r"\}", "$": r"\$", "&"
                   "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "<": r"$<$", ">": r"$>$", "|": r"$|$"}
 _LATEX_UNICODE = {"λ": r"$\lambda$", "ω": r"$\omega$", "∂": r"$\partial$", "Δ": r"$\Delta$", "→": r"$\to$",
-                  "≥": r"$\geq$", "≤": r"$\leq$", "−": "-", "×": r"$\times$", "∞": r"$\infty$", "≈": r"$\approx$",
-                  "·": r"$\cdot$", "²": r"\textsuperscript{2}"}
+                  "≥": r"$\geq$", "≤": r"$\leq$", "−": "-", "×": r"$\times$", "∞": r"$\infty$",
+                  "≈": r"$\approx$", "·": r"$\cdot$", "²": r"\textsuperscript{2}"}
 # Formulas longer than this (in LaTeX source characters) are scaled to the line width.
 LONG_FORMULA = 110
 
 
 def latex_text(text: str) -> str:
-    """User or derived text for LaTeX: specials escaped, a few symbols typeset, other non-ASCII transliterated."""
+    """User or derived text for LaTeX: specials escaped, a few symbols typeset, other non-ASCII
+    transliterated."""
     out = []
     for ch in _one_line(text):
         if ch in _LATEX_SPECIAL:
@@ -429,5 +443,5 @@ def derive_for_report(spec: PDESpec, analysis):
 
 
 __all__ = ["Math", "derive_for_report", "document", "explain_latex", "explain_markdown", "explain_sections",
-           "is_markdown_line", "latex_text", "markdown_code", "markdown_line", "markdown_text", "pde_latex", "references",
-           "witness_text"]
+           "is_markdown_line", "latex_text", "markdown_code", "markdown_line", "markdown_text", "pde_latex",
+           "references", "witness_text"]

@@ -126,7 +126,8 @@ def branch_values(disp: Dispersion, s: np.ndarray) -> tuple[np.ndarray, list[str
         for branch in disp.branches:
             evaluate = sp.lambdify(S, branch.xreplace(values), "numpy")
             with np.errstate(all="ignore"):
-                columns.append(np.broadcast_to(np.asarray(evaluate(s.astype(complex)), dtype=complex), s.shape))
+                values_b = np.asarray(evaluate(s.astype(complex)), dtype=complex)
+                columns.append(np.broadcast_to(values_b, s.shape))
         roots = np.stack(columns, axis=1)
         if np.all(np.isfinite(roots)):
             return roots, [sp.sstr(b) for b in disp.branches]
@@ -171,20 +172,23 @@ def plot_dispersion(analysis):
     colours = ("tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")
     discarded = "growing root, discarded" if disp.problem_type == AUGMENTED else "amplitude 0"
     for b, (label, carries) in enumerate(zip(labels, carrying)):
-        style = {"color": colours[b % len(colours)], "lw": 2.2 if carries else 1.2, "ls": "-" if carries else "--"}
-        text = f"branch {b + 1}: lambda = {label}" + ("" if carries else f"  ({discarded}: carries no density)")
+        style = {"color": colours[b % len(colours)], "lw": 2.2 if carries else 1.2,
+                 "ls": "-" if carries else "--"}
+        role = "" if carries else f"  ({discarded}: carries no density)"
+        text = f"branch {b + 1}: lambda = {label}{role}"
         ax_re.plot(k, roots[:, b].real, label=text, gid=f"branch-re-{b}", **style)
         ax_im.plot(k, roots[:, b].imag, label=text, gid=f"branch-im-{b}", **style)
     ax_re.axhline(growth0, color="black", lw=0.8, ls=":", label=f"lambda*(0) = {growth0 + 0.0:.4g}")  # no -0
     if np.any(~fails):
-        ax_re.fill_between(k, growth, growth0, where=~fails, color="tab:green", alpha=0.25, gid="smoothing-gap",
-                           label="smoothing gap lambda*(0) - lambda*(k) > 0")
+        ax_re.fill_between(k, growth, growth0, where=~fails, color="tab:green", alpha=0.25,
+                           gid="smoothing-gap", label="smoothing gap lambda*(0) - lambda*(k) > 0")
     for index, (start, stop) in enumerate(_runs(fails)):
         ax_re.axvspan(k[start], k[stop - 1], color="tab:red", alpha=0.18, gid="smoothing-fails",
                       label="C2 fails: lambda*(k) >= lambda*(0)" if index == 0 else None)
     if np.all(fails):
-        ax_re.text(0.5, 0.75, "lambda*(k) = lambda*(0) for every k:\nno mode is ever forgotten (no smoothing)",
-                   transform=ax_re.transAxes, ha="center", fontsize=9, color="tab:red", gid="no-smoothing")
+        ax_re.text(0.5, 0.75, "lambda*(k) = lambda*(0) for every k:\nno mode is ever forgotten",
+                   transform=ax_re.transAxes, ha="center", fontsize=9, color="tab:red",
+                   gid="no-smoothing")
     scale = max(1.0, float(np.max(np.abs(roots[np.argmin(np.abs(k - 1.0))]))))
     for ax, values, what in ((ax_re, roots.real, "Re lambda = Im omega  (growth rate)"),
                              (ax_im, roots.imag, "Im lambda = -Re omega  (frequency)")):
@@ -262,13 +266,14 @@ def plot_kernel(analysis, derivation=None):
             ratio = profile.sign * np.exp(profile.log_abs - peak)
         ax_lin.plot(profile.x, ratio, color=colour, label=profile.label, gid=f"kernel-ratio-{profile.t:g}")
         visible = np.flatnonzero(np.abs(ratio) > 1e-3)
-        core = max(core, profile.x[visible[-1]] if len(visible) else 0.0, *(where for where, _ in profile.atoms))
+        atoms_at = (where for where, _ in profile.atoms)
+        core = max(core, profile.x[visible[-1]] if len(visible) else 0.0, *atoms_at)
         if np.any(negative):
             label = "p < 0 (C1 fails)" if not negative_labelled else None
             ax_log.plot(profile.x, np.where(negative, log10_abs, np.nan), color="tab:red", lw=2.5, ls="--",
                         label=label, gid=f"kernel-negative-{profile.t:g}")
-            ax_lin.fill_between(profile.x, ratio, 0.0, where=negative, color="tab:red", alpha=0.35, label=label,
-                                gid=f"kernel-negative-fill-{profile.t:g}")
+            ax_lin.fill_between(profile.x, ratio, 0.0, where=negative, color="tab:red", alpha=0.35,
+                                label=label, gid=f"kernel-negative-fill-{profile.t:g}")
             negative_labelled = True
         for where, log_weight in profile.atoms:
             ax_log.plot([where], [log_weight / math.log(10.0)], marker="D", ms=8, ls="none", color=colour,
@@ -279,7 +284,8 @@ def plot_kernel(analysis, derivation=None):
             x_min, p_min = profile.minimum
             ax_lin.annotate(f"min p = {p_min:.4g} at |x| = {x_min:.3g} (t = {profile.t:g})",
                             xy=(x_min, p_min * math.exp(-peak)), xytext=(0.4, 0.7 - 0.1 * index),
-                            textcoords="axes fraction", fontsize=8, color=colour, gid=f"kernel-minimum-{profile.t:g}",
+                            textcoords="axes fraction", fontsize=8, color=colour,
+                            gid=f"kernel-minimum-{profile.t:g}",
                             arrowprops={"arrowstyle": "->", "color": colour})
     if core > 0:
         ax_lin.set_xlim(0.0, 1.1 * core)
@@ -321,7 +327,8 @@ def _family_profiles(analysis, family) -> tuple[list[KernelProfile], str]:
         d = np.zeros((len(x), N))
         d[:, 0] = x
         log_p = reference.log_kernel(family, d, t)
-        profiles.append(KernelProfile(t, x, log_p, np.ones_like(log_p), f"t = {t:.4g} (sigma = {sigma:g})", atoms))
+        label = f"t = {t:.4g} (sigma = {sigma:g})"
+        profiles.append(KernelProfile(t, x, log_p, np.ones_like(log_p), label, atoms))
     where = "per coordinate product, along the first axis" if kac else "along a ray"
     return profiles, f"{family.name} kernel in N = {N}, {where}"
 
@@ -341,8 +348,8 @@ def _one_dimensional_profiles(analysis) -> tuple[list[KernelProfile], str]:
     if riemann is None:
         probe = complex(positivity.normalised_transform(disp, np.ones(1), np.ones(1))[0, 0])
         if abs(probe.imag) > positivity.GHAT_ACCURACY:
-            raise PlotSkipped(f"ghat is complex (ghat(k = 1, t = 1) = {probe:.4g}): the field is complex and has "
-                              "no real density kernel to draw")
+            raise PlotSkipped(f"ghat is complex (ghat(k = 1, t = 1) = {probe:.4g}): the field is complex and "
+                              "has no real density kernel to draw")
         raise PlotSkipped("ghat does not decay (a singular part) and the 1-D kernel has no closed form here")
     profiles = []
     for t in KERNEL_TIMES_1D:
@@ -366,7 +373,7 @@ def fft_accuracy(kernel) -> float:
 
 
 def _fft_profiles(kernels) -> list[KernelProfile]:
-    """FFT kernels with unresolved values blanked, cut where every later value is unresolved (common range)."""
+    """FFT kernels with unresolved values blanked, cut (on a common range) where all later values are."""
     reach = 0.0
     for kernel in kernels:
         resolved = np.flatnonzero(np.abs(kernel.p) > fft_accuracy(kernel))
@@ -440,20 +447,22 @@ def plot_velocity(analysis, derivation, seed: int = 0):
     figure, axes = _figure(VELOCITY_FIGURE_SIZE, columns=2, rows=2)
     panels = axes.ravel()
     points = _plane_grid(21)
+    isotropic = reference.is_isotropic(family)  # (the Kac density mixes atoms and densities: no background)
     for ax, sigma, t in zip(panels[:3], VELOCITY_SIGMAS, _times_of_sigmas(family, VELOCITY_SIGMAS)):
-        if reference.is_isotropic(family):  # (the Kac density mixes atoms and densities: no background)
+        if isotropic:
             fine = _plane_grid(81)
             d = (fine[:, None, :] - MIXTURE_2D[None, :, :]).reshape(-1, 2)
             log_p = special.logsumexp(reference.log_kernel(family, d, t).reshape(len(fine), -1), axis=1)
-            ax.contourf(fine[:, 0].reshape(81, 81), fine[:, 1].reshape(81, 81), log_p.reshape(81, 81) / math.log(10),
-                        levels=12, cmap="Greys", alpha=0.45)
+            ax.contourf(fine[:, 0].reshape(81, 81), fine[:, 1].reshape(81, 81),
+                        log_p.reshape(81, 81) / math.log(10), levels=12, cmap="Greys", alpha=0.45)
         v = reference.marginal_velocity(family, points, t, MIXTURE_2D)
         speed = np.linalg.norm(v, axis=1)
         # Unit arrows (direction), speed as colour: the speed spans decades between data and the edges.
         unit = v / np.maximum(speed, 1e-300)[:, None]
         ax.quiver(points[:, 0], points[:, 1], unit[:, 0], unit[:, 1], np.log10(np.maximum(speed, 1e-300)),
                   cmap="viridis", gid=f"velocity-{sigma:g}")
-        ax.set_title(f"dx/dt at t = {t:.3g} (sigma = {sigma:g}): direction, colour log10 speed; grey: log p_t",
+        background = "; grey: log p_t" if isotropic else ""
+        ax.set_title(f"dx/dt at t = {t:.3g} (sigma = {sigma:g}): direction, colour log10 speed{background}",
                      fontsize=9)
 
     times = time_grid(derivation, FLOW_STEPS)
@@ -464,8 +473,8 @@ def plot_velocity(analysis, derivation, seed: int = 0):
     for i in range(TRAJECTORIES):
         flow_ax.plot(path[:, i, 0], path[:, i, 1], color="tab:blue", lw=0.8, alpha=0.7,
                      gid="trajectory", label="exact flow from the prior" if i == 0 else None)
-    flow_ax.plot(path[-1, :, 0], path[-1, :, 1], "o", ms=4, color="tab:orange", gid="trajectory-end", zorder=3,
-                 label=f"end points at t_min = {times[-1]:.3g}")
+    flow_ax.plot(path[-1, :, 0], path[-1, :, 1], "o", ms=4, color="tab:orange", gid="trajectory-end",
+                 zorder=3,                  label=f"end points at t_min = {times[-1]:.3g}")
     flow_ax.set_title(f"exact flow integrated from t_max = {times[0]:.3g} to t_min (RK4, {FLOW_STEPS} EDM "
                       "steps)", fontsize=9)
     for ax in panels:
@@ -516,8 +525,10 @@ def plot_prior(analysis, derivation, seed: int = 0):
         d = np.zeros((len(r), N))
         d[:, 0] = r
         log_area = math.log(2.0) + 0.5 * N * math.log(math.pi) - math.lgamma(0.5 * N)
-        density = np.exp(log_area + N * np.log(r) + reference.log_kernel(family, d, t_max) + math.log(math.log(10)))
-        ax.plot(u, density, color="tab:blue", lw=2, gid="prior-density", label="prior: kernel at t_max (exact)")
+        log_kernel = reference.log_kernel(family, d, t_max)
+        log_density = log_area + N * np.log(r) + log_kernel + math.log(math.log(10.0))
+        ax.plot(u, np.exp(log_density), color="tab:blue", lw=2, gid="prior-density",
+                label="prior: kernel at t_max (exact)")
         distance = stats.kstest(marginal, lambda rho: reference.radial_cdf(family, rho, t_max, N)).statistic
     else:
         prior = np.linalg.norm(reference.sample(family, t_max, n, N, rng)[0], axis=1)
@@ -528,7 +539,8 @@ def plot_prior(analysis, derivation, seed: int = 0):
     ax.set_ylabel("density")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"prior vs marginal at t_max = {t_max:.4g} (sigma = {float(derivation.sigma_max):g}), N = {N}: "
+    sigma_max = float(derivation.sigma_max)
+    ax.set_title(f"prior vs marginal at t_max = {t_max:.4g} (sigma = {sigma_max:g}), N = {N}: "
                  f"Kolmogorov-Smirnov distance of |x| = {distance:.3g}", fontsize=10)
     figure.ks_distance = float(distance)  # the number the title states, for tests and callers
     return figure
@@ -574,5 +586,5 @@ def write_plots(analysis, derivation, outdir, *, seed: int = 0) -> tuple[PlotOut
     return tuple(outcomes)
 
 
-__all__ = ["PLOTS", "PlotOutcome", "PlotSkipped", "iter_plots", "make_plots", "plot_dispersion", "plot_kernel", "plot_prior",
-           "plot_velocity", "write_plots"]
+__all__ = ["PLOTS", "PlotOutcome", "PlotSkipped", "iter_plots", "make_plots", "plot_dispersion",
+           "plot_kernel", "plot_prior", "plot_velocity", "write_plots"]

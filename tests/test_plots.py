@@ -81,7 +81,8 @@ def test_diffusion_dispersion_is_minus_k_squared_with_a_green_gap(diffusion):
     assert "C2 PASS" in figure.axes[0].get_title()
 
 
-@pytest.mark.parametrize("expr, dim, carrying", [("poisson", 2, [True, False]), ("telegraph", 1, [True, True])])
+@pytest.mark.parametrize("expr, dim, carrying",
+                         [("poisson", 2, [True, False]), ("telegraph", 1, [True, True])])
 def test_carrying_branches_are_solid_and_labelled(expr, dim, carrying):
     figure = plot_dispersion(analyse(parse(expr, dim=dim), repairs=False))
     lines = by_gid(figure, "branch-re-")
@@ -104,7 +105,8 @@ def test_hyperdiffusion_kernel_shows_the_negative_lobe(hyperdiffusion):
     assert negative and np.any(np.isfinite(negative[0].get_ydata()))  # drawn in red on the log panel
     (note,) = by_gid(figure, "kernel-minimum-1")
     assert "min p = -0.0298" in note.get_text() and "|x| = 4.59" in note.get_text()
-    assert "1-D marginal of the N = 2 kernel" in figure.axes[0].get_title() and "C1 FAIL" in figure.axes[0].get_title()
+    title = figure.axes[0].get_title()
+    assert "1-D marginal of the N = 2 kernel" in title and "C1 FAIL" in title
 
 
 def test_wave_kernel_is_atoms_on_the_light_cone(wave):
@@ -112,7 +114,8 @@ def test_wave_kernel_is_atoms_on_the_light_cone(wave):
     atoms = by_gid(figure, "kernel-atom-")
     assert len(atoms) == 3
     for atom, t in zip(atoms, (0.3, 1.0, 3.0)):  # d'Alembert: mass 1/2 at |x| = c t, nothing inside
-        assert atom.get_xdata()[0] == pytest.approx(t) and atom.get_ydata()[0] == pytest.approx(math.log10(0.5))
+        assert atom.get_xdata()[0] == pytest.approx(t)
+        assert atom.get_ydata()[0] == pytest.approx(math.log10(0.5))
     for ratio in by_gid(figure, "kernel-ratio-"):
         assert np.all(ratio.get_ydata() == 0.0)
 
@@ -142,7 +145,7 @@ def test_schrodinger_has_no_real_kernel_to_draw():
     assert not isinstance(made["dispersion"], str)
 
 
-# ---------------------------------------------------------------------------------------------- velocity, prior
+# ---------------------------------------------------------------------------------------------- flow, prior
 def test_exact_flow_from_the_prior_lands_on_the_data(diffusion):
     figure = plot_velocity(*diffusion)
     assert len(by_gid(figure, "velocity-")) == 3
@@ -167,8 +170,9 @@ def test_plots_that_make_no_sense_are_skipped_with_the_reason(hyperdiffusion):
     made = make_plots(*hyperdiffusion)
     assert not isinstance(made["dispersion"], str) and not isinstance(made["kernel"], str)
     for name in ("velocity", "prior"):
-        assert made[name] == f"the {'velocity field' if name == 'velocity' else 'prior'} needs a derived kernel " \
-                             "family; the PDE is not s-generative (C1 FAIL)"
+        what = "velocity field" if name == "velocity" else "prior"
+        assert made[name] == f"the {what} needs a derived kernel family; the PDE is not s-generative " \
+                             "(C1 FAIL)"
     three_d = make_plots(*stages("diffusion", dim=3))
     assert three_d["velocity"] == "the velocity field is drawn in a plane: needs N = 2, got N = 3"
     assert not isinstance(three_d["prior"], str)
@@ -212,6 +216,8 @@ def test_cli_plot_into_a_file_is_a_one_line_usage_error(tmp_path, capsys):
 
 
 def test_importing_the_modules_loads_neither_matplotlib_nor_torch():
-    code = "import sys, pde2gen.plots, pde2gen.explain; print(sorted({'matplotlib', 'torch'} & set(sys.modules)))"
-    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    code = ("import sys, pde2gen.plots, pde2gen.explain; "
+            "print(sorted({'matplotlib', 'torch'} & set(sys.modules)))")
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                         timeout=120)
     assert run.stdout.strip() == "[]", run.stdout + run.stderr
