@@ -710,3 +710,32 @@ def test_inlined_runtime_is_self_contained(module, class_name, parameters, tmp_p
     assert torch.equal(d, expected)
     assert torch.equal(inlined.log_kernel(d, t), direct.log_kernel(d, t))
 
+
+
+def test_sigma_values_follow_families_py():
+    """sigma(t) against the formulas of pde2gen/families.py (and physics.md §4.7), evaluated independently."""
+    t = np.array([1e-3, 0.4, 7.0])
+    tt = torch.tensor(t, dtype=F64)
+    median_s = _positive_stable(0.7).ppf(0.5)
+    expected = {
+        "gaussian": np.sqrt(2 * 0.7 * t),
+        "cauchy": 1.3 * t,
+        "student_t": 2.0 * t / math.sqrt(7.0),
+        "student_t_inf": 2.0 * t,  # the D = inf convention (student_t.py)
+        "nig": 1.3 * t / np.sqrt(1 + 0.8 * 1.3 * t),
+        "stable": np.sqrt(2 * median_s) * (0.6 * t) ** (1 / 1.4),
+        "kac_product": np.sqrt(9.0 / 9.0 * (t - (1 - np.exp(-18.0 * t)) / 18.0)),
+    }
+    for name, values in expected.items():
+        np.testing.assert_allclose(FAMILIES[name]().sigma(tt).numpy(), values, rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "cauchy", "student_t", "student_t_inf", "stable"])
+def test_velocity_is_the_time_derivative_of_the_sampler_path(name):
+    """Scale families draw d = s(t) * (t-independent noise): with the same seed at t +- h, the finite difference
+    of the path is the conditional velocity exactly (physics.md §7: d/dt x_t = u)."""
+    family = FAMILIES[name]()
+    t, h = 0.7, 1e-6
+    paths = [family.sample_displacement(full(time, 50), (4,), generator(31))[0] for time in (t - h, t, t + h)]
+    derivative = (paths[2] - paths[0]) / (2 * h)
+    np.testing.assert_allclose(family.conditional_velocity(paths[1], full(t, 50)).numpy(), derivative.numpy(), rtol=1e-7, atol=1e-9)
