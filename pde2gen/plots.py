@@ -298,7 +298,7 @@ def plot_kernel(analysis, derivation=None):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
     c1 = analysis.condition("C1")
-    ax_log.set_title(f"{title}; C1 {c1.status} ({c1.method})", fontsize=10)
+    ax_log.set_title(f"{title}\nC1 {c1.status} ({c1.method})", fontsize=10)
     ax_lin.set_title("linear scale, normalised by the peak (atoms: dotted lines)", fontsize=10)
     figure.suptitle(f"density kernel of {analysis.spec.pretty()}", fontsize=11)
     return figure
