@@ -1,0 +1,240 @@
+"""Cost per catalog entry, relative to the flow-matching baseline measured in the same run.
+
+    python bench/cost.py --budget tiny     # ~3 min: diffusion, pfgm, kac; few repeats
+    python bench/cost.py --budget small    # the README numbers: every entry
+
+Per entry (2-D points, the benchmarks' MLP, batch 256; images (1, 8, 8), batch 64):
+  process   : one draw of the training pair (Process.sample_train_time + sample_location_and_conditional_flow)
+              against torch.randn of the same shape;
+  train step: the generated training step (model.flow_matching_loss, backward, AdamW) against the flow-matching
+              step of bench/methods.py with the same backbone and batch;
+  sampling  : 1000 samples with Heun, NFE 20, prior draw included, against flow matching;
+the two sides alternate ``repeat`` times in one process and the figure is the ratio of medians (entry / FM,
+> 1 = slower), so machine load hits both alike. Also ``pde2gen check NAME --json`` and ``pde2gen build NAME``
+wall times (fresh interpreters) against ``python -c "import sympy"``, and kernel sampling throughput against
+torch.randn from bench/bench_sampling.py (run in a subprocess with its output redirected to
+bench/results/cost_<budget>_sampling.json, so that its own results file is left alone).
+
+Writes bench/results/cost_<budget>.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C
+import methods as M
+
+BUDGETS = {
+    "tiny": {"entries": ("diffusion", "pfgm", "kac"), "repeat": 5, "cli_repeat": 1,
+             "sampling_args": ["--repeat", "2", "--batch", "512", "--dim", "3072"]},
+    "small": {"entries": tuple(n for n, _ in C.ENTRIES), "repeat": 15, "cli_repeat": 3,
+              "sampling_args": ["--repeat", "5"]},
+}
+
+
+def timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def alternate(a, b, repeat: int) -> tuple[float, float]:
+    a(), b()  # warm-up
+    ta, tb = [], []
+    for _ in range(repeat):
+        ta.append(timed(a))
+        tb.append(timed(b))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def runtime_costs(module, fm: M.FlowMatching, repeat: int) -> dict:
+    generated = M.Generated("x", "x", module)
+    return {name: shape_costs(generated, fm, shape, batch, net, repeat, with_sampling=name == "2-D")
+            for name, shape, batch, net in (("2-D", [2], 256, "mlp-s"), ("8x8", [1, 8, 8], 64, "mlp-m"))}
+
+
+def shape_costs(generated, fm, shape, batch, net, repeat, with_sampling) -> dict:
+    config = M.backbone_configs(net, shape)
+    samples = torch.randn(2048, *shape).double().numpy()
+    stats = M.data_statistics(samples)
+    stats["samples"] = samples
+    torch.manual_seed(0)
+    model = generated.make_model(stats, config)
+    baseline = fm.make_model(stats, config)
+    baseline.backbone.load_state_dict(model.backbone.state_dict())
+    y = torch.from_numpy(samples[:batch]).float()
+    g = torch.Generator().manual_seed(0)
+    process = model.process
+
+    def draw():
+        t = process.sample_train_time(batch, generator=g)
+        process.sample_location_and_conditional_flow(y, t, generator=g)
+
+    t_proc, t_randn = alternate(draw, lambda: torch.randn(y.shape, generator=g), repeat)
+    opt_a = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt_b = torch.optim.AdamW(baseline.parameters(), lr=1e-4)
+
+    def step(method, net, optimizer):
+        def run():
+            loss = method.loss(net, y, g)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return run
+
+    t_gen, t_fm = alternate(step(generated, model, opt_a), step(fm, baseline, opt_b), repeat)
+    entry = {"batch": batch, "process_ms": 1e3 * t_proc, "randn_ms": 1e3 * t_randn,
+             "process_vs_randn": t_proc / t_randn, "train_step_ms": 1e3 * t_gen, "fm_step_ms": 1e3 * t_fm,
+             "train_step_vs_fm": t_gen / t_fm}
+    if with_sampling:
+        model.eval()
+        baseline.eval()
+        s_gen, s_fm = alternate(lambda: M.sample(generated, model, 1000, "heun", 20, seed=0),
+                                lambda: M.sample(fm, baseline, 1000, "heun", 20, seed=0), max(3, repeat // 3))
+        entry.update({"sample_ms": 1e3 * s_gen, "fm_sample_ms": 1e3 * s_fm, "sample_vs_fm": s_gen / s_fm})
+    return entry
+
+
+def cli_times(entry: str, build_record: dict, repeat: int) -> dict:
+    """Wall times of fresh ``pde2gen check`` / ``build`` processes (the benchmarks' compiler, see _common)."""
+
+    def sympy_import():
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import sympy"], capture_output=True, timeout=300, check=False)
+        return time.perf_counter() - start
+
+    checks, sympy = [], []
+    for _ in range(repeat):
+        wall, done = C.run_cli(["check", entry, "--json"])
+        checks.append((wall, None if done is None else done.returncode))
+        sympy.append(sympy_import())
+    out = {"check_s": statistics.median(t for t, _ in checks), "check_exit": checks[0][1],
+           "sympy_import_s": statistics.median(sympy)}
+    if build_record["ok"]:
+        folder = Path(tempfile.mkdtemp(prefix="pde2gen-cost-"))
+        try:
+            wall, done = C.run_cli(["build", entry, "-o", str(folder / "m"), "--force"], timeout=900)
+            out.update({"build_s": wall, "build_exit": None if done is None else done.returncode})
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    else:
+        out.update({"build_s": None, "build_error": build_record["error"],
+                    "build_timed_out_s": build_record["wall_s"]})
+    return out
+
+
+def kernel_throughput(args_list, budget: str) -> dict | None:
+    script = C.BENCH / "bench_sampling.py"
+    if not script.exists():
+        return {"error": "bench/bench_sampling.py is not in this checkout"}
+    out = C.RESULTS / f"cost_{budget}_sampling.json"
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import bench_sampling as b; "
+            "b.RESULTS = Path(sys.argv[2]); sys.argv = ['bench_sampling.py'] + sys.argv[3:]; b.main()")
+    done = subprocess.run([sys.executable, "-c", code, str(C.BENCH), str(out), "--threads", "1", *args_list],
+                          cwd=C.ROOT, capture_output=True, text=True, timeout=1800, check=False)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["?"])[-1]}
+    return {"command": "python bench/bench_sampling.py --threads 1 " + " ".join(args_list),
+            "output": done.stdout, **json.loads(out.read_text())}
+
+
+def run(args):
+    budget = BUDGETS[args.budget]
+    C.set_threads(args.threads)
+    info = C.machine(args.threads)
+    C.log(f"cost, budget {args.budget}: {C.machine_line(info)}")
+    builds = C.build_all(budget["entries"], timeout=args.build_timeout)
+    modules = {name: C.load_module(rec["dir"]) for name, rec in builds.items() if rec["ok"]}
+    some = next(iter(modules.values()))
+    fm = M.FlowMatching(some.model.build_backbone)
+    rows = []
+    for entry in budget["entries"]:
+        C.log(f"{entry}: runtime costs and check/build wall times")
+        row = {"entry": entry, "family": modules[entry].config["family"] if entry in modules else None}
+        if entry in modules:
+            row["runtime"] = runtime_costs(modules[entry], fm, budget["repeat"])
+        row["cli"] = cli_times(entry, builds[entry], budget["cli_repeat"])
+        rows.append(row)
+        C.write_json(C.RESULTS / f"cost_{args.budget}.json", payload(args, info, budget, builds, rows, None, True))
+    C.log("kernel sampling throughput (bench/bench_sampling.py)")
+    throughput = kernel_throughput(budget["sampling_args"], args.budget)
+    data = payload(args, info, budget, builds, rows, throughput, False)
+    C.write_json(C.RESULTS / f"cost_{args.budget}.json", data)
+    return data
+
+
+def payload(args, info, budget, builds, rows, throughput, partial):
+    return {"benchmark": "cost", "command": f"python bench/cost.py --budget {args.budget}", "budget": args.budget,
+            "partial": partial, "machine": info, "settings": {k: list(v) if isinstance(v, tuple) else v
+                                                               for k, v in budget.items()},
+            "builds": builds, "rows": rows, "kernel_throughput": throughput}
+
+
+def tables(data) -> str:
+    out = [f"Command: `{data['command']}`", "",
+           C.describe_run(data["machine"], data["budget"], [0], {"repeats": data["settings"]["repeat"]}), ""]
+    header = ["entry", "family", "process draw ms (2-D, B=256) [/ randn]", "process draw ms (8x8, B=64) [/ randn]",
+              "train step / FM (2-D)", "train step / FM (8x8)", "sampling / FM (Heun 20, 1000 pts)",
+              "train step ms (2-D)", "check s", "build s"]
+    body = []
+    for r in data["rows"]:
+        rt = r.get("runtime")
+        cli = r["cli"]
+        if rt:
+            cells = [f"{rt['2-D']['process_ms']:.2f} [{rt['2-D']['process_vs_randn']:.0f}x]",
+                     f"{rt['8x8']['process_ms']:.2f} [{rt['8x8']['process_vs_randn']:.0f}x]",
+                     f"{rt['2-D']['train_step_vs_fm']:.2f}", f"{rt['8x8']['train_step_vs_fm']:.2f}",
+                     f"{rt['2-D']['sample_vs_fm']:.2f}", f"{rt['2-D']['train_step_ms']:.1f}"]
+        else:
+            cells = ["not built"] * 6
+        build = f"{cli['build_s']:.1f}" if cli.get("build_s") else f"failed: {cli.get('build_error')}"
+        body.append([C.LABELS.get(r["entry"], r["entry"]), r["family"] or "-", *cells,
+                     f"{cli['check_s']:.1f} (exit {cli['check_exit']})", build])
+    sympy = [r["cli"]["sympy_import_s"] for r in data["rows"]]
+    out += [("Ratios: entry / reference measured alternately in the same process (median of the repeats); "
+            f"`python -c 'import sympy'` took {statistics.median(sympy):.2f} s (median) in the same run"), "",
+            C.markdown_table(header, body), ""]
+    kt = data.get("kernel_throughput")
+    # bench/bench_sampling.py's JSON: "rows", or "tables": [{"threads": k, "rows": [...]}] in later versions
+    tables_ = [{"threads": kt.get("threads"), "rows": kt["rows"]}] if kt and "rows" in kt else (
+        kt.get("tables", []) if kt else [])
+    if tables_:
+        header = ["family", "threads", "randn ms", "family ms", "randn / family (wall)", "randn / family (CPU)",
+                  "goal"]
+        body = [[r["family"], t.get("threads"), f"{r['randn_ms']:.1f}", f"{r['family_ms']:.1f}", f"{r['ratio']:.2f}",
+                 f"{r['cpu_ratio']:.2f}", "-" if r.get("goal") is None else f">= {r['goal']}"]
+                for t in tables_ for r in t["rows"]]
+        out += [(f"Kernel sampling throughput (`{kt['command']}`: B = {kt['batch']}, N = {kt['dim']}, float32; "
+                "> 1 = faster than torch.randn)"), "", C.markdown_table(header, body), ""]
+    elif kt:
+        out += [f"Kernel sampling throughput: not measured ({kt.get('error', 'unknown output format')})", ""]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", choices=tuple(BUDGETS), default="tiny")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--build-timeout", type=float, default=180.0, help="seconds per pde2gen build")
+    args = parser.parse_args(argv)
+    data = json.loads(json.dumps(run(args), default=C._json_default))
+    text = tables(data)
+    C.write_text(C.RESULTS / f"cost_{args.budget}.md", text + "\n")
+    print(text)
+    print(f"wrote bench/results/cost_{args.budget}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
