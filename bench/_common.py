@@ -151,8 +151,9 @@ def set_threads(threads: int) -> None:
 # ------------------------------------------------------------------------------------------- builds
 # The compiler the benchmarks build with: by default a snapshot of the last commit (git archive HEAD of pde2gen/,
 # templates/, catalog/), so that files other people are editing in the shared working tree cannot leak half-made
-# changes into a run, and every result names the exact commit it was built from. PDE2GEN_BENCH_WORKTREE=1
-# builds from the working tree instead.
+# changes into a run, and every result names the exact commit it was built from. PDE2GEN_BENCH_COMMIT=SHA pins
+# another commit (so that a chain of benchmarks shares one build, and the models cached by bench/methods.py);
+# PDE2GEN_BENCH_WORKTREE=1 builds from the working tree instead.
 USE_WORKTREE = os.environ.get("PDE2GEN_BENCH_WORKTREE") == "1"
 
 
@@ -165,7 +166,7 @@ def compiler_source() -> tuple[str, Path]:
     """(key, folder holding the pde2gen package to build with): HEAD's snapshot, or the working tree."""
     if USE_WORKTREE:
         return "worktree-" + worktree_hash(), ROOT
-    commit = head_commit()
+    commit = os.environ.get("PDE2GEN_BENCH_COMMIT") or head_commit()
     folder = CACHE / "src" / commit[:12]
     if not (folder / "pde2gen" / "__init__.py").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
