@@ -4,6 +4,7 @@ The module is the heat kernel (family gaussian, kappa = 1) for 2-D samples, rend
 directory together with its process.py. The scripts run as a user runs them (subprocesses, a fresh
 interpreter, the module directory as working code); fast checks import them in-process.
 """
+import ast
 import contextlib
 import importlib
 import importlib.util
@@ -246,11 +247,34 @@ def test_toy_data_are_seeded_two_dimensional_and_within_scale(generated, name):
     assert np.abs(first).max() < 4.6 and 1.0 < first.std() < 3.0
 
 
-def test_digits_are_images_in_minus_one_to_one(generated):
+def test_digits_are_images_in_minus_one_to_one(generated, monkeypatch):
     pytest.importorskip("sklearn")
     digits = generated.train.load_data("digits", seed=0)
     assert digits.shape == (1797, 1, 8, 8)
     assert digits.min() == -1.0 and digits.max() == 1.0
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # as if scikit-learn were not installed
+    with pytest.raises(generated.train.UsageError, match="needs scikit-learn"):
+        generated.train.load_data("digits", seed=0)
+
+
+def imported_roots(nodes) -> set[str]:
+    roots = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_scripts_import_only_torch_numpy_and_the_standard_library_at_top_level(module_dir):
+    """The module runs without pde2gen; matplotlib, scikit-learn and tqdm are imported only where used."""
+    allowed = sys.stdlib_module_names | {"numpy", "torch", *GENERATED_NAMES}
+    for script in ("model.py", "train.py", "sample.py"):
+        tree = ast.parse((module_dir / script).read_text())
+        top_level = imported_roots(tree.body)
+        assert top_level <= allowed, (script, top_level - allowed)
+        assert imported_roots(ast.walk(tree)) - allowed <= {"matplotlib", "sklearn", "tqdm"}, script
 
 
 def test_data_files_and_their_errors(generated, tmp_path):
@@ -302,7 +326,9 @@ def test_projection_puts_samples_on_the_typical_radius(generated):
 
 def test_train_then_sample_from_the_ema_weights(module_dir, tmp_path, generated):
     run_dir = tmp_path / "run"
-    train(module_dir, run_dir, "--data", "moons", "--steps", 6, "--ckpt-every", 3, "--log-every", 2, cwd=tmp_path)
+    done = train(module_dir, run_dir, "--data", "moons", "--steps", 6, "--ckpt-every", 3, "--log-every", 2,
+                 cwd=tmp_path)
+    assert "step 4/6  loss" in done.stderr  # not a terminal: plain progress lines, not a tqdm bar
     checkpoint = load_checkpoint(run_dir)
     assert checkpoint["step"] == 6 and checkpoint["world_size"] == 1
     assert checkpoint["process_config"]["family"] == "gaussian" and checkpoint["process_config"]["shape"] == [2]
@@ -348,6 +374,7 @@ def test_exact_sampler_lands_on_point_masses_in_proportion(generated, tmp_path):
     assert np.allclose(shares, [0.5, 0.25, 0.25], atol=0.1)  # 4 binomial standard deviations
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_the_uninterrupted_one(module_dir, tmp_path, generated, capsys):
     arguments = ("--data", "8gaussians", "--steps", 8, "--ckpt-every", 3, "--log-every", 1, "--seed", 5)
     train(module_dir, tmp_path / "whole", *arguments, cwd=tmp_path)
