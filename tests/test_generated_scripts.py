@@ -414,14 +414,20 @@ def test_float64_training_and_sampling(module_dir, tmp_path, generated):
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_share_the_global_batch(module_dir, tmp_path):
+def test_torchrun_two_processes_share_the_global_batch(module_dir, tmp_path, generated):
     launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
     run_dir = tmp_path / "ddp"
     train(module_dir, run_dir, "--data", "checkerboard", "--steps", 4, "--ckpt-every", 2, "--log-every", 2,
-          cwd=tmp_path, launcher=launcher)
+          "--n-toy", 1000, cwd=tmp_path, launcher=launcher)
     checkpoint = load_checkpoint(run_dir)
     assert checkpoint["step"] == 4 and checkpoint["world_size"] == 2 and len(checkpoint["rng"]) == 2
     assert not torch.equal(checkpoint["rng"][0]["process"], checkpoint["rng"][1]["process"])  # own streams
+    # Each rank drew 4 batches of 32 / 2 = 16 data indices: replay its index stream and compare states.
+    for rank in (0, 1):
+        replay = torch.Generator().manual_seed(generated.train.rank_seeds(0, rank)[0])
+        for _ in range(4):
+            torch.randint(1000, (16,), generator=replay)
+        assert torch.equal(replay.get_state(), checkpoint["rng"][rank]["data"])
     assert [record["step"] for record in loss_log(run_dir)] == [2, 4]  # written once, by rank 0
     odd = train(module_dir, tmp_path / "odd", "--data", "checkerboard", "--steps", 2, "--batch", 33,
                 cwd=tmp_path, expect=None, launcher=launcher)
