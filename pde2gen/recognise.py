@@ -11,7 +11,8 @@ Three routes, tried in this order (physics.md §3, §4):
        c sqrt(s)                  -> cauchy(c)
        kappa s^(alpha/2), 0<alpha<2 -> stable(kappa, alpha)
        A sqrt(B s + C) - A sqrt(C) -> nig(c = A sqrt(B), m = sqrt(C / B))
-   Terms of one kind are summed first (u_t = lap(u) + 2 lap(u) is gaussian(3)); f must vanish at s = 0,
+   Terms of one kind are summed first (u_t = lap(u) + 2 lap(u) is gaussian(3)); branches the density does not
+   excite are cancelled first ((d_t + 1)(d_t + 2)(d_t - lap) u = 0 is diffusion); f must vanish at s = 0,
    which is what normalising the mass (e.g. damped diffusion's e^{-m^2 t}) leaves.  A sum of two distinct
    subordinators (kappa s + c sqrt(s)) is a convolution of two families and is not derivable yet.
 
@@ -25,7 +26,7 @@ import sympy as sp
 
 from .dispersion import EVOLUTION, Dispersion
 from .families import FamilyConfig
-from .spec import LAM, S
+from .spec import LAM, S, T
 
 NOT_DERIVABLE = "not derivable yet: "
 # Relative tolerance for "this coefficient is zero" on numbers that went through float parameters.
@@ -135,8 +136,19 @@ def _radial_augmentation(dispersion: Dispersion, symbol: sp.Expr, values: dict) 
                        f"of freedom and scale {c:.6g} t / sqrt(D) (PFGM++)")
 
 
+def _semigroup_exponent(dispersion: Dispersion) -> sp.Expr | None:
+    """f(s) with ghat = exp(-t f(s)); for higher-order PDEs after cancelling the branches the density does not
+    excite (e.g. (d_t + 1)(d_t + 2)(d_t - lap) u = 0 is diffusion), checked by f being free of t."""
+    if dispersion.semigroup_exponent is not None or dispersion.ghat is None:
+        return dispersion.semigroup_exponent
+    if dispersion.branches is None or not all(sp.sympify(b).is_polynomial(S) for b in dispersion.branches):
+        return None
+    candidate = sp.expand(-sp.expand_log(sp.log(sp.cancel(dispersion.ghat)), force=True) / T)
+    return None if candidate.has(T) or candidate.has(sp.log) else candidate
+
+
 def _semigroup_recognition(dispersion: Dispersion, values: dict) -> Recognition:
-    exponent = dispersion.semigroup_exponent
+    exponent = _semigroup_exponent(dispersion)
     if exponent is None:
         if dispersion.ghat is None:
             return Recognition(None, NOT_DERIVABLE + "no closed-form Fourier kernel ghat(s, t)")

@@ -30,6 +30,8 @@ PDES = {
     "fractional": (fractional(2, "3/2", dim=2), "stable", {"kappa": 2.0, "alpha": 1.5}),
     "kac_product": (telegraph(9, 3, dim=3, construction="product"), "kac_product", {"a": 9.0, "c": 3.0}),
     "pfgmpp_128": (pfgmpp(128, dim=3072), "student_t", {"c": 1.0, "D": 128.0}),
+    # (d_t + 1)(d_t + 2)(d_t - lap) u = 0: third order, two unexcited branches (continuity needs extra digits)
+    "third_order": (spec((1, 3, 0), (3, 2, 0), (1, 2, 1), (2, 1, 0), (3, 1, 1), (2, 0, 1)), "gaussian", {"kappa": 1.0}),
 }
 REQUIRED_CHECKS = {"pde_residual", "continuity", "mass", "kernel_normalised", "kernel_vs_radial_law", "delta_limit",
                    "family_matches_pde", "sampler_characteristic_function", "sampler_ks", "velocity_transport",

@@ -94,6 +94,8 @@ def params_of(pde):
     (pfgmpp(128), "student_t", {"c": 1.0, "D": 128.0}),
     (pfgmpp(4, lead=-4, speed2=R(9, 4)), "student_t", {"c": 1.5, "D": 4.0}),
     (pfgmpp(1), "cauchy", {"c": 1.0}),  # D = 1 is Poisson
+    # (d_t + 1)(d_t + 2)(d_t - lap) u = 0: the density excites only the diffusive branch
+    (spec((1, 3, 0), (3, 2, 0), (1, 2, 1), (2, 1, 0), (3, 1, 1), (2, 0, 1)), "gaussian", {"kappa": 1.0}),
 ])
 def test_recognised_family_and_parameters(pde, name, expected):
     family = family_of(pde)
