@@ -96,9 +96,10 @@ def derive(spec: PDESpec, analysis=None, *, sigma_min: float = 0.002, sigma_max:
                 f"the derived {family.name} kernel failed its self-checks: {names}",
                 hint="this is a bug or a numerical limit of pde2gen; rerun with checks disabled only to inspect",
             )
+    birth_death = _birth_death(dispersion, family, t_min, t_max)
+    formulas = _formulas(dispersion, family, t_min, t_max, **grid) | {"birth_death": birth_death}
     return Derivation(
-        family=family, not_derivable=None, formulas=_formulas(dispersion, family, t_min, t_max, **grid),
-        t_min=t_min, t_max=t_max, birth_death=_birth_death(dispersion, family, t_min, t_max),
+        family=family, not_derivable=None, formulas=formulas, t_min=t_min, t_max=t_max, birth_death=birth_death,
         checks=verified, recognition=recognition.reason, **grid,
     )
 

@@ -91,7 +91,8 @@ def test_derivation_is_json_and_has_the_report_formulas(name):
     derivation = derived(name)
     data = json.loads(json.dumps(derivation.to_dict()))
     assert data["family"]["name"] == derivation.family.name
-    assert {"ghat", "kernel", "log_kernel", "mass", "sampler", "velocity", "prior", "sigma"} <= data["formulas"].keys()
+    expected = {"ghat", "kernel", "log_kernel", "mass", "sampler", "velocity", "prior", "sigma", "birth_death"}
+    assert expected <= data["formulas"].keys()
     assert all(isinstance(v, str) and v for v in data["formulas"].values())
     assert len(data["checks"]) == len(derivation.checks)
 
