@@ -38,6 +38,8 @@ Template context (the fields of ``ModuleIR``; every template of ``templates/`` m
   birth_death      str    how mass creation/destruction is handled (safe_text)
   checks           tuple[(name, passed, value_text, tolerance_text, detail), ...]  derive's self-checks
   options          dict[str, int | str]  build options (sampling defaults, test seed), see OPTION_DEFAULTS
+  explanation      tuple[(title, tuple[str, ...]), ...]  the `pde2gen explain` report (markdown lines, validated
+                   by explain.is_markdown_line instead of safe_text: formulas sit in code spans)
 
 ``render`` adds a few values of its own (not part of the IR): ``ir_hash`` (sha256 of the canonical IR JSON),
 ``runtime_source`` (the inlined torch runtime) and ``files`` (names of the generated files).
@@ -177,10 +179,17 @@ class ModuleIR:
     birth_death: str
     checks: tuple[tuple[str, bool, str, str, str], ...]
     options: dict[str, int | float | str | bool]
+    explanation: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self):
+        from .explain import is_markdown_line
+
         for field in fields(self):
-            _check_plain(field.name, getattr(self, field.name))
+            if field.name != "explanation":
+                _check_plain(field.name, getattr(self, field.name))
+        for title, lines in self.explanation:
+            if not is_safe_text(title) or not all(is_markdown_line(line) for line in lines):
+                raise RenderError(f"ModuleIR.explanation section {title[:40]!r} holds unsafe markdown")
         if FAMILY_CLASSES.get(self.family) != self.family_class:
             raise RenderError(f"ModuleIR.family {self.family!r} does not match class {self.family_class!r}")
         names = tuple(name for name, _ in self.parameters)
@@ -336,4 +345,15 @@ def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = 
             for check in derivation.checks
         ),
         options=resolve_options(options),
+        explanation=_explanation(spec, analysis, derivation),
     )
+
+
+def _explanation(spec, analysis, derivation) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The derivation report of `pde2gen explain`, without its checks section (the card lists the checks)."""
+    if not hasattr(analysis, "to_dict"):  # stand-in analyses in tests carry no report
+        return ()
+    from .explain import explain_sections
+
+    return tuple((safe_text(title, limit=120), lines) for title, lines in explain_sections(spec, analysis, derivation)
+                 if not title.lower().startswith("checks"))
