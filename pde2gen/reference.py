@@ -47,7 +47,7 @@ def _rows(d) -> np.ndarray:
     return d
 
 
-def _log_sphere_area(N: int) -> float:
+def log_sphere_area(N: int) -> float:
     """log |S^{N-1}| = log(2 pi^{N/2} / Gamma(N/2))."""
     return math.log(2.0) + 0.5 * N * math.log(math.pi) - special.gammaln(0.5 * N)
 

@@ -100,7 +100,7 @@ def test_kernel_in_n_dimensions_matches_its_radial_law(family, N):
     rho = scale * np.array([0.2, 0.7, 1.5, 4.0])
     h = 1e-4 * rho
     derivative = (reference.radial_cdf(family, rho + h, t, N) - reference.radial_cdf(family, rho - h, t, N)) / (2 * h)
-    density = np.exp(reference._log_sphere_area(N) + (N - 1) * np.log(rho) + reference.log_kernel(family, ray(rho, N), t))
+    density = np.exp(reference.log_sphere_area(N) + (N - 1) * np.log(rho) + reference.log_kernel(family, ray(rho, N), t))
     assert density == pytest.approx(derivative, rel=1e-6)
 
 
