@@ -523,8 +523,9 @@ class _Stable(_Family):
         with np.errstate(divide="ignore"):
             top = 2.0 * np.log(max(float(rho.max()), 1e-300)) - log_scale
         end = max(top, peak) + 80.0 / (0.5 * N + law.beta) + 1.0
-        # A uniform grid keeps the trapezoid rule spectrally accurate; the lower tail has width 1/gamma.
-        spacing = min(0.05, 0.2 / law.gamma)
+        # A uniform grid keeps the trapezoid rule spectrally accurate; the lower tail has width 1/gamma and
+        # the chi2_N step in w has width sqrt(2/N).
+        spacing = min(0.05, 0.2 / law.gamma, 0.2 * math.sqrt(2.0 / N))
         w = np.arange(start, max(end, start + 2 * spacing), spacing)
         weights = np.exp(law.log_pdf_of_log(w) + w) * spacing
         weights[[0, -1]] *= 0.5

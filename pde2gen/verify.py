@@ -4,10 +4,10 @@ Each check returns a ``Check(name, passed, value, tolerance, detail)``: ``value`
 (relative or absolute, or a test statistic over its critical value for the statistical checks), and the
 check passes when ``value <= tolerance``.  Seeds are fixed, so a run is reproducible.
 
-  pde_residual          P(d_t, s) applied to p_hat(s, t) at random (s, t) (mpmath; PFGM++: the radial
-                        operator applied to the potential phi_hat = int_t^inf r^{1-D} p_hat(r) dr)
+  pde_residual          P(d_t, s) applied to p_hat(s, t) at random (s, t) (mpmath, 40 digits; PFGM++, in
+                        float64: the radial operator applied to the potential int_t^inf r^{1-D} p_hat(r) dr)
   continuity            d_t p_hat + div J_hat - R_hat = 0 for the density split, with p_hat = q(d_t) phi_hat
-                        compared with the kernel's p_hat
+                        compared with the kernel's p_hat (extra digits where unexcited branches dominate)
   mass                  the symbolic mass p_hat(0, t) against the numeric one
   kernel_normalised     the family's log_kernel integrates to 1 in N = 1, 2, 3 (Kac: with its atoms)
   kernel_vs_radial_law  partial integrals of the kernel against the radial law used by the KS tests
@@ -16,7 +16,8 @@ check passes when ``value <= tolerance``.  Seeds are fixed, so a run is reproduc
   family_matches_pde    the family's characteristic function equals the PDE's ghat on a (k, t) grid
   sampler_*             draws against the kernel: empirical characteristic function, KS of |d| (Kac: of
                         the coordinates off the atoms, and the atom mass), second moment where E|d|^4 < inf
-  velocity_transport    draws at 2t pushed back to t by the coupling's velocity, KS against fresh draws
+  velocity_transport    draws at 2t (Kac: 1.5t) pushed back to t along the coupling's velocity: KS against
+                        fresh draws, and the second moment against its closed form where E|d|^4 < inf
   velocity_radial_flux  the posterior-mean velocity equals the radial transport field of physics.md §1
   sigma_round_trip      t_of_sigma(sigma(t)) = t on the time grid
   finite                no NaN/Inf over the time grid, at the Kac light cone, in N = 1, 2, 3072
@@ -50,7 +51,7 @@ ROUND_TRIP_TOLERANCE = 1e-9
 KS_CRITICAL = math.sqrt(-math.log(0.5e-5) / 2.0)
 Z_CRITICAL = 4.5
 DRAWS = 20_000
-SAMPLE_SIGMAS = (0.5, 2.0)  # noise levels (physics.md §4.7) of the statistical checks
+SAMPLE_SIGMAS = (0.5, 2.0)  # noise levels (physics.md §4.7) of the kernel and statistical checks (not Kac)
 TRANSPORT_STEPS = 12
 
 
