@@ -42,11 +42,11 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
         raise SystemExit(f"error[demo]: command failed ({completed.returncode}): {' '.join(cmd)}")
 
 
-def _held_out(module_dir: Path, data: str, path: Path) -> np.ndarray:
-    """Fresh draws of the toy set from the generated train.py's own generator (a seed training never uses)."""
+def _held_out(module_dir: Path, data: str, path: Path, seed: int) -> np.ndarray:
+    """Fresh draws of the toy set from the generated train.py's own generator (seeds training never uses)."""
     code = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1]); from train import load_data; "
-            "np.save(sys.argv[2], load_data(sys.argv[3], seed=987654, n_toy=int(sys.argv[4])))")
-    _run([sys.executable, "-c", code, str(module_dir), str(path), data, str(HELD_OUT)])
+            "np.save(sys.argv[2], load_data(sys.argv[3], seed=int(sys.argv[5]), n_toy=int(sys.argv[4])))")
+    _run([sys.executable, "-c", code, str(module_dir), str(path), data, str(HELD_OUT), str(seed)])
     return np.load(path)
 
 
@@ -74,7 +74,7 @@ def run_demo(out: str = "runs/demo", steps: int = 1500, data: str = "checkerboar
         _say(f"2/4 build {expr} ({construction or 'isotropic'}) -> {module}")
         build(expr, module, dim=2, construction=construction, force=True)
         if held_out is None:
-            held_out = _held_out(module, data, root / "held_out.npy")
+            held_out = _held_out(module, data, root / "held_out.npy", seed=987654)
         _say(f"3/4 train {name} on {data}: {steps} steps on CPU")
         t0 = time.perf_counter()
         _run([sys.executable, str(module / "train.py"), "--data", data, "--steps", str(steps), "--batch", "256",
@@ -96,7 +96,7 @@ def run_demo(out: str = "runs/demo", steps: int = 1500, data: str = "checkerboar
         })
 
     # Noise floor: a second held-out draw against the first.
-    reference = _held_out(root / MODELS[0][0] / "module", data, root / "held_out_2.npy")
+    reference = _held_out(root / MODELS[0][0] / "module", data, root / "held_out_2.npy", seed=987655)
     rows.append({"model": "held-out data (floor)", "pde": "-", "construction": "-",
                  "sliced_w1": sliced_wasserstein(reference, held_out), "mmd": mmd_rbf(reference, held_out),
                  "train_s": 0.0, "sample_s": 0.0})
