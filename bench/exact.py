@@ -6,10 +6,10 @@ do the samples come as the number of steps grows?
     python bench/exact.py --budget small    # the README numbers: every entry, 200 points, 5-100 steps
 
 Data: M points of 8gaussians (the generated train.py's generator, seed 0), saved as a .npy reference set.
-For each entry, n samples start from Process.sample_prior (seed 0) and follow dx/dt = v(x, t) through
-Process.time_grid(steps + 1) with the module's own Euler and Heun (steps = intervals; Heun makes 2 evaluations
-per step) in float64, as sample.py does; and, for comparison, the same exact field integrated in sigma
-(dx/dsigma = v / (dsigma/dt)) on the same sigma grid. In the limit the samples land on the reference points,
+For each entry, n samples start from Process.sample_prior (seed 0) and follow dx/dsigma = v / (dsigma/dt)
+through Process.sigma_grid(steps + 1) with the module's own Euler and Heun (steps = intervals; Heun makes 2
+evaluations per step) in float64, as sample.py --exact does by default; and, for comparison, the same exact
+field integrated in the PDE time t (dx/dt = v, sample.py --variable t) on the same grid points mapped to t. In the limit the samples land on the reference points,
 so we report the sliced Wasserstein-1 distance to the reference set, MMD^2, and the median distance from a
 sample to its nearest reference point. Floor: SW of n bootstrap draws of the reference set (what a perfect
 integrator would reach, given the multinomial proportions).
@@ -68,23 +68,15 @@ def integrate(module, reference: np.ndarray, n: int, steps: int, solver: str, in
     ref = torch.from_numpy(reference)
     generator = torch.Generator().manual_seed(seed)
     x = process.sample_prior(n, generator=generator).to(torch.float64)
-    ts = process.time_grid(steps + 1).to(torch.float64)
+    sigmas = process.sigma_grid(steps + 1)
 
     def velocity(x, t):
         return process.marginal_velocity(x, t, ref)
 
-    if not in_sigma:
-        solve = getattr(process, f"sample_{solver}")
-        return solve(velocity, x, ts).numpy()
-    sigmas = process.sigma(ts)
-
-    def dx_dsigma(x, sigma):
-        t = ts[int(torch.argmin((sigmas - float(sigma[0])).abs()))]  # sigma is always a grid value
-        tt = torch.full((x.shape[0],), float(t), dtype=x.dtype)
-        return velocity(x, tt) / process.dsigma_dt(tt).reshape(-1, 1)
-
     solve = getattr(process, f"sample_{solver}")
-    return solve(dx_dsigma, x, sigmas).numpy()
+    if in_sigma:  # what sample.py --exact does by default
+        return solve(process.sigma_velocity(velocity), x, sigmas).numpy()
+    return solve(velocity, x, process.t_of_sigma(sigmas)).numpy()
 
 
 def end_to_end(module, reference_path: Path, n: int, steps: int) -> tuple[np.ndarray, float, int]:
@@ -120,7 +112,7 @@ def run(args):
             if entry not in modules:
                 continue
             module = modules[entry]
-            for in_sigma in (False, True):
+            for in_sigma in (True, False):
                 for solver in budget["solvers"]:
                     for steps in budget["steps"]:
                         start = time.perf_counter()
@@ -131,7 +123,7 @@ def run(args):
                         rows.append(row)
                         C.log(f"{entry} [{row['variable']}] {solver} {steps} steps: SW {row['sw']:.4g}, nearest "
                               f"{row['nn_median']:.3g} ({row['wall_s']:.1f} s)")
-                        if not in_sigma and solver == "heun" and steps == budget["e2e_steps"]:
+                        if in_sigma and solver == "heun" and steps == budget["e2e_steps"]:
                             mine = samples
                 C.write_json(C.RESULTS / f"exact_{args.budget}.json",
                              payload(args, info, budget, builds, rows, floors, {}, True))
@@ -169,7 +161,7 @@ def tables(data) -> str:
             out.append(f"- **not built: {name}** — `{b['command']}`: {b['error']}")
     out.append("")
     floor = C.mean_std([f["sw"] for f in data["floor"]])
-    for variable in ("t", "sigma"):
+    for variable in ("sigma", "t"):
         header = ["entry"] + [f"{sv} {n}" for sv in s["solvers"] for n in s["steps"]]
         body = []
         for entry in s["entries"]:
@@ -181,16 +173,16 @@ def tables(data) -> str:
                     cells.append(C.fmt(match[0]["sw"]) if match else "n/a")
             if any(c != "n/a" for c in cells[1:]):
                 body.append(cells)
-        what = ("in the PDE time t (as sample.py --exact)" if variable == "t"
-                else "the same field integrated in sigma")
+        what = ("in sigma (as sample.py --exact)" if variable == "sigma"
+                else "the same field integrated in the PDE time t (sample.py --variable t)")
         out += [(f"**Exact flow {what}**: sliced W1 to the {s['m']} reference points by number of steps "
                 f"(floor: bootstrap SW {C.fmt(*floor)})"), "", C.markdown_table(header, body), ""]
-    header = ["entry", "nearest-point distance, heun " + ", ".join(str(n) for n in s["steps"]) + " (t)",
-              "same in sigma"]
+    header = ["entry", "nearest-point distance, heun " + ", ".join(str(n) for n in s["steps"]) + " (sigma)",
+              "same in t"]
     body = []
     for entry in s["entries"]:
         parts = []
-        for variable in ("t", "sigma"):
+        for variable in ("sigma", "t"):
             values = [r["nn_median"] for steps in s["steps"] for r in rows if r["entry"] == entry and
                       r["variable"] == variable and r["solver"] == "heun" and r["steps"] == steps]
             parts.append(" / ".join(C.fmt(v, digits=2) for v in values))
@@ -214,7 +206,7 @@ def figure(data, path):
     s = data["settings"]
     rows = [r for r in data["rows"] if "end_to_end" not in r]
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 4), squeeze=False)
-    for axis, variable in zip(axes[0], ("t", "sigma")):
+    for axis, variable in zip(axes[0], ("sigma", "t")):
         for i, entry in enumerate(s["entries"]):
             for solver, ls in (("heun", "-"), ("euler", ":")):
                 pts = sorted((r["nfe"], r["sw"]) for r in rows if r["entry"] == entry and r["variable"] == variable

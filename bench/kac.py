@@ -12,13 +12,13 @@ Velocity bound, per coordinate, for each Kac entry:
                       (20000 draws), and the posterior-mean conditional velocity Process.velocity;
   exact marginal    : Process.marginal_velocity over 500 training points at forward samples x_t on the 20 times
                       of Process.time_grid(20);
-  learned           : the trained network's velocity at the same forward samples, and along its own ODE
-                      trajectories (Euler and Heun, NFE 20, in the PDE time t as sample.py integrates).
+  learned           : the trained network's velocity dx/dt at the same forward samples, and along its own ODE
+                      trajectories (Euler and Heun, NFE 20, in sigma as sample.py integrates by default).
 Reported: max |v_i| and the fraction of coordinates with |v_i| > c (exact: 0 expected; learned: nothing enforces
 it). The same statistics of the diffusion entry's learned velocity show what an unbounded field looks like.
 
 Few steps: sliced Wasserstein-1 to held-out data at NFE 2, 3, 5, 10, 20 (Euler, Heun), the generated models
-both in t (as sample.py) and in sigma.
+both in sigma (as sample.py by default) and in the PDE time t (sample.py --variable t).
 
 Writes bench/results/kac_<budget>.json, .md and kac_<budget>.png.
 """
@@ -47,7 +47,8 @@ BUDGETS = {
 
 
 class Recording:
-    """A method whose velocity records |v_i| statistics of every evaluation."""
+    """A generated method whose every evaluation also records |dx/dt| (per coordinate) at that point: along
+    trajectories in sigma (the default sampler) the velocity in t is the model's velocity at t(sigma)."""
 
     def __init__(self, method, store):
         self._method, self._store = method, store
@@ -57,10 +58,12 @@ class Recording:
 
     def velocity(self, model):
         base = self._method.velocity(model)
+        in_time = isinstance(self._method, M.GeneratedInTime)
 
-        def recorded(x, t):
-            v = base(x, t)
-            self._store.append(v.detach().abs().reshape(-1).float())
+        def recorded(x, s):
+            v = base(x, s)
+            t = s if in_time else model.process.t_of_sigma(s.double()).to(x.dtype)
+            self._store.append((v if in_time else model.velocity(x, t)).detach().abs().reshape(-1).float())
             return v
 
         return recorded
@@ -134,7 +137,7 @@ def run(args):
                         M.sample(Recording(method, store), model, 500, solver, 20, seed=90_000 + seed)
                         trajectories[solver] = bound_stats(torch.cat(store), c)
                     row["velocity"]["learned_ode"] = trajectories
-                variants = [(method, "")] + ([(M.GeneratedInSigma(method), "-sigma")] if generated else [])
+                variants = [(method, "")] + ([(M.GeneratedInTime(method), "-t")] if generated else [])
                 for sampler, suffix in variants:
                     for solver in ("euler", "heun"):
                         for nfe in budget["nfes"]:
@@ -206,11 +209,11 @@ def tables(data) -> str:
         solvers = ("euler", "heun")
         header = ["model"] + [f"{sv} {n}" for sv in solvers for n in s["nfes"]]
         body = []
-        for suffix in ("", "-sigma"):
+        for suffix in ("", "-t"):
             for name in order:
                 if suffix and name in ("edm", "fm"):
                     continue
-                cells = [label(name) + (" [in sigma]" if suffix else "")]
+                cells = [label(name) + (" [in t]" if suffix else "")]
                 for solver in solvers:
                     for nfe in s["nfes"]:
                         values = [q["sw"] for r in rows if r["method"] == name and r["dataset"] == dataset
@@ -233,14 +236,14 @@ def figure(data, path):
     order = [n for n in (*KAC, *OTHERS, "edm", "fm") if any(r["method"] == n for r in data["rows"])]
     for axis, dataset in zip(axes[0], s["datasets"]):
         for i, name in enumerate(order):
-            for suffix, ls in (("", "-"), ("-sigma", ":")):
+            for suffix, ls in (("", "-"), ("-t", ":")):
                 if suffix and name in ("edm", "fm"):
                     continue
                 means = [C.mean_std([q["sw"] for r in data["rows"] if r["method"] == name and r["dataset"] == dataset
                                      for q in r["quality"] if q["solver"] == "heun" + suffix and q["nfe"] == n])[0]
                          for n in s["nfes"]]
                 axis.plot(s["nfes"], means, ls=ls, marker="o", ms=3, color=f"C{i}",
-                          label=label(name) + (" [sigma]" if suffix else ""))
+                          label=label(name) + (" [in t]" if suffix else ""))
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xticks(s["nfes"], [str(n) for n in s["nfes"]])

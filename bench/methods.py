@@ -2,7 +2,9 @@
 
 * ``Generated``: a module rendered by ``pde2gen build`` (its process.py, model.py and train.py, imported with
   bench/_common.load_module): network ``model.VelocityModel``, loss ``model.flow_matching_loss``, prior
-  ``Process.sample_prior``, time grid ``Process.time_grid`` and the module's own ODE solvers.
+  ``Process.sample_prior`` and the module's own ODE solvers, integrated as sample.py does by default: in the noise
+  level sigma on ``Process.sigma_grid`` (``GeneratedInTime``: the same network in the PDE time t, on
+  ``Process.time_grid``).
 * ``FlowMatching``: the straight interpolant of rectified flow / conditional flow matching (sigma = 0):
   x_t = (1 - t) y + t z with z ~ N(mean, sigma_data^2 I), t ~ U(0, 1), target z - y, integrated from t = 1
   to 0 on a uniform grid. The network sees (x - mean) / sigma_data and logit(t); its output is scaled by
@@ -118,6 +120,9 @@ class Method:
 
 
 class Generated(Method):
+    """A generated module sampled as its sample.py does by default: Heun / Euler in the noise level sigma,
+    dx/dsigma = Process.sigma_velocity(VelocityModel.velocity), on Process.sigma_grid."""
+
     def __init__(self, name: str, label: str, module):
         self.name, self.label, self.module = name, label, module
 
@@ -133,13 +138,13 @@ class Generated(Method):
         return model.process.sample_prior(n, generator=generator).float()
 
     def grid(self, model, points):
-        return model.process.time_grid(points)
+        return model.process.sigma_grid(points)
 
     def velocity(self, model):
-        return model.velocity
+        return model.process.sigma_velocity(model.velocity)
 
-    def noise_level(self, model, t):
-        return float(model.process.sigma(torch.tensor([t], dtype=torch.float64))[0])
+    def noise_level(self, model, s):
+        return s
 
     def solvers(self):
         """The module's own sample_euler / sample_heun (the copies above only when noise is injected)."""
@@ -154,36 +159,22 @@ class Generated(Method):
         return {"euler": run_euler, "heun": run_heun}
 
 
-class GeneratedInSigma(Generated):
-    """The same trained generated model integrated in the noise level sigma instead of the PDE time t:
-    dx/dsigma = F(x, t(sigma)) (VelocityModel.forward returns F = dx/dsigma), on the sigma values of the
-    module's own grid. Isolates the choice of kernel from the choice of integration variable."""
+class GeneratedInTime(Generated):
+    """The same trained generated model integrated in the PDE time t (sample.py --variable t):
+    dx/dt = VelocityModel.velocity on Process.time_grid, the same grid points mapped to t. Isolates the choice
+    of integration variable from the choice of kernel."""
 
     def __init__(self, generated: Generated):
-        super().__init__(generated.name + "@sigma", generated.label + " [in sigma]", generated.module)
+        super().__init__(generated.name + "@t", generated.label + " [in t]", generated.module)
 
     def grid(self, model, points):
-        process = model.process
-        index = torch.arange(points, dtype=torch.float64)
-        low, high = process.sigma_min ** (1 / process.rho), process.sigma_max ** (1 / process.rho)
-        return (high + index / (points - 1) * (low - high)) ** process.rho
+        return model.process.time_grid(points)
 
     def velocity(self, model):
-        cache = {}
-
-        def dx_dsigma(x, sigma):
-            key = float(sigma[0])
-            if key not in cache:
-                cache[key] = float(model.process.t_of_sigma(torch.tensor([key], dtype=torch.float64))[0])
-            return model(x, torch.full((x.shape[0],), cache[key], dtype=x.dtype))
-
-        return dx_dsigma
+        return model.velocity
 
     def noise_level(self, model, t):
-        return t
-
-    def solvers(self):
-        return {"euler": euler, "heun": heun}
+        return float(model.process.sigma(torch.tensor([t], dtype=torch.float64))[0])
 
 
 class FlowMatchingNet(nn.Module):

@@ -10,7 +10,8 @@ build is recorded and reported, not worked around) and trained through the gener
 (model.VelocityModel, model.flow_matching_loss, Process) with the loop of its train.py; the two baselines
 (bench/methods.py: flow matching with the straight interpolant, EDM) use the same backbone class and size,
 optimiser, warm-up, clipping, EMA, steps and batch, in the same run. Every model is sampled with Euler and
-Heun at NFE 5, 10, 20, 50 (exactly that many network evaluations).
+Heun at NFE 5, 10, 20, 50 (exactly that many network evaluations); the generated ones as their sample.py does
+by default (in the noise level sigma), and also in the PDE time t (sample.py --variable t) for comparison.
 
 Metrics: 2-D toys (checkerboard, 8gaussians, moons): sliced Wasserstein-1 and MMD^2 (pde2gen.metrics) between
 the samples and held-out data; digits: Frechet distance in the 64-d feature space of bench/digits_classifier.pt
@@ -38,7 +39,7 @@ import methods as M
 TOYS = ("checkerboard", "8gaussians", "moons")
 ALL_DATA = (*TOYS, "digits")
 SOLVERS = ("heun", "euler")
-SIGMA_SUFFIX = "-sigma"  # the generated networks integrated in sigma instead of t (methods.GeneratedInSigma)
+TIME_SUFFIX = "-t"  # the generated networks integrated in the PDE time t instead of sigma (methods.GeneratedInTime)
 NFES = (5, 10, 20, 50)
 
 BUDGETS = {
@@ -181,7 +182,7 @@ def run(args) -> dict:
                 sample_start = time.perf_counter()
                 variants = [(method, "")]
                 if isinstance(method, M.Generated):
-                    variants.append((M.GeneratedInSigma(method), SIGMA_SUFFIX))
+                    variants.append((M.GeneratedInTime(method), TIME_SUFFIX))
                 for sampler, suffix in variants:
                     for solver in SOLVERS:
                         for nfe in budget["nfes"]:
@@ -263,10 +264,10 @@ def tables(data) -> str:
         out += [metric_table(data, dataset, metric, order, SOLVERS, floor_row=True), ""]
         generated = [n for n in order if n not in ("fm", "edm")]
         if generated:
-            out += [(f"*{dataset}, the same generated networks integrated in sigma* (dx/dsigma = F(x, t(sigma)) "
-                    "on the same sigma grid, instead of dx/dt in the PDE time t)"), "",
+            out += [(f"*{dataset}, the same generated networks integrated in the PDE time t* (dx/dt on the same "
+                    "grid points mapped to t, `sample.py --variable t`, instead of dx/dsigma)"), "",
                     metric_table(data, dataset, metric, generated,
-                                 tuple(sv + SIGMA_SUFFIX for sv in SOLVERS), floor_row=False), ""]
+                                 tuple(sv + TIME_SUFFIX for sv in SOLVERS), floor_row=False), ""]
         if dataset == "digits":
             top = max(s["nfes"])
             header = ["model", f"FD heun {top}", f"label entropy heun {top} (max 2.303)",
@@ -337,9 +338,9 @@ def relative_table(data) -> list[str]:
     header = ["model"] + [f"{sv} {n}" for sv in SOLVERS for n in s["nfes"]]
     body = []
     variants = [(name, "") for name in order]
-    variants += [(name, SIGMA_SUFFIX) for name in order if name not in ("fm", "edm")]
+    variants += [(name, TIME_SUFFIX) for name in order if name not in ("fm", "edm")]
     for name, suffix in variants:
-        cells = [label_of(name) + (" [in sigma]" if suffix else "")]
+        cells = [label_of(name) + (" [in t]" if suffix else "")]
         for base_solver in SOLVERS:
             solver = base_solver + suffix
             nfe_list = s["nfes"]

@@ -37,7 +37,7 @@ def quality_section(data, budget) -> list[str]:
 
     s = data["settings"]
     order = Q.method_order(data)
-    out = [(f"Command: `{data['command']}` — full tables (Euler, every NFE, MMD, the sigma-integrated variants, "
+    out = [(f"Command: `{data['command']}` — full tables (Euler, every NFE, MMD, the same networks integrated in t, "
            f"wall times): [bench/results/quality_{budget}.md](bench/results/quality_{budget}.md)"), "",
            C.describe_run(data["machine"], data["budget"], s["seeds"],
                           {"steps": s["steps"], "batch": s["batch"], "network": s["net"],
@@ -51,11 +51,11 @@ def quality_section(data, budget) -> list[str]:
     top = max(s["nfes"])
     header = ["model"] + [f"{d} ({'FD' if d == 'digits' else 'SW'})" for d in s["datasets"]]
     body = []
-    for suffix in ("", Q.SIGMA_SUFFIX):
+    for suffix in ("", Q.TIME_SUFFIX):
         for name in order:
             if suffix and name in ("fm", "edm"):
                 continue
-            cells = [Q.label_of(name) + (" [in sigma]" if suffix else "")]
+            cells = [Q.label_of(name) + (" [in t]" if suffix else "")]
             for dataset in s["datasets"]:
                 metric = "fd" if dataset == "digits" else "sw"
                 mean, std, count = Q.summarise(data["rows"], metric, dataset, name, "heun" + suffix, top)
@@ -65,7 +65,8 @@ def quality_section(data, budget) -> list[str]:
                                                     for f in data["floors"].get(d, [])])) for d in s["datasets"]]
     body.append(floors)
     out += [(f"**Heun, NFE {top}**: sliced Wasserstein-1 (2-D) / classifier Frechet distance (digits) to held-out "
-            "data, mean ± std over seeds; '[in sigma]': the same trained network integrated in sigma"), "",
+            "data, mean ± std over seeds; generated models integrated in sigma as their sample.py does; '[in t]': the "
+            "same trained network integrated in the PDE time t (`sample.py --variable t`)"), "",
             C.markdown_table(header, body), ""]
     if "digits" in s["datasets"]:
         header = ["model", f"label entropy, Heun {top} (ln 10 = 2.303)", f"conditional entropy, Heun {top}"]
@@ -113,8 +114,8 @@ def section(budget: str) -> str:
     out = [START, "", f"## Results: the catalog reproduced and measured (budget `{budget}`)", "",
            (f"Written by `python bench/report.py --budget {budget}` from bench/results/*_{budget}.json; every "
            "number below was measured by the command printed above its table. "
-           f"Machine: {C.machine_line(info)}. The machine is shared (2 cores, several other jobs running), so "
-           "wall times are inflated and noisy; ratios measured within one run are the robust figures."), "",
+           f"Machine: {C.machine_line(info)}. Wall times on 2 CPU cores are noisy; ratios measured within "
+           "one run are the robust figures."), "",
            ("Reproduce everything (one command per benchmark, run one at a time; `--budget tiny` is a "
            "2-4 minute smoke version of each, `full` the long one):"), "", "```bash",
            "python bench/digits_classifier.py               # once: bench/digits_classifier.pt (8x8 digits features)",

@@ -6,9 +6,8 @@
 Models: the catalog entries pfgm (D = 1), pfgmpp-d4, pfgmpp (D = 128) and pfgmpp-dinf (the D -> infinity limit,
 the heat equation), built with ``pde2gen build`` and trained exactly as in bench/quality.py (same network, steps,
 batch; trained models are shared through the cache of bench/methods.train_cached). As in PFGM++ every D is
-sampled with the same ODE in sigma (r = sigma sqrt(D)): dx/dsigma = F(x, t(sigma)) on EDM's sigma grid. For
-finite D the PDE time is proportional to sigma (t = r), so this is exactly the module's own sampler; for D = inf
-(t = sigma^2) it is the sigma form of it.
+sampled with the same ODE in sigma (r = sigma sqrt(D)): dx/dsigma on EDM's sigma grid, the default of each
+module's sample.py (bench/methods.Generated).
 
 Perturbations, one at a time, from the reference sampler Heun with NFE 20 (10 steps):
   steps   : Euler with NFE 2, 3, 5, 10, 20, 50 (reference: Euler NFE 50);
@@ -78,7 +77,7 @@ def run(args):
                 C.log(f"{dataset} seed {seed}: D = {D} ({name})")
                 model, train_info = M.train_cached(method, train_set, net_config, config, seed, label=name,
                                                    log_every=max(50, config.steps // 4))
-                sampler = M.GeneratedInSigma(method)
+                sampler = method
                 context = (sampler, n, seed, dataset, held_out, classifier, metric)
 
                 def measure(solver, nfe, alpha=0.0, net=model, context=context):

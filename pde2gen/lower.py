@@ -76,7 +76,7 @@ FAMILY_CLASSES = {
 # Build options: defaults the generated files are rendered with (the model card's example and the exact-flow
 # test of the generated scripts use the sampling grid and solver; the generated tests use the seed).
 OPTION_DEFAULTS: Mapping[str, int | str] = {
-    "sample_steps": 40,  # points of Process.time_grid for sampling
+    "sample_steps": 40,  # points of Process.sigma_grid for sampling
     "solver": "heun",  # euler | heun | rk4
     "seed": 0,  # base seed of the generated tests
 }

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 from pde2gen.analyse import analyse  # noqa: E402
 from pde2gen.build import build  # noqa: E402
 from pde2gen.catalog import load_catalog  # noqa: E402
+from pde2gen.lower import OPTION_DEFAULTS  # noqa: E402
 from pde2gen.parse import parse  # noqa: E402
 
 
@@ -29,6 +30,7 @@ def s_generative_entries() -> list[str]:
 
 
 ENTRIES = s_generative_entries()
+SAMPLE_STEPS = OPTION_DEFAULTS["sample_steps"]  # the sigma grid of the generated sample.py
 
 
 def test_the_computed_catalog_covers_every_family():
@@ -89,7 +91,7 @@ def test_one_training_step_and_one_sampling_run(name, dtype, build_root):
     assert any(not torch.equal(b, p) for b, p in zip(before, network.parameters()))
     x = process.sample_prior(16, generator=generator).to(dtype)
     with torch.no_grad():
-        samples = process_module.sample_heun(network.velocity, x, process.time_grid(6).to(dtype))
+        samples = process_module.sample_heun(process.sigma_velocity(network.velocity), x, process.sigma_grid(6))
     assert samples.shape == (16, *process.shape) and samples.dtype == dtype
     assert torch.isfinite(samples).all()
 
@@ -104,8 +106,8 @@ def test_exact_flow_lands_on_point_masses_in_proportion(name, build_root):
     generator = torch.Generator().manual_seed(3)
     x = process.sample_prior(n, generator=generator).to(torch.float64)
     with torch.no_grad():
-        landed = process_module.sample_heun(lambda x, t: process.marginal_velocity(x, t, data), x,
-                                            process.time_grid(20).to(torch.float64))
+        exact = process.sigma_velocity(lambda x, t: process.marginal_velocity(x, t, data))
+        landed = process_module.sample_heun(exact, x, process.sigma_grid(SAMPLE_STEPS))
     distance = torch.cdist(landed, points)
     nearest = distance.argmin(dim=1)
     # Within 0.1 of a data point (their spacing is > 3), in the right proportions (binomial 3.5-sigma bands).

@@ -309,16 +309,17 @@ def test_data_files_and_their_errors(generated, tmp_path):
 
 
 def test_projection_puts_samples_on_the_typical_radius(generated):
-    process = generated.process.Process(shape=(50,))
-    ts = process.time_grid(6)
+    process = generated.process.Process(shape=(50,)).double()
+    sigmas = process.sigma_grid(6)
     x = process.sample_prior(8, generator=torch.Generator().manual_seed(0)).double()
-    projected = generated.sample.integrate(process.double(), lambda x, t: torch.zeros_like(x), x, ts, "euler",
-                                           sigma_data=0.5, project=True)
-    radius = math.sqrt(50 * (process.sigma(ts[-1]).item() ** 2 + 0.25))
-    assert torch.allclose(projected.norm(dim=1), torch.full((8,), radius, dtype=torch.float64))
-    untouched = generated.sample.integrate(process, lambda x, t: torch.zeros_like(x), x, ts, "euler",
-                                           sigma_data=0.5, project=False)
-    assert torch.equal(untouched, x)
+    radius = math.sqrt(50 * (sigmas[-1].item() ** 2 + 0.25))
+    for variable in ("sigma", "t"):
+        projected = generated.sample.integrate(process, lambda x, t: torch.zeros_like(x), x, sigmas, variable,
+                                               "euler", sigma_data=0.5, project=True)
+        assert torch.allclose(projected.norm(dim=1), torch.full((8,), radius, dtype=torch.float64))
+        untouched = generated.sample.integrate(process, lambda x, t: torch.zeros_like(x), x, sigmas, variable,
+                                               "euler", sigma_data=0.5, project=False)
+        assert torch.equal(untouched, x)
 
 
 # ------------------------------------------------------------------------------- scripts (subprocesses)
@@ -340,6 +341,9 @@ def test_train_then_sample_from_the_ema_weights(module_dir, tmp_path, generated)
     out = tmp_path / "samples" / "net.npy"
     run_script(module_dir, "sample.py", "--ckpt", run_dir, "--n", 50, "--steps", 8, "--solver", "euler",
                "--seed", 3, "--device", "cpu", "--out", out, cwd=tmp_path)
+    in_time = tmp_path / "samples" / "net_t.npy"
+    run_script(module_dir, "sample.py", "--ckpt", run_dir, "--n", 50, "--steps", 8, "--solver", "euler",
+               "--seed", 3, "--device", "cpu", "--variable", "t", "--out", in_time, cwd=tmp_path)
     samples = np.load(out)
     assert samples.shape == (50, 2) and samples.dtype == np.float32 and np.isfinite(samples).all()
     if importlib.util.find_spec("matplotlib") is not None:
@@ -348,16 +352,21 @@ def test_train_then_sample_from_the_ema_weights(module_dir, tmp_path, generated)
     # The same draws in-process, with the EMA weights and then with the raw weights.
     stats = checkpoint["data_stats"]
 
-    def draw(weights):
+    def draw(weights, variable="sigma"):
         process = generated.process.Process.from_config(checkpoint["process_config"])
         backbone = generated.model.build_backbone(checkpoint["backbone_config"])
         model = generated.model.VelocityModel(process, backbone, stats["sigma_data"])
         model.load_state_dict(checkpoint[weights])
         x = process.sample_prior(50, generator=torch.Generator().manual_seed(3))
-        return process.sample_euler(model.velocity, x, process.time_grid(8).float()).numpy()
+        if variable == "t":
+            return process.sample_euler(model.velocity, x, process.time_grid(8)).numpy()
+        return process.sample_euler(process.sigma_velocity(model.velocity), x, process.sigma_grid(8)).numpy()
 
     assert np.allclose(samples, draw("ema"), atol=1e-4)
     assert not np.allclose(samples, draw("model"), atol=1e-2)
+    # --variable t: the same ODE in the PDE time, a different discretisation of it
+    assert np.allclose(np.load(in_time), draw("ema", "t"), atol=1e-4)
+    assert not np.allclose(np.load(in_time), samples, atol=1e-3)
 
 
 def test_exact_sampler_lands_on_point_masses_in_proportion(generated, tmp_path):
