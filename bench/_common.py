@@ -315,3 +315,37 @@ def markdown_table(header, rows) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def benchmark_main(name: str, doc: str, budgets, run, tables, figure=None, *, builds: bool = True,
+                   argv=None) -> int:
+    """The command line shared by the benchmark scripts: ``--budget`` picks the settings, ``run(args)`` measures
+    and writes results/<name>_<budget>.json, then the tables (.md) and the figure (.png) are written from that
+    JSON. ``--report-only`` redraws .md and .png from an existing JSON without measuring anything."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--budget", choices=tuple(budgets), default="tiny")
+    if builds:
+        parser.add_argument("--threads", type=int, default=1, help="torch threads")
+        parser.add_argument("--build-timeout", type=float, default=180.0, help="seconds per pde2gen build")
+    parser.add_argument("--report-only", action="store_true",
+                        help=f"rewrite {name}_BUDGET.md/.png from the existing {name}_BUDGET.json")
+    args = parser.parse_args(argv)
+    path = RESULTS / f"{name}_{args.budget}.json"
+    if args.report_only:
+        if not path.exists():
+            print(f"error: {path.relative_to(ROOT)} not found: run without --report-only first", file=sys.stderr)
+            return 2
+        data = json.loads(path.read_text())
+    else:
+        data = json.loads(json.dumps(run(args), default=_json_default))
+    text = tables(data)
+    written = [path, RESULTS / f"{name}_{args.budget}.md"]
+    write_text(written[1], text + "\n")
+    if figure is not None:
+        written.append(RESULTS / f"{name}_{args.budget}.png")
+        figure(data, written[-1])
+    print(text)
+    print("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
+    return 0

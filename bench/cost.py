@@ -19,7 +19,6 @@ Writes bench/results/cost_<budget>.json and .md.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -223,17 +222,7 @@ def tables(data) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", choices=tuple(BUDGETS), default="tiny")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--build-timeout", type=float, default=180.0, help="seconds per pde2gen build")
-    args = parser.parse_args(argv)
-    data = json.loads(json.dumps(run(args), default=C._json_default))
-    text = tables(data)
-    C.write_text(C.RESULTS / f"cost_{args.budget}.md", text + "\n")
-    print(text)
-    print(f"wrote bench/results/cost_{args.budget}.json and .md")
-    return 0
+    return C.benchmark_main("cost", __doc__, BUDGETS, run, tables, argv=argv)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ Writes bench/results/exact_<budget>.json, .md and exact_<budget>.png.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -227,18 +225,7 @@ def figure(data, path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", choices=tuple(BUDGETS), default="tiny")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--build-timeout", type=float, default=180.0, help="seconds per pde2gen build")
-    args = parser.parse_args(argv)
-    data = json.loads(json.dumps(run(args), default=C._json_default))
-    text = tables(data)
-    C.write_text(C.RESULTS / f"exact_{args.budget}.md", text + "\n")
-    figure(data, C.RESULTS / f"exact_{args.budget}.png")
-    print(text)
-    print(f"wrote bench/results/exact_{args.budget}.json, .md, .png")
-    return 0
+    return C.benchmark_main("exact", __doc__, BUDGETS, run, tables, figure, argv=argv)
 
 
 if __name__ == "__main__":

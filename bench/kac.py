@@ -24,8 +24,6 @@ Writes bench/results/kac_<budget>.json, .md and kac_<budget>.png.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -256,18 +254,7 @@ def figure(data, path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", choices=tuple(BUDGETS), default="tiny")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--build-timeout", type=float, default=180.0, help="seconds per pde2gen build")
-    args = parser.parse_args(argv)
-    data = json.loads(json.dumps(run(args), default=C._json_default))
-    text = tables(data)
-    C.write_text(C.RESULTS / f"kac_{args.budget}.md", text + "\n")
-    figure(data, C.RESULTS / f"kac_{args.budget}.png")
-    print(text)
-    print(f"wrote bench/results/kac_{args.budget}.json, .md, .png")
-    return 0
+    return C.benchmark_main("kac", __doc__, BUDGETS, run, tables, figure, argv=argv)
 
 
 if __name__ == "__main__":

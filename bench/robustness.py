@@ -21,8 +21,6 @@ Writes bench/results/robustness_<budget>.json, .md and robustness_<budget>.png.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -211,20 +209,7 @@ def figure(data, path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", choices=tuple(BUDGETS), default="tiny")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--build-timeout", type=float, default=180.0, help="seconds per pde2gen build")
-    args = parser.parse_args(argv)
-    data = run(args)
-    data = json.loads(json.dumps(data, default=C._json_default))
-    text = tables(data)
-    C.write_text(C.RESULTS / f"robustness_{args.budget}.md", text + "\n")
-    png = C.RESULTS / f"robustness_{args.budget}.png"
-    figure(data, png)
-    print(text)
-    print(f"wrote bench/results/robustness_{args.budget}.json, .md, .png")
-    return 0
+    return C.benchmark_main("robustness", __doc__, BUDGETS, run, tables, figure, argv=argv)
 
 
 if __name__ == "__main__":

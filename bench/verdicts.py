@@ -13,7 +13,6 @@ Writes bench/results/verdicts_<budget>.json and .md.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -142,15 +141,7 @@ def tables(data) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", choices=tuple(BUDGETS), default="tiny")
-    args = parser.parse_args(argv)
-    data = json.loads(json.dumps(run(args), default=C._json_default))
-    text = tables(data)
-    C.write_text(C.RESULTS / f"verdicts_{args.budget}.md", text + "\n")
-    print(text)
-    print(f"wrote bench/results/verdicts_{args.budget}.json and .md")
-    return 0
+    return C.benchmark_main("verdicts", __doc__, BUDGETS, run, tables, builds=False, argv=argv)
 
 
 if __name__ == "__main__":
