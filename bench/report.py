@@ -100,12 +100,14 @@ def strip_header(text: str) -> list[str]:
 
 def section(budget: str) -> str:
     import cost
+    import dispersion
     import exact
     import kac
     import robustness
     import verdicts
 
-    results = {name: load(name, budget) for name in ("verdicts", "quality", "robustness", "kac", "exact", "cost")}
+    results = {name: load(name, budget)
+               for name in ("dispersion", "verdicts", "quality", "robustness", "kac", "exact", "cost")}
     present = {k: v for k, v in results.items() if v}
     if not present:
         raise SystemExit(f"no results for budget {budget!r} in {C.RESULTS}")
@@ -119,6 +121,7 @@ def section(budget: str) -> str:
            ("Reproduce everything (one command per benchmark, run one at a time; `--budget tiny` is a "
            "2-4 minute smoke version of each, `full` the long one):"), "", "```bash",
            "python bench/digits_classifier.py               # once: bench/digits_classifier.pt (8x8 digits features)",
+           f"python bench/dispersion.py --budget {budget}      # seconds: the dispersion figure, no training",
            f"python bench/verdicts.py   --budget {budget}",
            f"python bench/quality.py    --budget {budget}",
            f"python bench/robustness.py --budget {budget}      # reuses quality's trained models (cache)",
@@ -132,6 +135,11 @@ def section(budget: str) -> str:
             f"{', '.join(str(c) for c in commits)} (bench/_common.py), never from half-edited files."), ""]
     if READING.exists():
         out += ["### Reading", "", READING.read_text().strip(), ""]
+    if results["dispersion"]:
+        d = results["dispersion"]
+        out += ["### Dispersion relations: which Fourier modes each PDE forgets (C2)", "",
+                f"Command: `{d['command']}`", "", image(f"dispersion_{budget}.png"), "",
+                *strip_header(dispersion.tables(d)), ""]
     if results["verdicts"]:
         out += ["### Verdicts: what the analysis accepts and refuses", "",
                 f"Command: `{results['verdicts']['command']}`", "",
