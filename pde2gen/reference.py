@@ -9,11 +9,13 @@ e^{-a t}/2 at +-c t (physics.md §4.5).
 
 Public functions (``family`` is a ``FamilyConfig``):
     sample(family, t, n, N, rng) -> (d, latent)      exact draws; latent: V for nig, atom signs for kac
-    log_kernel(family, d, t) -> (n,)                   normalised log density (Kac atoms: log of their mass)
+    log_kernel(family, d, t) -> (n,)                   normalised log density (Kac atoms: log of their mass;
+                                                       -inf outside the light cone)
     characteristic_function(family, k, t) -> (...)     E exp(i k.d) for wave vectors k of shape (..., N)
     conditional_velocity(family, d, t, latent=None)    the coupling's velocity; without latent its
                                                        posterior mean given d (the radial transport field)
-    marginal_velocity(family, x, t, data)              E[v(x - y)] under softmax(log kernel) weights
+    marginal_velocity(family, x, t, data)              E[v(x - y)] under softmax(log kernel) weights (Kac: over
+                                                       the data points that put x on the most atoms)
     transport(family, d, t_from, t_to, latent, steps)  integrate the coupling ODE (RK4)
     sigma(family, t), t_of_sigma(family, sigma)        noise alignment (physics.md §4.7)
     radial_cdf(family, rho, t, N)                      law of |d| (isotropic families), for KS tests
@@ -30,8 +32,13 @@ from scipy import interpolate, optimize, special, stats
 
 from .families import FamilyConfig
 
-# A Kac coordinate within this relative distance of the light cone |d| = c t is on an atom.
+# A Kac coordinate within this relative distance of the light cone |d| = c t is on an atom (marginal_velocity
+# adds the rounding of x and of d = x - y, 2 eps (|x| + |y|) per coordinate).
 KAC_ATOM_TOLERANCE = 1e-12
+# Where a point is off every data point's support (a discrete flow pushed a coordinate over the cones), the
+# marginal velocity scores data points by their distance to the fronts, as normal bumps of this width
+# relative to c t (the atom width of the torch runtime, templates/runtime/kac_product.py).
+KAC_FALLBACK_WIDTH = 1e-4
 
 
 # ============================================================================================ helpers
@@ -284,6 +291,11 @@ class _Family:
 
     def conditional_velocity(self, d, t, latent):
         return d / (self.velocity_exponent * t)[:, None]
+
+    def posterior_terms(self, d, t, slack):
+        """(rank, log weight, velocity) of displacements d = x - y_j for the posterior over data points: only
+        the highest rank of a point counts (Kac atoms); ``slack``: the rounding of d, per coordinate."""
+        return np.zeros(len(d), dtype=int), self.log_kernel(d, t), self.conditional_velocity(d, t, None)
 
     def mean_square_radius(self, t, N):
         return math.inf
@@ -553,15 +565,25 @@ class _KacProduct(_Family):
         atoms = np.where(flips == 0, direction, 0.0)
         return d, atoms
 
-    def _atoms(self, d, t):
+    def _cone(self, d, t, slack=0.0):
+        """Per coordinate: (atom sign, outside) with atom sign +-1 on an atom (within KAC_ATOM_TOLERANCE c t
+        + slack of the light cone |d| = c t), else 0; outside: beyond the cone and off the atoms (the kernel
+        is zero there)."""
         front = self.c * t[:, None]
-        return np.where(np.abs(d) >= front * (1.0 - KAC_ATOM_TOLERANCE), np.sign(d), 0.0)
+        tolerance = KAC_ATOM_TOLERANCE * front + slack
+        excess = np.abs(d) - front
+        atoms = np.where(np.abs(excess) <= tolerance, np.sign(d), 0.0)
+        return atoms, excess > tolerance
 
-    def log_kernel(self, d, t):
-        """Sum over coordinates of log(a.c. density) off the atoms and log(e^{-a t}/2) on them."""
+    def _atoms(self, d, t):
+        return self._cone(d, t)[0]
+
+    def _log_terms(self, d, t, slack=0.0):
+        """Per coordinate log(a.c. density) inside the cone, log(e^{-a t}/2) on the atoms, -inf outside; with
+        the atom signs and the outside mask of ``_cone``."""
         t2 = t[:, None]
-        atoms = self._atoms(d, t)
-        inside = atoms == 0
+        atoms, outside = self._cone(d, t, slack)
+        inside = (atoms == 0) & ~outside
         r = np.sqrt(np.clip((self.c * t2) ** 2 - d * d, 0.0, None))
         z = self.a * r / self.c
         safe_z = np.where(z > 0, z, 1.0)
@@ -570,8 +592,36 @@ class _KacProduct(_Family):
         continuous = (math.log(self.a / (2.0 * self.c)) - self.a * t2 + z
                       + np.log(special.i0e(z) + self.a * t2 * i1_over_z))
         atom = math.log(0.5) - self.a * t2
-        per_coordinate = np.where(inside, continuous, atom)
-        return np.sum(per_coordinate, axis=1)
+        per_coordinate = np.where(inside, continuous, np.where(outside, -np.inf, atom))
+        return per_coordinate, atoms, outside
+
+    def log_kernel(self, d, t):
+        """Sum over coordinates of log(a.c. density) inside the cone, log(e^{-a t}/2) on the atoms (a mass, not
+        a density: see ``posterior_terms``) and -inf outside the cone."""
+        return np.sum(self._log_terms(d, t)[0], axis=1)
+
+    def posterior_terms(self, d, t, slack):
+        """(rank, log weight, velocity) of each displacement d = x - y_j for posterior weights over data points.
+
+        The law of x is a sum over data points of products of atoms (Dirac masses) and densities, so a point
+        on k atoms lies on a k-codimensional face of the support: given x, only the data points that put x on
+        the most atoms count (each atom is infinitely more likely than a density there), weighted by their
+        product of masses e^{-a t}/2 and a.c. densities.  Rank: that number of atoms; -1 off the support
+        (a coordinate outside its cone), where the log weight scores the distance to the fronts instead,
+        -(|d| - c t)^2 / (2 w^2), w = KAC_FALLBACK_WIDTH c t, as the torch runtime's regularised atoms do (it
+        only matters where x is off every data point's support).  Velocity: ``conditional_velocity`` with the
+        same atoms (+-c on them and beyond the cone)."""
+        terms, atoms, outside = self._log_terms(d, t, slack)
+        singular = (atoms != 0) | outside
+        rank = np.where(outside.any(axis=1), -1, np.sum(atoms != 0, axis=1))
+        exact = np.sum(terms, axis=1)
+        front = self.c * t[:, None]
+        width = KAC_FALLBACK_WIDTH * front
+        excess = np.maximum(np.abs(d) - front, 0.0) / width
+        atom = math.log(0.5) - self.a * t[:, None] - np.log(math.sqrt(2.0 * math.pi) * width)
+        bumps = np.where(singular, atom - 0.5 * excess**2, terms)
+        log_w = np.where(rank >= 0, exact, np.sum(bumps, axis=1))
+        return rank, log_w, self.conditional_velocity(d, t, np.where(outside, np.sign(d), atoms))
 
     def characteristic_function(self, k, t):
         return np.prod(self._cf_1d(np.asarray(k, dtype=float), np.asarray(t, dtype=float)[..., None]), axis=-1)
@@ -589,7 +639,13 @@ class _KacProduct(_Family):
         return ((grow + decay) / 2.0 + self.a * t * sinhc).real
 
     def conditional_velocity(self, d, t, latent):
-        atoms = self._atoms(d, t) if latent is None else np.asarray(latent, dtype=float)
+        """d / (t + (r/c) I0(z)/I1(z)) inside the cone, +-c on the atoms (``latent``, else ``_cone``); without a
+        latent a coordinate beyond the cone also moves at sign(d) c (with its front), so |v| <= c."""
+        if latent is None:
+            atoms, outside = self._cone(d, t)
+            atoms = np.where(outside, np.sign(d), atoms)
+        else:
+            atoms = np.asarray(latent, dtype=float)
         t2 = t[:, None]
         r = np.sqrt(np.clip((self.c * t2) ** 2 - d * d, 0.0, None))
         z = self.a * r / self.c
@@ -677,15 +733,23 @@ def conditional_velocity(family: FamilyConfig, d, t, latent=None) -> np.ndarray:
 
 
 def marginal_velocity(family: FamilyConfig, x, t: float, data, chunk: int = 256) -> np.ndarray:
-    """sum_j w_j v(x - y_j), w = softmax_j log kernel(x - y_j, t): the exact velocity of p_t = kernel * data."""
+    """sum_j w_j v(x - y_j), w = softmax_j log kernel(x - y_j, t): the exact velocity of p_t = kernel * data.
+
+    kac_product: the softmax runs over the data points that put x on the most atoms (``posterior_terms``);
+    off every data point's support, over the distances to the fronts."""
     x, data = _rows(x), _rows(data)
+    impl = _implementation(family)
     out = np.empty_like(x)
     for start in range(0, len(x), chunk):
         block = x[start:start + chunk]
         d = (block[:, None, :] - data[None, :, :]).reshape(-1, x.shape[1])
-        log_w = log_kernel(family, d, t).reshape(len(block), len(data))
+        # the rounding of x (a sum y + d when drawn) and of x - y
+        slack = 2.0 * np.finfo(float).eps * (np.abs(block[:, None, :]) + np.abs(data[None, :, :]))
+        rank, log_w, v = impl.posterior_terms(d, _times(t, len(d)), slack.reshape(d.shape))
+        rank, log_w = rank.reshape(len(block), len(data)), log_w.reshape(len(block), len(data))
+        log_w = np.where(rank == rank.max(axis=1, keepdims=True), log_w, -np.inf)
         weights = np.exp(log_w - special.logsumexp(log_w, axis=1, keepdims=True))
-        v = conditional_velocity(family, d, t).reshape(len(block), len(data), x.shape[1])
+        v = v.reshape(len(block), len(data), x.shape[1])
         out[start:start + chunk] = np.einsum("bj,bjn->bn", weights, v)
     return out
 
@@ -707,7 +771,11 @@ def transport(family: FamilyConfig, d, t_from: float, t_to: float, latent=None, 
     if family.name == "kac_product":
         if t_to > t_from:
             raise ValueError("kac_product: the coupling is transported towards the data only (atoms)")
-        latent = impl._atoms(d, _times(t_from, n)) if latent is None else np.asarray(latent, dtype=float)
+        if latent is None:  # a coordinate beyond the cone joins its atom at once (as in the loop below)
+            atoms, outside = impl._cone(d, _times(t_from, n))
+            latent = np.where(outside, np.sign(d), atoms)
+        else:
+            latent = np.asarray(latent, dtype=float)
 
     def velocity(x, time):
         times = _times(time, n)

@@ -274,6 +274,76 @@ def test_marginal_velocity_softmax_equals_power_weights():
     assert reference.marginal_velocity(GAUSSIAN, x, t, data) == pytest.approx(expected, rel=1e-12)
 
 
+# The velocity plot's data (pde2gen.plots.MIXTURE_2D): the light cones of these points overlap from t ~ 0.3 on.
+KAC_DATA = np.array([[-1.0, -0.6], [1.2, 0.9], [0.9, -1.1], [-0.8, 1.3]])
+
+
+def kac_posterior_velocity(point, t, data):
+    """The exact Kac marginal velocity at one point, written out: per coordinate the law of d = x - y is a
+    Dirac atom e^{-at}/2 at +-c t (moving at +-c) plus the density (a e^{-at}/2c)[I0(z) + (c t/r) I1(z)]
+    inside the cone (moving at d / (t + (r/c) I0(z)/I1(z))), and nothing outside.  A data point's weight is
+    the product over coordinates; a point on k atoms is produced only by the data points that put it on the
+    most atoms (a Dirac outweighs any density), weighted by their masses times densities."""
+    a, c = KAC.params["a"], KAC.params["c"]
+    front = c * t
+    candidates = []
+    for y in data:
+        deltas, weight, velocity = 0, 1.0, []
+        for d in point - y:
+            if abs(abs(d) - front) <= 1e-9 * front:
+                deltas, weight = deltas + 1, weight * math.exp(-a * t) / 2
+                velocity.append(math.copysign(c, d))
+            elif abs(d) < front:
+                r = math.sqrt(front**2 - d**2)
+                z = a * r / c
+                weight *= a * math.exp(-a * t) / (2 * c) * (special.iv(0, z) + front / r * special.iv(1, z))
+                velocity.append(d / (t + r / c * special.iv(0, z) / special.iv(1, z)))
+            else:
+                weight = 0.0
+                break
+        if weight > 0:
+            candidates.append((deltas, weight, np.array(velocity)))
+    most = max(deltas for deltas, _, _ in candidates)
+    weights = np.array([w for deltas, w, _ in candidates if deltas == most])
+    velocities = np.array([v for deltas, _, v in candidates if deltas == most])
+    return weights @ velocities / weights.sum(), len(candidates) > len(weights)
+
+
+@pytest.mark.parametrize("t", [0.001, 0.01, 0.1, 0.5, 2.0])
+def test_kac_marginal_velocity_weighs_atoms_and_light_cones_exactly(t):
+    """Points drawn around four data points, many exactly on the atoms: |v_i| <= c and the written-out
+    posterior (a coordinate outside a data point's cone excludes it; atoms outweigh densities)."""
+    c = KAC.params["c"]
+    rng = np.random.default_rng(13)
+    d, atoms = reference.sample(KAC, t, 300, 2, rng)
+    x = KAC_DATA[rng.integers(len(KAC_DATA), size=300)] + d
+    v = reference.marginal_velocity(KAC, x, t, KAC_DATA)
+    assert np.all(np.abs(v) <= c * (1 + 1e-12))
+    expected, outweighed = zip(*(kac_posterior_velocity(point, t, KAC_DATA) for point in x))
+    assert v == pytest.approx(np.array(expected), rel=1e-9, abs=1e-12)
+    if t == 0.5:  # the case of an atom of one data point inside the cone of another was drawn
+        assert np.any(np.array(outweighed) & (atoms != 0).any(axis=1))
+    if t <= 0.01:  # nearly every coordinate sits on an atom: moves at +-c
+        assert np.mean(np.abs(v) == c) > 0.9
+
+
+def test_kac_exact_flow_from_the_prior_lands_on_the_data():
+    """RK4 of the marginal velocity (pde2gen.plots.exact_flow) on the plot's EDM time grid for the catalog's
+    kac (sigma 80 -> 0.002, rho = 7): the flow ends on the data points."""
+    from types import SimpleNamespace
+
+    from pde2gen.plots import exact_flow, time_grid
+
+    times = time_grid(SimpleNamespace(family=KAC, sigma_max=80.0, sigma_min=0.002, rho=7.0), 48)
+    rng = np.random.default_rng(14)
+    start = KAC_DATA[rng.integers(len(KAC_DATA), size=40)] + reference.sample(KAC, times[0], 40, 2, rng)[0]
+    path = exact_flow(KAC, KAC_DATA, start, times)
+    distance = np.min(np.linalg.norm(path[-1][:, None] - KAC_DATA[None], axis=2), axis=1)
+    assert np.mean(distance < 0.1) >= 0.9
+    speed = np.abs(np.diff(path, axis=0)) / np.abs(np.diff(times))[:, None, None]
+    assert np.all(speed <= KAC.params["c"] * (1 + 1e-9))  # every RK4 step moves at most c per coordinate
+
+
 # ---------------------------------------------------------------------------------------------- PFGM++ facts
 @pytest.mark.parametrize("D, ratio", [(64, 1.0323), (128, 1.0159), (2048, 1.0010)])
 def test_pfgmpp_mean_square_distance(D, ratio):
