@@ -179,7 +179,7 @@ def figure(data, path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
     s = data["settings"]
     groups = (("steps", s["euler_nfes"], "Euler NFE"), ("noise", s["alphas"], "injected noise alpha"),
@@ -200,10 +200,18 @@ def figure(data, path):
                 axis.set_xscale("log")
             if group == "bits":
                 axis.invert_xaxis()
+            # Plain tick labels at the measured levels: log axes' minor labels overlap at this size.
+            axis.set_xticks(levels, [str(level) for level in levels])
+            axis.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            axis.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
+            axis.tick_params(axis="y", which="minor", labelsize=7)
+            axis.xaxis.set_minor_formatter(ticker.NullFormatter())
             axis.axhline(1, color="0.6", lw=0.8)
             axis.set_xlabel(xlabel)
-            axis.set_ylabel(f"{dataset}: metric / reference")
+            axis.set_ylabel("metric / reference")
+            axis.set_title(f"{dataset}: {xlabel}", fontsize=9)
     axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
     C.save_figure(figure, path)
     pyplot.close(figure)
 
