@@ -362,7 +362,7 @@ def figures(result, budget: str) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
     data = {"rows": result["rows"], "settings": result["settings"], "floors": result["floors"]}
     s = data["settings"]
@@ -388,10 +388,12 @@ def figures(result, budget: str) -> list[Path]:
             axis.set_xscale("log")
             axis.set_yscale("log")
             axis.set_xticks(s["nfes"], [str(n) for n in s["nfes"]])
+            axis.xaxis.set_minor_formatter(ticker.NullFormatter())  # log-axis minor labels overlap the NFEs
             axis.set_title(f"{dataset}, {solver}")
             axis.set_xlabel("NFE")
             axis.set_ylabel("FD (features)" if metric == "fd" else "sliced W1")
     axes[0][-1].legend(fontsize=7, loc="upper right")
+    figure.tight_layout()
     paths.append(C.RESULTS / f"quality_{budget}_nfe.png")
     C.save_figure(figure, paths[-1])
     pyplot.close(figure)

@@ -111,15 +111,17 @@ def section(budget: str) -> str:
     present = {k: v for k, v in results.items() if v}
     if not present:
         raise SystemExit(f"no results for budget {budget!r} in {C.RESULTS}")
-    any_data = next(iter(present.values()))
-    info = any_data["machine"]
+    # The machine line of the longest benchmark (quality) when present: it carries most of the numbers.
+    info = (results["quality"] or next(iter(present.values())))["machine"]
     out = [START, "", f"## Results: the catalog reproduced and measured (budget `{budget}`)", "",
            (f"Written by `python bench/report.py --budget {budget}` from bench/results/*_{budget}.json; every "
            "number below was measured by the command printed above its table. "
            f"Machine: {C.machine_line(info)}. Wall times on 2 CPU cores are noisy; ratios measured within "
            "one run are the robust figures."), "",
            ("Reproduce everything (one command per benchmark, run one at a time; `--budget tiny` is a "
-           "2-4 minute smoke version of each, `full` the long one):"), "", "```bash",
+           "2-4 minute smoke version of each, `full` the long one). The `small` budget takes about 90 minutes "
+           "on 2 CPU cores, most of it in quality.py; trained models are cached, so robustness.py and kac.py "
+           "mostly reuse quality's:"), "", "```bash",
            "python bench/digits_classifier.py               # once: bench/digits_classifier.pt (8x8 digits features)",
            f"python bench/dispersion.py --budget {budget}      # seconds: the dispersion figure, no training",
            f"python bench/verdicts.py   --budget {budget}",
