@@ -261,6 +261,23 @@ def build_all(entries, *, timeout: float = 180.0) -> dict[str, dict]:
     return records
 
 
+def start_run(name: str, args, entries) -> tuple[dict, dict[str, dict], dict[str, SimpleNamespace]]:
+    """The opening of a benchmark run: torch threads, the machine record, and ``entries`` built and imported.
+    Returns (machine info, build records, modules of the entries that built); failed builds stay in the records
+    for the tables (``build_failures``)."""
+    set_threads(args.threads)
+    info = machine(args.threads)
+    log(f"{name}, budget {args.budget}: {machine_line(info)}")
+    builds = build_all(entries, timeout=args.build_timeout)
+    modules = {entry: load_module(record["dir"]) for entry, record in builds.items() if record["ok"]}
+    return info, builds, modules
+
+
+def build_failures(builds: dict[str, dict]) -> list[str]:
+    """One markdown line per catalog entry that did not build (so was not measured), with its error."""
+    return [f"- **not built: {name}** — `{b['command']}`: {b['error']}" for name, b in builds.items() if not b["ok"]]
+
+
 def _load_file(name: str, path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

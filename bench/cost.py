@@ -150,11 +150,7 @@ def kernel_throughput(args_list, budget: str) -> dict | None:
 
 def run(args):
     budget = BUDGETS[args.budget]
-    C.set_threads(args.threads)
-    info = C.machine(args.threads)
-    C.log(f"cost, budget {args.budget}: {C.machine_line(info)}")
-    builds = C.build_all(budget["entries"], timeout=args.build_timeout)
-    modules = {name: C.load_module(rec["dir"]) for name, rec in builds.items() if rec["ok"]}
+    info, builds, modules = C.start_run("cost", args, budget["entries"])
     some = next(iter(modules.values()))
     fm = M.FlowMatching(some.model.build_backbone)
     rows = []

@@ -9,7 +9,8 @@ Data: M points of 8gaussians (the generated train.py's generator, seed 0), saved
 For each entry, n samples start from Process.sample_prior (seed 0) and follow dx/dsigma = v / (dsigma/dt)
 through Process.sigma_grid(steps + 1) with the module's own Euler and Heun (steps = intervals; Heun makes 2
 evaluations per step) in float64, as sample.py --exact does by default; and, for comparison, the same exact
-field integrated in the PDE time t (dx/dt = v, sample.py --variable t) on the same grid points mapped to t. In the limit the samples land on the reference points,
+field integrated in the PDE time t (dx/dt = v, sample.py --variable t) on the same grid points mapped to t.
+In the limit the samples land on the reference points,
 so we report the sliced Wasserstein-1 distance to the reference set, MMD^2, and the median distance from a
 sample to its nearest reference point. Floor: SW of n bootstrap draws of the reference set (what a perfect
 integrator would reach, given the multinomial proportions).
@@ -97,11 +98,7 @@ def end_to_end(module, reference_path: Path, n: int, steps: int) -> tuple[np.nda
 
 def run(args):
     budget = BUDGETS[args.budget]
-    C.set_threads(args.threads)
-    info = C.machine(args.threads)
-    C.log(f"exact, budget {args.budget}: {C.machine_line(info)}")
-    builds = C.build_all(budget["entries"], timeout=args.build_timeout)
-    modules = {name: C.load_module(rec["dir"]) for name, rec in builds.items() if rec["ok"]}
+    info, builds, modules = C.start_run("exact", args, budget["entries"])
     if not modules:
         raise SystemExit("no entry could be built")
     reference = next(iter(modules.values())).train.load_data(DATASET, seed=0, n_toy=budget["m"])
@@ -159,9 +156,7 @@ def tables(data) -> str:
     out = [f"Command: `{data['command']}`", "",
            C.describe_run(data["machine"], data["budget"], [0], {"data": f"{DATASET}, M = {s['m']} points",
                           "samples": s["n"], "dtype": "float64"}), ""]
-    for name, b in data["builds"].items():
-        if not b["ok"]:
-            out.append(f"- **not built: {name}** — `{b['command']}`: {b['error']}")
+    out += C.build_failures(data["builds"])
     skipped = [name for name in TOO_COSTLY if name not in s["entries"]]
     if skipped:
         out.append(f"- not measured: {', '.join(C.LABELS.get(n, n) for n in skipped)}: the stable family's exact "

@@ -46,7 +46,7 @@ BUDGETS = {
 
 class Recording:
     """A generated method whose every evaluation also records |dx/dt| (per coordinate) at that point: along
-    trajectories in sigma (the default sampler) the velocity in t is the model's velocity at t(sigma)."""
+    trajectories in sigma (the default sampler) that is dx/dsigma times dsigma/dt at t(sigma)."""
 
     def __init__(self, method, store):
         self._method, self._store = method, store
@@ -60,8 +60,12 @@ class Recording:
 
         def recorded(x, s):
             v = base(x, s)
-            t = s if in_time else model.process.t_of_sigma(s.double()).to(x.dtype)
-            self._store.append((v if in_time else model.velocity(x, t)).detach().abs().reshape(-1).float())
+            if in_time:
+                velocity_in_t = v
+            else:  # undo sigma_velocity's division: dx/dt = dx/dsigma * dsigma/dt, no second network call
+                rate = model.process.dsigma_dt(model.process.t_of_sigma(s.double()))
+                velocity_in_t = v * rate.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+            self._store.append(velocity_in_t.detach().abs().reshape(-1).float())
             return v
 
         return recorded
@@ -102,11 +106,7 @@ def velocity_checks(module, model, train_set, c, n_target, seed) -> dict:
 def run(args):
     qb = Q.BUDGETS[args.budget]
     budget = {**BUDGETS[args.budget], "steps": qb["steps"]["toy"], "n_samples": qb["n_samples"]["toy"]}
-    C.set_threads(args.threads)
-    info = C.machine(args.threads)
-    C.log(f"kac, budget {args.budget}: {C.machine_line(info)}")
-    builds = C.build_all(KAC + OTHERS, timeout=args.build_timeout)
-    modules = {name: C.load_module(rec["dir"]) for name, rec in builds.items() if rec["ok"]}
+    info, builds, modules = C.start_run("kac", args, KAC + OTHERS)
     if not any(name in modules for name in KAC):
         raise SystemExit("no Kac entry could be built; see the build errors above")
     some = next(iter(modules.values()))
@@ -171,9 +171,7 @@ def tables(data) -> str:
     out = [f"Command: `{data['command']}`", "",
            C.describe_run(data["machine"], data["budget"], s["seeds"], {"steps": s["steps"],
                           "samples": s["n_samples"]}), ""]
-    for name, b in data["builds"].items():
-        if not b["ok"]:
-            out.append(f"- **not built: {name}** — `{b['command']}`: {b['error']}")
+    out += C.build_failures(data["builds"])
     out.append("")
     header = ["model", "c", "exact target max", "exact posterior max", "exact marginal max",
               "learned (forward x_t) max", "learned p99.9", "learned frac > c", "learned on Euler ODE max",

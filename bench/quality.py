@@ -120,8 +120,6 @@ def run(args) -> dict:
         budget["seeds"] = tuple(int(s) for s in args.seeds.split(","))
     if args.steps:
         budget["steps"] = {"toy": args.steps, "digits": args.steps}
-    C.set_threads(args.threads)
-    info = C.machine(args.threads)
     out_json = C.RESULTS / f"quality_{args.budget}.json"
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in budget.items()}
     previous = {}
@@ -132,9 +130,7 @@ def run(args) -> dict:
         if old.get("settings") == settings:
             previous = {(r["method"], r["dataset"], r["seed"]): r for r in old["rows"]}
             C.log(f"resuming: {len(previous)} trained models kept from {out_json.name}")
-    C.log(f"quality, budget {args.budget}: {C.machine_line(info)}")
-    builds = C.build_all(budget["entries"], timeout=args.build_timeout)
-    modules = {name: C.load_module(rec["dir"]) for name, rec in builds.items() if rec["ok"]}
+    info, builds, modules = C.start_run("quality", args, budget["entries"])
     if not modules:
         raise SystemExit("no catalog entry could be built; see the build errors above")
     loader = next(iter(modules.values())).train.load_data
@@ -244,17 +240,18 @@ def label_of(name):
     return {"fm": "flow matching (baseline)", "edm": "EDM (baseline)"}.get(name, C.LABELS.get(name, name))
 
 
+def run_header(data) -> list[str]:
+    """The machine, budget and settings of a quality run, then the entries that did not build."""
+    s = data["settings"]
+    failures = C.build_failures(data["builds"])
+    return [C.describe_run(data["machine"], data["budget"], s["seeds"],
+                           {"steps": s["steps"], "batch": s["batch"], "network": s["net"],
+                            "samples": s["n_samples"]}), "", *failures, *([""] if failures else [])]
+
+
 def tables(data) -> str:
     s = data["settings"]
-    out = [f"Command: `{data['command']}`", "",
-           C.describe_run(data["machine"], data["budget"], s["seeds"],
-                          {"steps": s["steps"], "batch": s["batch"], "network": s["net"],
-                           "samples": s["n_samples"]}), ""]
-    failed = {n: b for n, b in data["builds"].items() if not b["ok"]}
-    for name, b in failed.items():
-        out.append(f"- **not built: {name}** — `{b['command']}`: {b['error']}")
-    if failed:
-        out.append("")
+    out = [f"Command: `{data['command']}`", "", *run_header(data)]
     order = method_order(data)
     for dataset in s["datasets"]:
         metric = "fd" if dataset == "digits" else "sw"

@@ -39,14 +39,7 @@ def quality_section(data, budget) -> list[str]:
     order = Q.method_order(data)
     out = [(f"Command: `{data['command']}` — full tables (Euler, every NFE, MMD, the same networks integrated in t, "
            f"wall times): [bench/results/quality_{budget}.md](bench/results/quality_{budget}.md)"), "",
-           C.describe_run(data["machine"], data["budget"], s["seeds"],
-                          {"steps": s["steps"], "batch": s["batch"], "network": s["net"],
-                           "samples": s["n_samples"]}), ""]
-    failed = {n: b for n, b in data["builds"].items() if not b["ok"]}
-    for name, b in failed.items():
-        out.append(f"- not built, so not measured: **{name}** (`{b['command']}`: {b['error']})")
-    if failed:
-        out.append("")
+           *Q.run_header(data)]
     out += Q.relative_table(data)
     top = max(s["nfes"])
     header = ["model"] + [f"{d} ({'FD' if d == 'digits' else 'SW'})" for d in s["datasets"]]

@@ -46,11 +46,7 @@ REFERENCE = ("heun", 20)
 def run(args):
     quality_budget = Q.BUDGETS[args.budget]
     budget = {**BUDGETS[args.budget], "steps": quality_budget["steps"], "n_samples": quality_budget["n_samples"]}
-    C.set_threads(args.threads)
-    info = C.machine(args.threads)
-    C.log(f"robustness, budget {args.budget}: {C.machine_line(info)}")
-    builds = C.build_all([e for e, _ in ENTRIES], timeout=args.build_timeout)
-    modules = {name: C.load_module(rec["dir"]) for name, rec in builds.items() if rec["ok"]}
+    info, builds, modules = C.start_run("robustness", args, [e for e, _ in ENTRIES])
     if not modules:
         raise SystemExit("none of the PFGM++ entries could be built; see the build errors above")
     loader = next(iter(modules.values())).train.load_data
@@ -131,9 +127,7 @@ def tables(data) -> str:
     out = [f"Command: `{data['command']}`", "",
            C.describe_run(data["machine"], data["budget"], s["seeds"], {"steps": s["steps"],
                           "samples": s["n_samples"], "reference sampler": "Heun NFE 20 in sigma"}), ""]
-    for name, b in data["builds"].items():
-        if not b["ok"]:
-            out.append(f"- **not built: {name}** — `{b['command']}`: {b['error']}")
+    out += C.build_failures(data["builds"])
     out.append("")
     entries = [(e, D) for e, D in ENTRIES if any(r["entry"] == e for r in rows)]
     for dataset in s["datasets"]:
