@@ -29,28 +29,10 @@ TITLES = ["The PDE", "Operator symbol", "Branches and amplitudes", "Density spli
           "References"]
 
 
-def stages(expr, dim=2, **options):
-    from pde2gen.explain import derive_for_report
-
-    analysis = analyse(parse(expr, dim=dim, **options))
-    derivation, error = derive_for_report(analysis.spec, analysis)
-    assert error is None
+def report_args(compiled):
+    """(spec, analysis, derivation), the arguments of the explain functions, from a conftest fixture."""
+    analysis, derivation = compiled
     return analysis.spec, analysis, derivation
-
-
-@pytest.fixture(scope="module")
-def diffusion():
-    return stages("diffusion")
-
-
-@pytest.fixture(scope="module")
-def hyperdiffusion():
-    return stages("hyperdiffusion")
-
-
-@pytest.fixture(scope="module")
-def wave():
-    return stages("wave")
 
 
 def section(sections, title):
@@ -59,7 +41,7 @@ def section(sections, title):
 
 # ---------------------------------------------------------------------------------------------- markdown
 def test_failing_pde_report_carries_symbol_statuses_and_witness(hyperdiffusion):
-    sections = explain_sections(*hyperdiffusion)
+    sections = explain_sections(*report_args(hyperdiffusion))
     assert [title for title, _ in sections] == TITLES
     assert "Symbol: `P(lambda, s) = lambda + s**2 = 0`" in section(sections, "Operator symbol")
     branches = section(sections, "Branches and amplitudes")
@@ -81,7 +63,7 @@ def test_failing_pde_report_carries_symbol_statuses_and_witness(hyperdiffusion):
 
 
 def test_wave_report_lists_both_branches_and_the_repairs(wave):
-    sections = explain_sections(*wave)
+    sections = explain_sections(*report_args(wave))
     branches = section(sections, "Branches and amplitudes")
     assert branches[0].startswith("Branch 1: `lambda_1(s) = -I*c*sqrt(s)`; amplitude `a_1 = q(lambda_1) / "
                                   "P'(lambda_1) = 1/2`")
@@ -95,7 +77,7 @@ def test_wave_report_lists_both_branches_and_the_repairs(wave):
 
 
 def test_derivable_report_has_the_formulas_and_the_checks(diffusion):
-    spec, analysis, derivation = diffusion
+    spec, analysis, derivation = report_args(diffusion)
     sections = explain_sections(spec, analysis, derivation)
     derived = section(sections, "Kernel, sampler, velocity and prior")
     assert derived[0] == "Kernel family `gaussian(kappa = 1)`."
@@ -114,7 +96,7 @@ def test_derivable_report_has_the_formulas_and_the_checks(diffusion):
 
 def test_sections_are_single_markdown_lines(diffusion, wave):
     for stage in (diffusion, wave):
-        for title, lines in explain_sections(*stage):
+        for title, lines in explain_sections(*report_args(stage)):
             assert is_markdown_line(title)
             for line in lines:
                 assert is_markdown_line(line), line
@@ -125,7 +107,7 @@ def test_sections_are_single_markdown_lines(diffusion, wave):
 
 
 def test_a_failed_derivation_is_reported(hyperdiffusion):
-    spec, analysis, _ = hyperdiffusion
+    spec, analysis, _ = report_args(hyperdiffusion)
     text = explain_markdown(spec, analysis, None, derivation_error="error[derive]: self-check x failed")
     assert "- Not derived: error\\[derive\\]: self-check x failed." in text
 
@@ -175,7 +157,7 @@ def _braces_balance(text):
 
 
 def test_latex_document_is_well_formed(wave, tmp_path):
-    spec, analysis, derivation = wave
+    spec, analysis, derivation = report_args(wave)
     tex = explain_latex(spec, analysis, derivation)
     assert tex.startswith(r"\documentclass") and tex.rstrip().endswith(r"\end{document}")
     assert tex.count(r"\begin{document}") == 1 and tex.count(r"\section*{") == len(TITLES)
@@ -196,7 +178,7 @@ def test_latex_document_is_well_formed(wave, tmp_path):
 
 
 def test_document_keeps_latex_for_sympy_formulas(diffusion):
-    formulas = [segment for _, lines in document(*diffusion) for line in lines for segment in line
+    formulas = [segment for _, lines in document(*report_args(diffusion)) for line in lines for segment in line
                 if isinstance(segment, Math)]
     assert any(m.latex == r"\hat g(s, t) = e^{- \kappa s t}" for m in formulas)
     derived = [m for m in formulas if m.plain.startswith("x = y + d") or "kappa t)^(-N/2)" in m.plain]

@@ -9,7 +9,6 @@ import pytest
 
 from pde2gen.analyse import analyse
 from pde2gen.cli import main
-from pde2gen.explain import derive_for_report
 from pde2gen.parse import parse
 from pde2gen.plots import (
     DPI,
@@ -27,28 +26,6 @@ from pde2gen.plots import (
 
 # The analysis' reference witness (physics.md §2): the 1-D hyperdiffusion kernel at t = 1.
 HYPERDIFFUSION_MIN, HYPERDIFFUSION_AT, HYPERDIFFUSION_ZERO = -0.0298, 4.59, 0.2885
-
-
-def stages(expr, dim=2, **options):
-    analysis = analyse(parse(expr, dim=dim, **options), repairs=False)
-    derivation, error = derive_for_report(analysis.spec, analysis)
-    assert error is None
-    return analysis, derivation
-
-
-@pytest.fixture(scope="module")
-def diffusion():
-    return stages("diffusion")
-
-
-@pytest.fixture(scope="module")
-def hyperdiffusion():
-    return stages("hyperdiffusion")
-
-
-@pytest.fixture(scope="module")
-def wave():
-    return stages("wave")
 
 
 def by_gid(figure, prefix):
@@ -166,14 +143,14 @@ def test_prior_matches_the_marginal_at_t_max(diffusion):
     assert 0.99 < mass < 1.0  # the density of log10 |x| over the 0.1 %-99.9 % range of the draws
 
 
-def test_plots_that_make_no_sense_are_skipped_with_the_reason(hyperdiffusion):
+def test_plots_that_make_no_sense_are_skipped_with_the_reason(hyperdiffusion, compiled):
     made = make_plots(*hyperdiffusion)
     assert not isinstance(made["dispersion"], str) and not isinstance(made["kernel"], str)
     for name in ("velocity", "prior"):
         what = "velocity field" if name == "velocity" else "prior"
         assert made[name] == f"the {what} needs a derived kernel family; the PDE is not s-generative " \
                              "(C1 FAIL)"
-    three_d = make_plots(*stages("diffusion", dim=3))
+    three_d = make_plots(*compiled("diffusion", dim=3))
     assert three_d["velocity"] == "the velocity field is drawn in a plane: needs N = 2, got N = 3"
     assert not isinstance(three_d["prior"], str)
 
