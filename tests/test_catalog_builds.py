@@ -8,17 +8,17 @@ proportions of their weights.
 import importlib.util
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from pde2gen.analyse import analyse  # noqa: E402
-from pde2gen.build import build  # noqa: E402
-from pde2gen.catalog import load_catalog  # noqa: E402
-from pde2gen.lower import OPTION_DEFAULTS  # noqa: E402
-from pde2gen.parse import parse  # noqa: E402
+from pde2gen.analyse import analyse
+from pde2gen.build import build
+from pde2gen.catalog import load_catalog
+from pde2gen.lower import OPTION_DEFAULTS
+from pde2gen.parse import parse
 
 
 def s_generative_entries() -> list[str]:
@@ -39,7 +39,7 @@ def test_the_computed_catalog_covers_every_family():
     assert not {"wave", "schrodinger", "klein-gordon", "helmholtz", "hyperdiffusion"} & set(ENTRIES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def built(name: str, root: str):
     out = f"{root}/{name}"
     build(name, out, dim=2)
