@@ -575,8 +575,11 @@ class _KacProduct(_Family):
         atoms = np.where(np.abs(excess) <= tolerance, np.sign(d), 0.0)
         return atoms, excess > tolerance
 
-    def _atoms(self, d, t):
-        return self._cone(d, t)[0]
+    def _front_signs(self, d, t):
+        """Per coordinate sign(d) where it moves with the front at speed c (on an atom or beyond the cone),
+        else 0: the latent of the posterior-mean velocity."""
+        atoms, outside = self._cone(d, t)
+        return np.where(outside, np.sign(d), atoms)
 
     def _log_terms(self, d, t, slack=0.0):
         """Per coordinate log(a.c. density) inside the cone, log(e^{-a t}/2) on the atoms, -inf outside; with
@@ -641,11 +644,7 @@ class _KacProduct(_Family):
     def conditional_velocity(self, d, t, latent):
         """d / (t + (r/c) I0(z)/I1(z)) inside the cone, +-c on the atoms (``latent``, else ``_cone``); without a
         latent a coordinate beyond the cone also moves at sign(d) c (with its front), so |v| <= c."""
-        if latent is None:
-            atoms, outside = self._cone(d, t)
-            atoms = np.where(outside, np.sign(d), atoms)
-        else:
-            atoms = np.asarray(latent, dtype=float)
+        atoms = self._front_signs(d, t) if latent is None else np.asarray(latent, dtype=float)
         t2 = t[:, None]
         r = np.sqrt(np.clip((self.c * t2) ** 2 - d * d, 0.0, None))
         z = self.a * r / self.c
@@ -771,11 +770,8 @@ def transport(family: FamilyConfig, d, t_from: float, t_to: float, latent=None, 
     if family.name == "kac_product":
         if t_to > t_from:
             raise ValueError("kac_product: the coupling is transported towards the data only (atoms)")
-        if latent is None:  # a coordinate beyond the cone joins its atom at once (as in the loop below)
-            atoms, outside = impl._cone(d, _times(t_from, n))
-            latent = np.where(outside, np.sign(d), atoms)
-        else:
-            latent = np.asarray(latent, dtype=float)
+        # a coordinate beyond the cone joins its atom at once (as in the loop below)
+        latent = impl._front_signs(d, _times(t_from, n)) if latent is None else np.asarray(latent, dtype=float)
 
     def velocity(x, time):
         times = _times(time, n)
