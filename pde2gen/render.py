@@ -5,7 +5,7 @@ Templates live in ``resource_dir("templates")``:
 - ``process.py.j2``: the process module; ``runtime/common.py`` and ``runtime/<family>.py`` are inlined into it
   (lines ending in ``# runtime-import`` dropped, module docstrings dropped) and every top-level import of
   the result is hoisted, deduplicated, to just below the module docstring;
-- ``model.py.j2``, ``train.py.j2``, ``sample.py.j2``: rendered when present (their own owner);
+- ``model.py.j2``, ``images.py.j2``, ``train.py.j2``, ``sample.py.j2``: rendered when present (their own owner);
 - ``README.md.j2``: the model card; ``tests/*.j2``: the generated tests (``tests/<name>``).
 
 ``pde2gen.json`` (spec, parameters, family, version, IR hash, options) is written from Python, not a template.
@@ -34,7 +34,7 @@ from .lower import ModuleIR, check_identifier, is_safe_text
 
 PROCESS_TEMPLATE = "process.py.j2"
 README_TEMPLATE = "README.md.j2"
-SCRIPT_TEMPLATES = ("model.py.j2", "train.py.j2", "sample.py.j2")  # optional: rendered when present
+SCRIPT_TEMPLATES = ("model.py.j2", "images.py.j2", "train.py.j2", "sample.py.j2")  # optional: rendered when present
 TESTS_DIR = "tests"
 RUNTIME_DIR = "runtime"
 RUNTIME_MARKER = "# runtime-import"
