@@ -80,3 +80,19 @@ def test_digits_metrics_floor_is_small_and_noise_is_far():
     noise = digit_metrics(np.random.default_rng(0).uniform(-1, 1, (400, 1, 8, 8)), test)
     assert floor["fd"] < noise["fd"] / 20
     assert floor["label_entropy"] > 2.2  # ln 10 = 2.303 for balanced classes
+
+
+def test_gpu_check_refuses_without_a_gpu_and_fails_on_any_failed_part(monkeypatch):
+    import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert gpu_check.main([]) == 2  # no CUDA device: a one-line refusal, not a silent pass
+    images = gpu_check.synthetic_images(3, 32, seed=0)
+    assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8 and images.std() > 10
+    good = {"ok": True, "non_finite_loss": False}
+    result = {"build": {"ok": True}, "train_1gpu": good, "train_torchrun": good,
+              "sample": {"ok": True, "finite_in_range": True}}
+    assert gpu_check.passed(result)
+    assert not gpu_check.passed({**result, "train_torchrun": {"ok": True, "non_finite_loss": True}})
+    assert not gpu_check.passed({**result, "sample": {"ok": False}})
+    assert not gpu_check.passed({"build": {"ok": False}})
