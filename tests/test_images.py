@@ -194,3 +194,10 @@ def test_large_unet_trains_resumes_and_samples_images_end_to_end(module_dir, tmp
     assert np.array_equal(grid[2:18, 2:18], samples[0])  # the grid shows the samples as saved
     each = sorted((tmp_path / "each").glob("sample_*.png"))
     assert len(each) == 5 and np.array_equal(np.asarray(PIL_Image.open(each[4])), samples[4])
+
+
+def test_data_stays_on_the_host_unless_it_fits_a_quarter_of_free_gpu_memory(generated, monkeypatch):
+    fits, cuda = generated.train.fits_on_device, torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8_000, 16_000))
+    assert fits(2_000, cuda) and not fits(2_001, cuda)
+    assert fits(10**12, torch.device("cpu"))
