@@ -64,3 +64,10 @@ class UsageError(Pde2genError):
 
     stage = "usage"
     exit_code = 2
+
+
+class OutputPathError(UsageError):
+    """The output path cannot be written: a missing or read-only parent, /proc, a name too long, a full disk."""
+
+    stage = "output"
+    exit_code = 2

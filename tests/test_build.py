@@ -12,10 +12,19 @@ import pytest
 
 from pde2gen import build as build_module
 from pde2gen.build import BuildRefused, build, check_outdir, write_atomically
-from pde2gen.errors import DerivationError, Pde2genError, RenderError, UsageError
+from pde2gen.errors import DerivationError, OutputPathError, Pde2genError, RenderError, UsageError
 
-FILES = {"pde2gen.json": "{}\n", "process.py": "X = 1\n", "tests/test_generated_process.py": "Y = 2\n"}
-NEW_FILES = {"pde2gen.json": '{"new": true}\n', "process.py": "X = 2\n", "README.md": "# new\n"}
+
+
+def build_record(files, version="0.1.0") -> str:
+    """A pde2gen.json as render writes it (the fields --force checks)."""
+    return json.dumps({"pde2gen_version": version, "ir_sha256": "ab" * 32, "files": sorted(files)}) + "\n"
+
+
+FILES = {"process.py": "X = 1\n", "tests/test_generated_process.py": "Y = 2\n"}
+FILES["pde2gen.json"] = build_record([*FILES, "pde2gen.json"])
+NEW_FILES = {"process.py": "X = 2\n", "README.md": "# new\n"}
+NEW_FILES["pde2gen.json"] = build_record([*NEW_FILES, "pde2gen.json"], version="0.2.0")
 
 
 def tree(directory: Path) -> dict[str, str]:
@@ -48,11 +57,14 @@ def test_non_empty_directory_needs_force_and_is_left_unchanged(tmp_path):
     assert tree(tmp_path / "out") == FILES
 
 
-def test_force_replaces_a_previous_build_completely(tmp_path):
+def test_force_replaces_the_previous_build_and_keeps_everything_else(tmp_path):
     write_atomically(FILES, tmp_path / "out")
-    (tmp_path / "out" / "checkpoint.pt").write_text("stale")
+    (tmp_path / "out" / "run").mkdir()
+    (tmp_path / "out" / "run" / "checkpoint.pt").write_text("weights")  # the README trains into out/kac/run
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    (tmp_path / "out" / "tests" / "__pycache__").mkdir()  # a cache of the build's own code
     write_atomically(NEW_FILES, tmp_path / "out", force=True)
-    assert tree(tmp_path / "out") == NEW_FILES  # no file of the old build survives
+    assert tree(tmp_path / "out") == {**NEW_FILES, "run/checkpoint.pt": "weights", "notes.txt": "mine"}
     assert leftovers(tmp_path) == []
 
 
@@ -78,7 +90,7 @@ def _failing_after(count: int, real):
 
 def test_failure_mid_write_leaves_no_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(build_module, "_write_file", _failing_after(1, build_module._write_file))
-    with pytest.raises(RenderError, match="No space left on device"):
+    with pytest.raises(OutputPathError, match="No space left on device"):
         write_atomically(FILES, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert leftovers(tmp_path) == []
@@ -87,7 +99,7 @@ def test_failure_mid_write_leaves_no_directory(tmp_path, monkeypatch):
 def test_failure_mid_write_leaves_the_previous_build_unchanged(tmp_path, monkeypatch):
     write_atomically(FILES, tmp_path / "out")
     monkeypatch.setattr(build_module, "_write_file", _failing_after(2, build_module._write_file))
-    with pytest.raises(RenderError):
+    with pytest.raises(OutputPathError):
         write_atomically(NEW_FILES, tmp_path / "out", force=True)
     assert tree(tmp_path / "out") == FILES
     assert leftovers(tmp_path) == []
@@ -95,17 +107,19 @@ def test_failure_mid_write_leaves_the_previous_build_unchanged(tmp_path, monkeyp
 
 def test_failed_swap_puts_the_previous_build_back(tmp_path, monkeypatch):
     write_atomically(FILES, tmp_path / "out")
-    real_rename = os.rename
+    (tmp_path / "out" / "run").mkdir()
+    (tmp_path / "out" / "run" / "checkpoint.pt").write_text("weights")
+    real_rename = build_module.rename_noreplace
 
     def rename(source, destination):
         if Path(source).name.startswith(".out.new-"):  # the new build moving in
             raise OSError(13, "Permission denied")
         real_rename(source, destination)
 
-    monkeypatch.setattr(build_module.os, "rename", rename)
-    with pytest.raises(RenderError, match="Permission denied"):
+    monkeypatch.setattr(build_module, "rename_noreplace", rename)
+    with pytest.raises(OutputPathError, match="Permission denied"):
         write_atomically(NEW_FILES, tmp_path / "out", force=True)
-    assert tree(tmp_path / "out") == FILES
+    assert tree(tmp_path / "out") == {**FILES, "run/checkpoint.pt": "weights"}
     assert leftovers(tmp_path) == []
 
 

@@ -1,0 +1,178 @@
+"""Issue 16: nothing lost (build --force, races, kill -9 leftovers), hostile input refused quickly in one line
+with the right exit code, pde2gen's own error classes from the Python API."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from pde2gen import build as build_module
+from pde2gen.build import remove_stale_staging, write_atomically
+from pde2gen.errors import OutputPathError, UsageError
+
+
+def record(files) -> str:
+    return json.dumps({"pde2gen_version": "0.1.0", "ir_sha256": "cd" * 32, "files": sorted(files)}) + "\n"
+
+
+def module(tag: str) -> dict[str, str]:
+    files = {"process.py": f"TAG = {tag!r}\n", "tests/test_generated_process.py": "pass\n"}
+    files["pde2gen.json"] = record([*files, "pde2gen.json"])
+    return files
+
+
+def tree(directory: Path) -> dict[str, str]:
+    return {str(p.relative_to(directory)): p.read_text() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------- data loss
+@pytest.mark.parametrize("config", ["empty", "not json", "link", "no files", "hostile files"])
+def test_force_trusts_only_a_valid_build_record(tmp_path, config):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "thesis.tex").write_text("years of work")
+    (tmp_path / "hostname").write_text(record(["pde2gen.json", "thesis.tex"]))
+    content = {"empty": "", "not json": "{", "no files": json.dumps({"pde2gen_version": "0.1.0"}),
+               "hostile files": json.dumps({"pde2gen_version": "1", "ir_sha256": "ab" * 32,
+                                            "files": ["pde2gen.json", "../thesis.tex"]})}
+    if config == "link":
+        (outdir / "pde2gen.json").symlink_to(tmp_path / "hostname")
+    else:
+        (outdir / "pde2gen.json").write_text(content[config])
+    before = tree(outdir)
+    with pytest.raises(UsageError, match="not a previous pde2gen build"):
+        write_atomically(module("new"), outdir, force=True)
+    assert tree(outdir) == before
+
+
+def test_force_refuses_to_delete_a_user_file_inside_a_generated_folder(tmp_path):
+    write_atomically(module("old"), tmp_path / "out")
+    (tmp_path / "out" / "tests" / "my_test.py").write_text("mine")
+    with pytest.raises(UsageError, match="my_test.py is not part of the previous build"):
+        write_atomically(module("new"), tmp_path / "out", force=True)
+    assert (tmp_path / "out" / "tests" / "my_test.py").read_text() == "mine"
+    assert tree(tmp_path / "out")["process.py"] == "TAG = 'old'\n"
+
+
+def test_force_refuses_a_user_file_named_like_a_new_generated_file(tmp_path):
+    write_atomically(module("old"), tmp_path / "out")
+    (tmp_path / "out" / "README.md").write_text("my notes")
+    with pytest.raises(UsageError, match="README.md is not part of the previous build"):
+        write_atomically({**module("new"), "README.md": "# card\n"}, tmp_path / "out", force=True)
+    assert (tmp_path / "out" / "README.md").read_text() == "my notes"
+
+
+def test_a_file_created_in_the_target_while_building_is_never_replaced(tmp_path, monkeypatch):
+    real = build_module._write_file
+
+    def write_and_race(path, text):
+        (tmp_path / "out").mkdir(exist_ok=True)
+        (tmp_path / "out" / "theirs.txt").write_text("created meanwhile")
+        real(path, text)
+
+    monkeypatch.setattr(build_module, "_write_file", write_and_race)
+    for force in (False, True):
+        with pytest.raises(UsageError):
+            write_atomically(module("new"), tmp_path / "out", force=force)
+        assert tree(tmp_path / "out") == {"theirs.txt": "created meanwhile"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_concurrent_builds_into_one_directory_one_wins_the_others_are_refused(tmp_path):
+    barrier, outcomes = threading.Barrier(3), {}
+
+    def one_build(tag):
+        barrier.wait()
+        try:
+            write_atomically(module(tag), tmp_path / "out")
+            outcomes[tag] = "built"
+        except UsageError as error:
+            outcomes[tag] = error.message
+
+    threads = [threading.Thread(target=one_build, args=(tag,)) for tag in "abc"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [tag for tag, outcome in outcomes.items() if outcome == "built"]
+    assert len(outcomes) == 3 and len(winners) == 1, outcomes
+    assert tree(tmp_path / "out") == module(winners[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_staging_folders_of_killed_builds_are_removed_and_nothing_else(tmp_path):
+    import socket
+
+    def staging(name, pid=None, host=None):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "process.py").write_text("x")
+        if pid is not None:
+            (path / ".pde2gen-staging").write_text(json.dumps({"host": host or socket.gethostname(), "pid": pid}))
+        return path
+
+    dead = staging(".out.new-0123456789abcdef", pid=_dead_pid())
+    retired = staging(".out.old-00000000000000aa", pid=_dead_pid())
+    alive = staging(".out.new-aaaaaaaaaaaaaaaa", pid=os.getpid())
+    unmarked = staging(".out.new-bbbbbbbbbbbbbbbb")
+    elsewhere = staging(".out.new-cccccccccccccccc", pid=_dead_pid(), host="another-host")
+    other_target = staging(".other.new-dddddddddddddddd", pid=_dead_pid())
+    (tmp_path / ".out.new-eeeeeeeeeeeeeeee").symlink_to(dead)
+    write_atomically(module("new"), tmp_path / "out")
+    assert not dead.exists() and not retired.exists()
+    assert all(p.exists() for p in (alive, unmarked, elsewhere, other_target))
+    assert os.path.lexists(tmp_path / ".out.new-eeeeeeeeeeeeeeee")
+    assert remove_stale_staging(tmp_path / "out") == []
+
+
+def test_kill_9_during_a_build_leaves_a_folder_the_next_build_removes(tmp_path):
+    script = ("import os, signal, pde2gen.build as b\n"
+              "real = b._write_file\n"
+              "def write(path, text):\n"
+              "    real(path, text)\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "b._write_file = write\n"
+              f"b.write_atomically({module('old')!r}, {str(tmp_path / 'out')!r})\n")
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+    assert [p.name[:9] for p in tmp_path.iterdir()] == [".out.new-"]
+    write_atomically(module("new"), tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_built_folders_get_the_umask_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_atomically(module("new"), tmp_path / "out")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "out").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(tmp_path / "out" / "tests").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(tmp_path / "out" / "process.py").st_mode) == 0o644
+
+
+def test_a_symlinked_parent_of_the_output_is_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(UsageError, match="goes through the symbolic link"):
+        write_atomically(module("new"), tmp_path / "link" / "out")
+    assert list((tmp_path / "real").iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["/proc/pde2gen-x", "NAME" * 75])
+def test_unwritable_or_too_long_output_paths_are_output_path_errors(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputPathError) as error:
+        write_atomically(module("new"), path)
+    assert error.value.exit_code == 2 and "\n" not in error.value.one_line()
