@@ -40,6 +40,9 @@ Template context (the fields of ``ModuleIR``; every template of ``templates/`` m
   options          dict[str, int | str]  build options (sampling defaults, test seed), see OPTION_DEFAULTS
   explanation      tuple[(title, tuple[str, ...]), ...]  the `pde2gen explain` report (markdown lines, validated
                    by explain.is_markdown_line instead of safe_text: formulas sit in code spans)
+  semigroup        bool   the normalised kernel is a convolution semigroup in t (ghat = exp(-t f(s)), isotropic
+                   construction): K_t * K_d = K_(t+d), so a step from t to t + d adds an exact draw of K_d
+                   (the stochastic sampler's noise increment)
 
 ``render`` adds a few values of its own (not part of the IR): ``ir_hash`` (sha256 of the canonical IR JSON),
 ``runtime_source`` (the inlined torch runtime) and ``files`` (names of the generated files).
@@ -180,6 +183,7 @@ class ModuleIR:
     checks: tuple[tuple[str, bool, str, str, str], ...]
     options: dict[str, int | float | str | bool]
     explanation: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    semigroup: bool = False
 
     def __post_init__(self):
         from .explain import is_markdown_line
@@ -346,6 +350,7 @@ def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = 
         ),
         options=resolve_options(options),
         explanation=_explanation(spec, analysis, derivation),
+        semigroup=spec.construction == "isotropic" and getattr(dispersion, "semigroup_exponent", None) is not None,
     )
 
 
