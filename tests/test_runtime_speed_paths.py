@@ -1,0 +1,100 @@
+"""The fast paths of the torch runtime (issue 11) against slow references: t(sigma) and dsigma/dt of the Kac
+family against an mpmath inversion, and the chunked, memory-bounded Process.marginal_velocity against
+itself unchunked and within its memory bound."""
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_generated_scripts import generated_modules, module_ir, write_module
+
+torch = pytest.importorskip("torch")
+mpmath = pytest.importorskip("mpmath")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "templates" / "runtime"))
+
+from kac_product import KacProductFamily  # noqa: E402
+
+F64 = torch.float64
+
+
+# ------------------------------------------------------------------------------------------------
+# Kac: t(sigma) by a converged Newton solve, dsigma/dt
+
+
+def mp_kac_sigma(a, c, t):
+    """sigma(t) = (c / sqrt(a)) sqrt(t - (1 - e^{-2at}) / (2a)) at 50 digits."""
+    a, c, t = mpmath.mpf(a), mpmath.mpf(c), mpmath.mpf(t)
+    return c / mpmath.sqrt(a) * mpmath.sqrt(t + mpmath.expm1(-2 * a * t) / (2 * a))
+
+
+@pytest.mark.parametrize("a, c", [(9.0, 3.0), (25.0, 2.0), (1e-3, 1.0), (1e4, 0.1)])
+def test_kac_t_of_sigma_and_derivative_match_mpmath(a, c):
+    mpmath.mp.dps = 50
+    family = KacProductFamily(a=a, c=c)
+    sigma = torch.logspace(-10, 10, 41, dtype=F64)
+    t = family.t_of_sigma(sigma)
+    t_mp = [mpmath.findroot(lambda s, v=float(v): mp_kac_sigma(a, c, mpmath.exp(s)) - v,
+                            mpmath.log(float(u))) for v, u in zip(sigma, t)]
+    reference = np.array([float(mpmath.exp(s)) for s in t_mp])
+    np.testing.assert_allclose(t.numpy(), reference, rtol=1e-13)
+    derivative = np.array([float(mpmath.diff(lambda s: mp_kac_sigma(a, c, s), mpmath.mpf(float(v))))
+                           for v in t[::4]])
+    np.testing.assert_allclose(family.dsigma_dt(t[::4]).numpy(), derivative, rtol=1e-12)
+    # a single value converges alone as in the batch (the loop stops when the whole batch has converged)
+    assert float(family.t_of_sigma(sigma[22:23])) == pytest.approx(reference[22], rel=1e-13)
+
+
+# ------------------------------------------------------------------------------------------------
+# Process.marginal_velocity: chunking is exact, memory is bounded
+
+
+@pytest.fixture(scope="module")
+def modules(tmp_path_factory):
+    return {family: write_module(module_ir(family, (6,)), tmp_path_factory.mktemp(family))
+            for family in ("gaussian", "nig", "kac_product")}
+
+
+@pytest.mark.parametrize("family", ["gaussian", "nig", "kac_product"])
+def test_chunked_marginal_velocity_equals_unchunked(modules, family):
+    generator = torch.Generator().manual_seed(0)
+    with generated_modules(modules[family]) as generated:
+        process = generated.process.Process(shape=(6,))
+        data = torch.randn(37, 6, generator=generator, dtype=F64)
+        x = data[:9] + 0.3 * torch.randn(9, 6, generator=generator, dtype=F64)
+        t = process.t_of_sigma(torch.tensor(0.5, dtype=F64))
+        whole = process.marginal_velocity(x, t, data, chunk_size=10_000)
+        assert bool(torch.isfinite(whole).all()) and float(whole.abs().max()) > 0
+        # data in chunks of 1 and 5 points, and blocks of 2 samples (the element budget shrunk)
+        torch.testing.assert_close(process.marginal_velocity(x, t, data, chunk_size=1), whole, rtol=1e-12, atol=0)
+        generated.process.MARGINAL_CHUNK_ELEMENTS = 12
+        torch.testing.assert_close(process.marginal_velocity(x, t, data, chunk_size=5), whole, rtol=1e-12, atol=0)
+        torch.testing.assert_close(process.marginal_velocity(x, t, data), whole, rtol=1e-12, atol=0)
+
+
+def test_marginal_velocity_of_ten_thousand_references_in_image_dimension_stays_under_2_gb(tmp_path):
+    """10,000 references x N = 3072 (float32 data: 123 MB) for 2 samples: the peak resident memory of the whole
+    process (interpreter and torch included, about 0.3 GB) stays under 2 GB."""
+    directory = write_module(module_ir("gaussian", (3, 32, 32)), tmp_path)
+    script = textwrap.dedent(f"""
+        import json, resource, sys
+        import torch
+        torch.set_num_threads(1)
+        sys.path.insert(0, {str(directory)!r})
+        import process as module
+        process = module.Process()
+        data = torch.randn(10_000, 3, 32, 32)
+        x = data[:2] + 0.1 * torch.randn(2, 3, 32, 32)
+        velocity = process.marginal_velocity(x, 0.05, data)
+        print(json.dumps({{"finite": bool(torch.isfinite(velocity).all()),
+                          "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["finite"]
+    assert result["peak_kib"] * 1024 < 2 * 1024**3, f"peak RSS {result['peak_kib'] / 2**20:.2f} GiB"
+    assert math.isfinite(result["peak_kib"])
