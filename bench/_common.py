@@ -286,16 +286,18 @@ def _load_file(name: str, path: Path):
 
 
 def load_module(directory) -> SimpleNamespace:
-    """Import a generated module's process.py, model.py and train.py under unique names, side by side with
-    other generated modules (train.py's ``from model import ...`` is served from the right directory)."""
+    """Import a generated module's process.py, model.py, images.py and train.py under unique names, side by side
+    with other generated modules (train.py's ``from model import ...`` is served from the right directory)."""
     directory = Path(directory)
     tag = "p2g_" + hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:10]
-    saved = {name: sys.modules.get(name) for name in ("process", "model")}
+    saved = {name: sys.modules.get(name) for name in ("process", "model", "images")}
     try:
         process = _load_file(f"{tag}_process", directory / "process.py")
         sys.modules["process"] = process
         model = _load_file(f"{tag}_model", directory / "model.py")
         sys.modules["model"] = model
+        if (directory / "images.py").exists():  # modules generated before images.py existed lack it
+            sys.modules["images"] = _load_file(f"{tag}_images", directory / "images.py")
         train = _load_file(f"{tag}_train", directory / "train.py")
     finally:
         for name, module in saved.items():
