@@ -1,5 +1,6 @@
 """Samplers at equal cost from one trained network: the ODE (Euler, Heun) against the stochastic sampler with
-the PDE's own noise (sample.py --sampler sde), for every catalog entry whose kernel is a convolution semigroup.
+the PDE's own noise (sample.py --sampler sde), for every catalog entry whose kernel is a convolution
+semigroup.
 
     python bench/samplers.py --budget tiny      # ~5 min: diffusion and PFGM on moons and digits, 1 seed
     python bench/samplers.py --budget small     # the README table: 4 semigroup entries, 4 data sets, 2 seeds
@@ -9,8 +10,8 @@ same network, steps, batch, optimiser; models are cached and shared with the qua
 compiler commit and settings agree). From that one network it draws samples with
   - Euler and Heun in the noise level sigma (sample.py's ODE default), NFE network evaluations;
   - process.sample_sde with churn S = 2 and S = 8 (EDM's Algorithm 2, gamma = min(S / steps, sqrt(2) - 1);
-    the noise is an exact draw of the kernel's own increment K_(t_hat - t), Gaussian for diffusion, Cauchy for PFGM, alpha-stable for
-    fractional diffusion, NIG for Yukawa), two evaluations per step,
+    the noise is an exact draw of the kernel's own increment K_(t_hat - t): Gaussian for diffusion, Cauchy
+    for PFGM, alpha-stable for fractional diffusion, NIG for Yukawa), two evaluations per step,
 at NFE 10, 20, 40 and 100. Metrics as in bench/quality.py (toys: sliced Wasserstein-1 and MMD^2 to held-out
 data; digits: Frechet distance in the features of bench/digits_classifier.pt), with the data's own floor.
 Entries whose kernel is not a semigroup (PFGM++ with finite D, Kac) have no such sampler and are left out.
