@@ -367,6 +367,15 @@ def _mass_check(disp: Dispersion, numeric: Dispersion | None) -> _MassResult:
         if mass.is_positive:
             return _MassResult(PASS, f"mass(t) = {sp.sstr(mass)} > 0 for all t > 0", None, "symbolic")
     text = f"mass(t) = {sp.sstr(mass)}" if mass is not None else "mass(t)"
+    if disp.mass is not None:
+        # a sum of exponentials: decided by its leading term and Descartes' rule, witnesses in mpmath, never
+        # on a float grid (where e^(-3t) underflows to 0 and reads as a sign change)
+        values = numeric.spec.parameter_values() if numeric is not None else disp.spec.parameter_values()
+        sign = positivity.exponential_sum_sign(disp.mass.xreplace(values), T)
+        if sign is not None and sign.status == "positive":
+            return _MassResult(PASS, f"{text} > 0 for all t > 0: {sign.reason}", None, "exponential sum")
+        if sign is not None and sign.status == "changes sign":
+            return _MassResult(FAIL, f"{text} changes sign: {sign.reason}", sign.witness, "exponential sum")
     if numeric is None:
         return _MassResult(UNDECIDED, f"{text}: sign not decided symbolically and parameters have no values", None,
                            "symbolic")
@@ -385,7 +394,7 @@ def _mass_check(disp: Dispersion, numeric: Dispersion | None) -> _MassResult:
     if not np.all(finite):
         i = int(np.argmin(finite))
         return _MassResult(FAIL, f"{text} is not finite", {"t": MASS_TIMES[i]}, method)
-    negative = values.real <= 0
+    negative = values.real < 0  # an underflowed 0 is not a sign change
     if np.any(negative):
         i = int(np.argmax(negative))
         witness = {"t": float(MASS_TIMES[i]), "mass": float(values[i].real)}
@@ -582,17 +591,23 @@ def _check_smoothing(disp: Dispersion, numeric: Dispersion | None,
     roots = numeric.numeric_branches(S_GRID)
     tolerance = GAP_TOLERANCE * (1.0 + np.max(np.abs(roots), axis=1))
     bad = gap_values <= tolerance
-    if np.any(bad):
+    certified = _certified_no_gap(numeric, bad, roots) if np.any(bad) else bad
+    if np.any(certified):
+        # a float gap below the roots' rounding is no verdict by itself: the witness is re-evaluated in
+        # mpmath (certified above); the range is the float grid's
         k_bad = np.sqrt(S_GRID[bad])
-        i = int(np.argmin(np.abs(np.log(k_bad))))  # the failing k nearest to 1
-        k = float(k_bad[i])
-        j = int(np.flatnonzero(bad)[i])
+        j = int(np.flatnonzero(certified)[0])
+        k = float(np.sqrt(S_GRID[j]))
         everywhere = bool(np.all(bad))
         where = "every k" if everywhere else f"{k_bad.min():.3g} <= k <= {k_bad.max():.3g} (on the grid)"
+        mp_gap = _mp_gap(numeric, float(S_GRID[j]), 2 * _gap_digits(numeric, roots[j:j + 1]))
         return Condition("C2", FAIL, f"no smoothing: lambda*(k) >= lambda*(0) for {where}; at k = {k:.4g}, "
                                      f"lambda*(k) = {_fmt(numeric.numeric_growth(S_GRID[j:j + 1])[0])} vs "
-                                     f"lambda*(0) = {_fmt(numeric.numeric_growth(np.zeros(1))[0])}",
-                         {"k": k, "gap": float(gap_values[j]), "every_k": everywhere}, "log grid"), gap
+                                     f"lambda*(0) = {_fmt(numeric.numeric_growth(np.zeros(1))[0])} "
+                                     f"(gap {_fmt(float(mp_gap)) if mp_gap is not None else 'n/a'} in mpmath)",
+                         {"k": k, "gap": float(mp_gap) if mp_gap is not None else float(gap_values[j]),
+                          "every_k": everywhere}, "log grid, witness re-evaluated in mpmath"), gap
+    gap_values = np.where(bad, np.abs(gap_values), gap_values)  # cleared points: rounding noise, not signs
     alpha = _small_k_exponent(gap_values)
     large = _large_k_gap(gap_values)
     if alpha is None or large is None:
@@ -602,6 +617,50 @@ def _check_smoothing(disp: Dispersion, numeric: Dispersion | None,
     return Condition("C2", PASS, f"lambda*(0) - lambda*(k) > 0 on k in [1e-4, 1e4], ~ k^{alpha[0]:g} as k -> 0 "
                                  f"and {large_text} as k -> oo", None,
                      "log grid (1601 points) + k -> 0 and k -> oo asymptotics"), gap
+
+
+def _gap_digits(numeric: Dispersion, roots: np.ndarray) -> int:
+    """Digits enough for gaps as small as 1e-30 of the largest root (e.g. c^2 k^2 / 2a against a = e^60)."""
+    scale = float(np.max(np.abs(roots))) if roots.size else 1.0
+    return 40 + 2 * max(0, int(math.ceil(math.log10(1.0 + scale))))
+
+
+def _mp_gap(numeric: Dispersion, s: float, dps: int):
+    import mpmath
+
+    with mpmath.workdps(dps):
+        at_s, at_0 = numeric.mp_growth(s, dps), numeric.mp_growth(0.0, dps)
+        return None if at_s is None or at_0 is None else at_0 - at_s
+
+
+def _certified_no_gap(numeric: Dispersion, bad: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    """The grid points of ``bad`` where lambda*(0) - lambda*(k) <= 0 holds in mpmath: the gap at ``dps`` and
+    at 2 dps digits is <= 0, or both are below 10^(5-dps) of the roots' scale (zero to working precision).
+    Points are certified nearest k = 1 first; the first certified one suffices for a FAIL."""
+    import mpmath
+
+    dps = _gap_digits(numeric, roots[bad])
+    indices = np.flatnonzero(bad)
+    order = indices[np.argsort(np.abs(np.log(S_GRID[indices])), kind="stable")]
+    certified = np.zeros_like(bad)
+    at_zero = {digits: numeric.mp_growth(0.0, digits) for digits in (dps, 2 * dps)}
+    for j in order:
+        zero = mpmath.mpf(10) ** (5 - dps) * (1 + float(np.max(np.abs(roots[j]))))
+        fails = []
+        for digits in (dps, 2 * dps):  # the second precision only confirms a failure
+            with mpmath.workdps(digits):
+                at_s = numeric.mp_growth(float(S_GRID[j]), digits)
+                if at_s is None or at_zero[digits] is None:
+                    certified[j] = True  # no high-precision value: keep the float verdict
+                    return certified
+                value = at_zero[digits] - at_s
+                fails.append(value <= 0 or abs(value) <= zero)
+            if not fails[-1]:
+                break
+        if all(fails):
+            certified[j] = True
+            return certified
+    return certified
 
 
 def _positive_for_positive_s(expr: sp.Expr, bernstein: positivity.BernsteinResult | None) -> str | None:
@@ -709,8 +768,10 @@ def _screens(numeric: Dispersion, dim: int) -> Condition | None:
         ti, si = np.unravel_index(int(np.argmax(mask)), mask.shape)
         return float(k[si]), float(times[ti]), g[ti, si]
 
+    # Every witness is re-evaluated in mpmath (_certified_mask); float rounding alone never fails a screen.
     # |ghat| <= 1 (overflow included): the smallest violating k at the first time of the grid (t = 1 first).
     too_big = ~np.isfinite(g) | (np.abs(g) > 1.0 + positivity.GHAT_ACCURACY)
+    too_big = _certified_mask(numeric, too_big, times, lambda value: abs(value) > 1 + 1e-12)
     if np.any(too_big):
         kk, tt, value = at(too_big)
         shown = f"{value.real:.6g}" if np.isfinite(value) else "overflow"
@@ -719,19 +780,60 @@ def _screens(numeric: Dispersion, dim: int) -> Condition | None:
                          {"k": kk, "t": tt, "ghat": value.real if np.isfinite(value) else math.inf},
                          "screen |ghat| <= 1")
     complex_part = np.abs(g.imag) > positivity.GHAT_ACCURACY * np.maximum(1.0, np.abs(g.real))
+    complex_part = _certified_mask(numeric, complex_part, times,
+                                   lambda value: abs(value.imag) > 1e-20 * max(1, abs(value.real)))
     if np.any(complex_part):
         kk, tt, value = at(complex_part)
         return Condition("C1", FAIL, f"screen 2: ghat is not real (ghat({kk:.4g}, {tt:g}) = {value:.4g}): the "
                                      "kernel is not a real density", {"k": kk, "t": tt, "ghat_real": value.real,
                                                                      "ghat_imag": value.imag}, "screen ghat real")
-    real = g.real
+    real = np.where(np.isfinite(g), g.real, 0.0)
     schoenberg = _schoenberg_screen(real, k, times, dim)
+    if schoenberg is not None:
+        floor = schoenberg.witness["schoenberg_floor"]
+        low = real < floor - positivity.GHAT_ACCURACY
+        if not np.any(_certified_mask(numeric, low, times, lambda value: value.real < floor - 1e-12)):
+            schoenberg = None
     if schoenberg is not None:
         return schoenberg
     tail = _tail_screen(numeric, dim)
     if tail is not None:
         return tail
     return _origin_screen(numeric, dim) if dim > 1 else None  # in 1-D the full kernel is examined instead
+
+
+CERTIFY_DIGITS = 40  # mpmath digits of the witness re-evaluation (and twice that for the agreement check)
+CERTIFY_POINTS = 24  # flagged grid points re-evaluated before a screen is cleared
+
+
+def _mp_ghat(numeric: Dispersion, s: float, t: float, dps: int):
+    import mpmath
+
+    with mpmath.workdps(dps):
+        value, mass = numeric.mp_p_hat(s, t, dps), numeric.mp_p_hat(0.0, t, dps)
+        return None if value is None or mass is None or mass == 0 else complex(value / mass)
+
+
+def _certified_mask(numeric: Dispersion, mask: np.ndarray, times: np.ndarray, holds) -> np.ndarray:
+    """The (t, s) grid points of ``mask`` where ``holds(ghat)`` is true of ghat re-evaluated in mpmath (at
+    CERTIFY_DIGITS and twice that); the first certified point, in grid order, is the one kept. Where no
+    high-precision value exists (augmented problems, coincident roots) the float verdict stands. At most
+    CERTIFY_POINTS points are tried, spread over the flagged ones."""
+    flagged = np.argwhere(mask)
+    if len(flagged) == 0:
+        return mask
+    certified = np.zeros_like(mask)
+    step = max(1, len(flagged) // CERTIFY_POINTS)
+    for ti, si in flagged[::step][:CERTIFY_POINTS]:
+        s_value, t_value = float(S_GRID[si]), float(times[ti])
+        low = _mp_ghat(numeric, s_value, t_value, CERTIFY_DIGITS)
+        high = _mp_ghat(numeric, s_value, t_value, 2 * CERTIFY_DIGITS)
+        if low is None or high is None:
+            return mask
+        if holds(low) and holds(high):
+            certified[ti, si] = True
+            return certified
+    return certified
 
 
 def _origin_screen(numeric: Dispersion, dim: int) -> Condition | None:
@@ -968,7 +1070,10 @@ def _family_ghat_error(numeric: Dispersion, name: str, params: dict) -> float | 
         a, c = params["a"], params["c"]
         w = np.sqrt((a * a - c * c * s).astype(complex))
         safe = np.where(np.abs(w) < 1e-12, 1.0, w)
-        reference = (np.exp(-a * t) * (np.cosh(t * w) + a * np.where(np.abs(w) < 1e-12, t, np.sinh(t * w) / safe))).real
+        # e^(-at) cosh(wt) and e^(-at) sinh(wt) as differences of decaying exponentials (no overflow at large a)
+        up, down = np.exp((w - a) * t), np.exp(-(w + a) * t)
+        sinh_over_w = np.where(np.abs(w) < 1e-12, t * np.exp(-a * t), (up - down) / (2 * safe))
+        reference = ((up + down) / 2 + a * sinh_over_w).real
     return float(np.max(np.abs(g - reference)))
 
 

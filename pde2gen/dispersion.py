@@ -223,6 +223,84 @@ class Dispersion:
         carrying = ~finite | (amps > 1e-12 * np.maximum(scale, 1e-300))
         return np.max(np.where(carrying, roots.real, -np.inf), axis=1)
 
+    # ------------------------------------------------------------------ high precision (witness certificates)
+    @cached_property
+    def _mp_coefficients(self):
+        """P's lambda-coefficients (highest first) and q's (lowest first) as mpmath functions of s."""
+        values = self.spec.parameter_values()
+        poly = sp.Poly(sp.expand(self.symbol.xreplace(values)), LAM)
+        coeffs = [sp.lambdify(S, c, modules="mpmath") for c in poly.all_coeffs()]
+        q_poly = sp.Poly(sp.expand(self.density_factor.xreplace(values)), LAM)
+        q = q_poly.all_coeffs()[::-1]
+        return coeffs, [sp.lambdify(S, c, modules="mpmath") for c in q]
+
+    def mp_branches(self, s, dps: int) -> list | None:
+        """The roots lambda_b(s) in mpmath at ``dps`` digits (sorted by decreasing real part), or None."""
+        import mpmath
+
+        with mpmath.workdps(dps):
+            coeffs = [mpmath.mpmathify(f(mpmath.mpf(s))) for f in self._mp_coefficients[0]]
+            try:
+                roots = mpmath.polyroots(coeffs, maxsteps=400, extraprec=2 * dps) if len(coeffs) > 2 else \
+                    [-coeffs[1] / coeffs[0]]
+            except mpmath.libmp.NoConvergence:
+                return None
+            return sorted((mpmath.mpc(r) for r in roots), key=lambda r: -r.real)
+
+    def mp_amplitudes(self, s, roots: list, dps: int) -> list | None:
+        """a_b = q(lambda_b) / P'(lambda_b) in mpmath, or None where two roots coincide."""
+        import mpmath
+
+        with mpmath.workdps(dps):
+            P, q = self._mp_coefficients
+            coeffs = [mpmath.mpmathify(f(mpmath.mpf(s))) for f in P]
+            q_values = [mpmath.mpmathify(f(mpmath.mpf(s))) for f in q]
+            J = len(coeffs) - 1
+            out = []
+            for r in roots:
+                derivative = sum(coeffs[J - j] * j * r ** (j - 1) for j in range(1, J + 1))
+                if derivative == 0:
+                    return None
+                out.append(self.sign * sum(c * r**j for j, c in enumerate(q_values)) / derivative)
+            return out
+
+    def mp_p_hat(self, s, t, dps: int):
+        """p_hat(s, t) in mpmath (evolution problems, separated roots), or None."""
+        import mpmath
+
+        if self.problem_type == AUGMENTED:
+            return None
+        roots = self.mp_branches(s, dps)
+        if roots is None:
+            return None
+        amplitudes = self.mp_amplitudes(s, roots, dps)
+        if amplitudes is None:
+            return None
+        with mpmath.workdps(dps):
+            return mpmath.fsum(a * mpmath.exp(r * mpmath.mpf(t)) for a, r in zip(amplitudes, roots))
+
+    def mp_growth(self, s, dps: int):
+        """lambda*(s) (max real part over the carrying branches) in mpmath, or None."""
+        import mpmath
+
+        roots = self.mp_branches(s, dps)
+        if roots is None:
+            return None
+        with mpmath.workdps(dps):
+            if self.problem_type == AUGMENTED:
+                return -self._radial_speed_mp(s) if self.augmented_dims is not None else roots[-1].real
+            amplitudes = self.mp_amplitudes(s, roots, dps)
+            if amplitudes is None:
+                return max(r.real for r in roots)
+            scale = max(abs(a) for a in amplitudes)
+            floor = scale * mpmath.mpf(10) ** (-dps // 2)
+            return max(r.real for r, a in zip(roots, amplitudes) if abs(a) > floor)
+
+    def _radial_speed_mp(self, s):
+        import mpmath
+
+        return mpmath.mpf(sp.N(self._radial_speed, mpmath.mp.dps)) * mpmath.sqrt(mpmath.mpf(s))
+
     def numeric_amplitudes(self, s: np.ndarray, roots: np.ndarray | None = None) -> np.ndarray:
         """(len(s), J) amplitudes a_b = q(lambda_b) / P'(lambda_b) of p_hat = sum_b a_b exp(lambda_b t).
 

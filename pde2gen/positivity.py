@@ -503,3 +503,126 @@ def _refine_minimum(k, g, dk, x, p, i):
         centre, step = xs[j], step / 10.0
     value = _direct_sum(k, g, dk, np.array([centre]))[0]
     return float(centre), float(value)
+
+
+# ---------------------------------------------------------------------------------------------- mass sign
+@dataclass(frozen=True)
+class ExponentialSign:
+    """The sign of an exponential polynomial m(t) = sum_i c_i t^n_i e^(r_i t) on t > 0, decided exactly where
+    a rule applies (leading term, Descartes' rule of signs for real exponentials) and otherwise on a
+    high-precision (mpmath) grid of m(t) e^(-R t), R the largest Re r_i, which neither under- nor overflows."""
+
+    status: str  # "positive", "changes sign" (witness found and re-evaluated in mpmath) or "unknown"
+    reason: str
+    witness: dict | None
+
+
+EXP_SUM_DIGITS = 50
+EXP_SUM_GRID = 4000
+
+
+def exponential_terms(expr: sp.Expr, t: sp.Symbol) -> list[tuple[sp.Expr, int, sp.Expr]] | None:
+    """[(c, n, r)] with expr = sum c t^n exp(r t) (numbers c, r; integer n >= 0), or None for other shapes."""
+    terms = []
+    for term in sp.Add.make_args(sp.expand(expr)):
+        rate, power, coefficient = sp.Integer(0), 0, sp.Integer(1)
+        for factor in sp.Mul.make_args(term):
+            base, exponent = factor.as_base_exp()
+            if isinstance(factor, sp.exp) or base == sp.E:
+                argument = sp.expand(factor.args[0] if isinstance(factor, sp.exp) else exponent)
+                r = sp.expand(argument / t)
+                if r.has(t):
+                    return None
+                rate += r
+            elif base == t and exponent.is_Integer and exponent >= 0:
+                power += int(exponent)
+            elif factor.has(t):
+                return None
+            else:
+                coefficient *= factor
+        if coefficient.free_symbols or rate.free_symbols:
+            return None
+        terms.append((coefficient, power, rate))
+    return terms
+
+
+def exponential_sum_sign(expr: sp.Expr, t: sp.Symbol) -> ExponentialSign | None:
+    """Is sum c t^n e^(r t) > 0 for every t > 0? None when expr is not such a sum."""
+    import mpmath
+
+    terms = exponential_terms(expr, t)
+    if not terms:
+        return None
+    with mpmath.workdps(EXP_SUM_DIGITS):
+        numeric = [(mpmath.mpc(complex(sp.N(c, EXP_SUM_DIGITS))) if not c.is_real else
+                    mpmath.mpf(sp.N(c, EXP_SUM_DIGITS)), n, mpmath.mpmathify(sp.N(r, EXP_SUM_DIGITS))) for c, n, r
+                   in terms]
+        numeric = [(mpmath.mpc(c), n, mpmath.mpc(r)) for c, n, r in numeric]
+        lead_re = max(r.real for _, _, r in numeric)
+        close = mpmath.mpf(10) ** (-EXP_SUM_DIGITS + 10)
+
+        def scaled(time):  # m(t) e^(-R t): bounded as t -> oo, no underflow
+            time = mpmath.mpf(time)
+            return sum(c * time ** n * mpmath.exp((r - lead_re) * time) for c, n, r in numeric)
+
+        def witness(time):
+            value = scaled(time)
+            log10_abs = float(mpmath.log10(abs(value.real)) + lead_re * mpmath.mpf(time) / mpmath.ln(10)) \
+                if value.real != 0 else -math.inf
+            return {"t": float(time), "mass_sign": -1 if value.real < 0 else 1, "log10_abs_mass": log10_abs,
+                    "mass": float(value.real * mpmath.exp(lead_re * mpmath.mpf(time)))}
+
+        leading = [(c, n, r) for c, n, r in numeric if abs(r.real - lead_re) < close]
+        top_power = max(n for _, n, _ in leading)
+        leading = [(c, r) for c, n, r in leading if n == top_power]
+        oscillating = [(c, r) for c, r in leading if abs(r.imag) > close and abs(c) > close]
+        steady = sum((c for c, r in leading if abs(r.imag) <= close), mpmath.mpc(0))
+        # Where the mass changes sign, search for the witness on a grid reaching far past the time scales.
+        rates = [abs(r) for _, _, r in numeric if abs(r) > close]
+        horizon = 60.0 / float(min(rates)) if rates else 60.0
+        grid = [horizon * (i / EXP_SUM_GRID) ** 2 for i in range(1, EXP_SUM_GRID + 1)]
+        if all(abs(r.imag) <= close and abs(c.imag) <= close for c, _, r in numeric) and \
+                all(n == 0 for _, n, _ in numeric) and steady.real > 0:
+            ordered = [c.real for c, _, r in sorted(numeric, key=lambda item: -item[2].real) if abs(c) > close]
+            changes = sum(1 for a, b in zip(ordered, ordered[1:]) if (a > 0) != (b > 0))
+            at_zero = sum(ordered)
+            if changes <= 1 and at_zero > 0:
+                return ExponentialSign("positive", (
+                    f"{changes} sign change(s) among the coefficients ordered by rate (Descartes' rule for "
+                    "exponential sums: at most that many zeros), positive at t = 0 and leading coefficient "
+                    f"{mpmath.nstr(steady.real, 6)} > 0, hence no zero on t > 0"), None)
+        for i, time in enumerate(grid):
+            if scaled(time).real < 0:
+                w = witness(time)
+                before = grid[i - 1] if i else 0.0
+                zero = mpmath.findroot(lambda x: scaled(x).real, (before, time), solver="illinois")
+                w["first_zero_t"] = float(zero)
+                return ExponentialSign("changes sign", (
+                    f"mass({time:.6g}) < 0 (mass = -10^{w['log10_abs_mass']:.4g}, re-evaluated in mpmath, "
+                    f"{EXP_SUM_DIGITS} digits), first zero at t = {float(zero):.6g}"), w)
+        if oscillating and sum(abs(c) for c, _ in oscillating) > abs(steady.real):
+            frequency = float(max(abs(r.imag) for _, r in oscillating))
+            # sample one period far out, where the leading group dominates
+            start = horizon
+            for i in range(400):
+                time = start + i * (2 * math.pi / frequency) / 400
+                if scaled(time).real < 0:
+                    w = witness(time)
+                    return ExponentialSign("changes sign", (
+                        f"the leading exponentials e^({mpmath.nstr(lead_re, 6)} t) oscillate (frequency "
+                        f"{frequency:.6g}) with amplitude above their mean: mass < 0 at t = {time:.6g} "
+                        f"(mass = -10^{w['log10_abs_mass']:.4g}, mpmath {EXP_SUM_DIGITS} digits)"), w)
+        if not oscillating and steady.real < 0:
+            time = grid[-1]
+            while scaled(time).real >= 0:
+                time *= 2
+            w = witness(time)
+            return ExponentialSign("changes sign", (
+                f"the leading term {mpmath.nstr(steady.real, 6)} t^{top_power} e^({mpmath.nstr(lead_re, 6)} t) "
+                f"is negative: mass < 0 at t = {time:.6g} (mass = -10^{w['log10_abs_mass']:.4g})"), w)
+        if not oscillating and steady.real > 0:
+            return ExponentialSign("positive", (
+                f"leading term {mpmath.nstr(steady.real, 6)} t^{top_power} e^({mpmath.nstr(lead_re, 6)} t) > 0 "
+                f"and m(t) e^(-R t) > 0 on a {EXP_SUM_GRID}-point mpmath grid of (0, {horizon:.3g}] "
+                "(numerics, not a proof)"), None)
+    return ExponentialSign("unknown", "the leading exponentials oscillate around a positive mean", None)
