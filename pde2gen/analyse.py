@@ -28,7 +28,7 @@ import numpy as np
 import sympy as sp
 
 from . import positivity
-from .dispersion import AUGMENTED, EVOLUTION, S_GRID, Dispersion, analyse_dispersion
+from .dispersion import AUGMENTED, EVOLUTION, S_GRID, Dispersion, analyse_dispersion, branch_growth
 from .spec import LAM, PDESpec, S, T, Term
 
 PASS, FAIL, UNDECIDED = "PASS", "FAIL", "UNDECIDED"
@@ -478,7 +478,19 @@ def _petrovskii(disp: Dispersion, numeric: Dispersion | None):
                         {"k": k, "re_lambda": value, "growth_exponent": float(2 * power)}, "symbolic")
     if numeric is None:
         return (UNDECIDED, "Petrovskii not decided (parameters without values)", None, "log grid")
+    unbounded = _unbounded_branch(numeric)
+    if unbounded is not None:
+        growth, witness = unbounded
+        return (FAIL, f"Petrovskii fails: {growth}: ill-posed", witness, "Newton polygon, witness in mpmath")
+    groups = branch_growth(numeric)
     s_grid = np.concatenate([[0.0], S_GRID])
+    if groups is not None and all(_re_sign(c) < 0 for g in groups if g.exponent > 0 for c in g.coefficients):
+        growth = np.max(numeric.numeric_branches(s_grid).real, axis=1)
+        i = int(np.argmax(growth))
+        large = "; ".join(f"lambda ~ C k^{g.k_exponent:g} with Re C < 0" for g in groups if g.exponent > 0)
+        return (PASS, (f"Petrovskii: every branch is bounded above as k -> oo (Newton polygon: "
+                       f"{large or 'all branches bounded'}); max Re lambda on the grid {_fmt(growth[i])} at "
+                       f"k = {math.sqrt(s_grid[i]):.4g}"), None, "Newton polygon")
     growth = np.max(numeric.numeric_branches(s_grid).real, axis=1)
     # Roots of a polynomial in lambda grow like Puiseux powers k^p: two consecutive log-log slopes over two
     # decades of k each (k = 1 -> 1e2 -> 1e4) that agree and are positive, with Re lambda already > 1 at the
@@ -493,6 +505,37 @@ def _petrovskii(disp: Dispersion, numeric: Dispersion | None):
     i = int(np.argmax(growth))
     return (PASS, (f"Petrovskii: max Re lambda <= {_fmt(growth[i])} (at k = {math.sqrt(s_grid[i]):.4g}) and "
                   "does not grow at large k"), None, "log grid + top-decade slope")
+
+
+def _re_sign(c: complex) -> int:
+    """The sign of Re c, with |Re c| <= 1e-20 |c| (the edge roots' accuracy) counted as 0."""
+    return 0 if abs(c.real) <= 1e-20 * abs(c) else (1 if c.real > 0 else -1)
+
+
+def _unbounded_branch(numeric: Dispersion) -> tuple[str, dict] | None:
+    """A branch lambda ~ C s^q (q > 0, Re C > 0) from the Newton polygon, with Re lambda re-evaluated in mpmath
+    at the k where Re(C) k^(2q) = 100: (description, witness), or None."""
+    import mpmath
+
+    groups = branch_growth(numeric)
+    if not groups:
+        return None
+    growing = [(g, c) for g in groups if g.exponent > 0 for c in g.coefficients if _re_sign(c) > 0]
+    if not growing:
+        return None
+    group, c = max(growing, key=lambda item: (item[0].exponent, item[1].real))
+    s_value = (100.0 / c.real) ** (1.0 / float(group.exponent))
+    roots = numeric.mp_branches(s_value, 30)
+    if roots is None:
+        return None
+    re_lambda = float(max(r.real for r in roots))
+    if re_lambda <= 0:
+        return None
+    k = math.sqrt(s_value)
+    text = (f"a branch grows like lambda ~ ({c.real:.6g}{c.imag:+.6g}i) k^{group.k_exponent:g} (Newton polygon), "
+            f"Re lambda = {re_lambda:.6g} at k = {k:.6g} (mpmath)")
+    return text, {"k": k, "re_lambda": re_lambda, "growth_exponent": group.k_exponent,
+                  "leading_coefficient_real": c.real}
 
 
 def _leading_power(expr: sp.Expr):
@@ -588,6 +631,13 @@ def _check_smoothing(disp: Dispersion, numeric: Dispersion | None,
     if gap_values is None:
         return Condition("C2", UNDECIDED, "smoothing not decided symbolically and parameters have no values",
                          None, "symbolic"), gap
+    unbounded = _unbounded_branch(numeric) if disp.problem_type == EVOLUTION else None
+    if unbounded is not None:
+        growth, witness = unbounded
+        mp_gap = _mp_gap(numeric, witness["k"] ** 2, 30)
+        if mp_gap is not None and mp_gap < 0:
+            return Condition("C2", FAIL, f"no smoothing: {growth}, so lambda*(k) - lambda*(0) -> +oo",
+                             {**witness, "gap": float(mp_gap)}, "Newton polygon, witness in mpmath"), gap
     roots = numeric.numeric_branches(S_GRID)
     tolerance = GAP_TOLERANCE * (1.0 + np.max(np.abs(roots), axis=1))
     bad = gap_values <= tolerance

@@ -538,3 +538,56 @@ def _semigroup_exponent(ghat: sp.Expr) -> sp.Expr | None:
     if candidate.has(T):
         return None
     return candidate
+
+
+# ---------------------------------------------------------------------------------------------- asymptotics
+@dataclass(frozen=True)
+class BranchGrowth:
+    """A group of branches with lambda ~ C s^q as s -> oo (Newton polygon of P in (lambda, s)): ``count``
+    roots, one per root C of the edge polynomial; Re lambda ~ Re(C) k^(2q)."""
+
+    exponent: sp.Rational  # q (in s; the growth exponent in k is 2q)
+    coefficients: tuple[complex, ...]  # the C's (30-digit accurate)
+
+    @property
+    def k_exponent(self) -> float:
+        return float(2 * self.exponent)
+
+
+def branch_growth(disp: Dispersion) -> tuple[BranchGrowth, ...] | None:
+    """The large-s asymptotics lambda ~ C s^q of every branch (fractional q included), from the upper edges
+    of the Newton polygon of P(lambda, s) = sum c_jb lambda^j s^b; None when a coefficient is not a sum of
+    numeric multiples of powers of s. Branches that are identically 0 (no lambda^0 term) are left out."""
+    import mpmath
+
+    values = disp.spec.parameter_values()
+    poly = sp.Poly(sp.expand(disp.symbol.xreplace(values)), LAM)
+    points: dict[tuple[int, sp.Rational], sp.Expr] = {}
+    for (j,), coefficient in zip(poly.monoms(), poly.coeffs()):
+        for term in sp.Add.make_args(sp.expand(coefficient)):
+            c, b = term.as_coeff_exponent(S)
+            if c.free_symbols or not sp.sympify(b).is_Rational or c == 0:
+                return None
+            points[(j, b)] = points.get((j, b), 0) + c
+    points = {key: c for key, c in points.items() if c != 0}
+    js = sorted({j for j, _ in points})
+    candidates = sorted({sp.Rational(b1 - b2, 1) / (j2 - j1) for (j1, b1) in points for (j2, b2) in points
+                         if j1 != j2})
+    groups = []
+    for q in candidates:
+        heights = {key: key[1] + key[0] * q for key in points}
+        top = max(heights.values())
+        edge = {j: points[(j, b)] for (j, b), h in heights.items() if h == top}
+        if len(edge) < 2:
+            continue
+        low, high = min(edge), max(edge)
+        # the edge polynomial sum c_j C^(j - low): its high - low non-zero roots
+        coefficients = [edge.get(j, 0) for j in range(high, low - 1, -1)]
+        with mpmath.workdps(30):
+            roots = mpmath.polyroots([mpmath.mpmathify(sp.N(c, 30)) if sp.sympify(c).is_real else
+                                      mpmath.mpc(complex(sp.N(c, 30))) for c in coefficients], maxsteps=200,
+                                     extraprec=60) if high - low > 1 else \
+                [-mpmath.mpmathify(sp.N(coefficients[1], 30)) / mpmath.mpmathify(sp.N(coefficients[0], 30))]
+        groups.append(BranchGrowth(q, tuple(complex(r) for r in roots)))
+    del js
+    return tuple(groups)

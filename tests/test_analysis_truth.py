@@ -93,3 +93,30 @@ def test_case3_schoenberg_witness_holds_in_mpmath():
         ghat = mp.re(mp.exp(-t) * (mp.cos(w * t) + mp.sin(w * t) / w))
     assert ghat < c1.witness["schoenberg_floor"]
     assert float(ghat) == pytest.approx(c1.witness["ghat"], rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- case 2: growth
+def _max_real_root(coefficients, dps=40) -> mp.mpf:
+    with mp.workdps(dps):
+        return max(mp.re(r) for r in mp.polyroots(coefficients, maxsteps=200, extraprec=100))
+
+
+def test_case2_fractional_growth_fails_petrovskii_and_c2():
+    """lambda^3 + 3 lambda^2 + 3 lambda + s = 0: lambda^3 ~ -s, so lambda ~ s^(1/3) e^(+-i pi/3) and
+    Re lambda ~ k^(2/3) / 2 without bound."""
+    report = check("u_ttt + 3*u_tt + 3*u_t = lap(u)")
+    c0, c2 = report.condition("C0"), report.condition("C2")
+    assert c0.status == FAIL and "Petrovskii fails" in c0.reason
+    assert c0.witness["growth_exponent"] == pytest.approx(2 / 3, rel=1e-12)
+    assert c0.witness["leading_coefficient_real"] == pytest.approx(0.5, rel=1e-12)
+    k = c0.witness["k"]
+    exact = _max_real_root([1, 3, 3, k * k])
+    assert float(exact) == pytest.approx(c0.witness["re_lambda"], rel=1e-9)
+    assert exact > 0.4 * k ** (2 / 3)  # (1 - s)^(1/3) e^(i pi/3) - 1: Re = s^(1/3)/2 - 1 + o(1)
+    assert c2.status == FAIL and c2.witness["gap"] < 0
+
+
+def test_case2_newton_polygon_bounds_the_viscous_wave():
+    """lambda^2 + 2 s lambda + s = 0: edges lambda ~ -2 s and lambda ~ -1/2: both bounded above."""
+    c0 = check("u_tt - 2*lap(u_t) = lap(u)").condition("C0")
+    assert c0.status == PASS and "Newton polygon" in c0.reason
