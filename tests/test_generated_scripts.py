@@ -298,6 +298,13 @@ def test_data_files_and_their_errors(generated, tmp_path):
     np.save(tmp_path / "text.npy", np.array(["a", "b"]))
     (tmp_path / "junk.npy").write_bytes(b"not an array")
     torch.save({"x": torch.zeros(3)}, tmp_path / "dict.pt")
+    with open(tmp_path / "huge.npy", "wb") as handle:  # a header claiming 1e11 rows over 160 bytes of data
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<f8", "fortran_order": False, "shape": (10**11, 2)})
+        handle.write(np.zeros((10, 2)).tobytes())
+    np.save(tmp_path / "empty.npy", np.zeros((500, 0)))
+    torch.save(torch.eye(3).to_sparse(), tmp_path / "sparse.pt")
+    torch.save(torch.empty(5, 2, device="meta"), tmp_path / "meta.pt")
+    torch.save(torch.ones(4, 2, dtype=torch.complex64), tmp_path / "complex.pt")
     bad = {
         "missing.npy": "not found",
         "nan.npy": "NaN",
@@ -306,6 +313,11 @@ def test_data_files_and_their_errors(generated, tmp_path):
         "junk.npy": "cannot read",
         "dict.pt": "single tensor",
         "data.csv": "expected one of",
+        "huge.npy": r"claims shape \(100000000000, 2\) .* holds 160 bytes",
+        "empty.npy": r"each sample is empty \(shape \(500, 0\)\)",
+        "sparse.pt": "sparse_coo tensor",
+        "meta.pt": "meta tensor",
+        "complex.pt": "complex samples",  # refused, not cast with the imaginary part dropped
     }
     for name, message in bad.items():
         with pytest.raises(usage_error, match=message):
@@ -343,6 +355,8 @@ def test_train_then_sample_from_the_ema_weights(module_dir, tmp_path, generated)
     assert [record["step"] for record in loss_log(run_dir)] == [2, 4, 6]
     assert all(math.isfinite(record["loss"]) for record in loss_log(run_dir))
     assert not list(run_dir.glob("*.tmp"))
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert f"wrote {run_dir / 'loss.png'}" in done.stderr and (run_dir / "loss.png").stat().st_size > 0
 
     out = tmp_path / "samples" / "net.npy"
     run_script(module_dir, "sample.py", "--ckpt", run_dir, "--n", 50, "--steps", 8, "--solver", "euler",
@@ -375,13 +389,24 @@ def test_train_then_sample_from_the_ema_weights(module_dir, tmp_path, generated)
     assert not np.allclose(np.load(in_time), samples, atol=1e-3)
 
 
-def test_exact_sampler_lands_on_point_masses_in_proportion(generated, tmp_path):
+def test_without_matplotlib_training_says_there_is_no_loss_plot(generated, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    argv = ["--out", str(tmp_path / "run"), "--data", "moons", "--n-toy", "64", "--steps", "2", "--batch", "8",
+            "--device", "cpu", "--threads", "1"]
+    assert generated.train.main(argv) == 0
+    assert "no loss plot: matplotlib is not installed" in capsys.readouterr().err
+    assert (tmp_path / "run" / "loss.jsonl").is_file() and not (tmp_path / "run" / "loss.png").exists()
+
+
+def test_exact_sampler_lands_on_point_masses_in_proportion(generated, tmp_path, capsys):
     points = np.array([[-2.0, 0.0], [-2.0, 0.0], [2.0, 0.0], [0.0, 3.0]])  # weights 1/2, 1/4, 1/4
     np.save(tmp_path / "points.npy", points)
     out = tmp_path / "exact.npy"
-    argv = ["--exact", str(tmp_path / "points.npy"), "--n", "400", "--steps", "40", "--device", "cpu",
-            "--out", str(out)]
+    argv = ["--exact", str(tmp_path / "points.npy"), "--n", "400", "--batch", "200", "--steps", "40",
+            "--device", "cpu", "--out", str(out)]
     assert generated.sample.main(argv) == 0  # in-process: the scripts' subprocess runs are tested above
+    # progress after each batch: heun makes 2 x 39 network evaluations per batch
+    assert "sample: 50% after" in capsys.readouterr().err.split("(batch 1/2)")[0]
     samples = np.load(out)
     distance = np.linalg.norm(samples[:, None] - points[None, [0, 2, 3]], axis=2)
     assert samples.dtype == np.float64 and distance.min(axis=1).max() < 0.05
@@ -389,14 +414,27 @@ def test_exact_sampler_lands_on_point_masses_in_proportion(generated, tmp_path):
     assert np.allclose(shares, [0.5, 0.25, 0.25], atol=0.1)  # 4 binomial standard deviations
 
 
+def tensors(tree, prefix=""):
+    """{path: tensor} of every tensor in a nested dict / list (a checkpoint)."""
+    if isinstance(tree, torch.Tensor):
+        return {prefix: tree}
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list | tuple) else ()
+    return {path: t for key, value in items for path, t in tensors(value, f"{prefix}/{key}").items()}
+
+
 @pytest.mark.slow
 def test_resumed_run_equals_the_uninterrupted_one(module_dir, tmp_path, generated, capsys):
-    arguments = ("--data", "8gaussians", "--steps", 8, "--ckpt-every", 3, "--log-every", 1, "--seed", 5)
+    """In float64, where rounding through float32 on resume would show: every tensor of the checkpoint
+    (weights, EMA, optimizer state, data_mean, data statistics, random states) equals the uninterrupted run's."""
+    arguments = ("--data", "8gaussians", "--steps", 8, "--ckpt-every", 3, "--log-every", 1, "--seed", 5,
+                 "--dtype", "float64")
     train(module_dir, tmp_path / "whole", *arguments, cwd=tmp_path)
 
     interrupted = tmp_path / "interrupted"
     train(module_dir, interrupted, *arguments, "--stop-after", 5, cwd=tmp_path)  # dies after step 5
     assert load_checkpoint(interrupted)["step"] == 3 and len(loss_log(interrupted)) == 5
+    with open(interrupted / "loss.jsonl", "a") as log:  # killed while writing the line of step 6
+        log.write('{"step": 6, "lo')
     # Without --resume the checkpoint is not overwritten; a resumed run keeps its settings.
     argv = ["--out", str(interrupted), "--batch", "32", "--device", "cpu", "--warmup", "0", "--lr", "1e-2",
             *map(str, arguments)]
@@ -405,14 +443,26 @@ def test_resumed_run_equals_the_uninterrupted_one(module_dir, tmp_path, generate
     assert generated.train.main([*argv, "--resume", "--seed", "6"]) == 2
     assert "--seed" in one_error_line(capsys.readouterr().err)
     assert load_checkpoint(interrupted)["step"] == 3
-    train(module_dir, interrupted, *arguments, "--resume", cwd=tmp_path)
+    resumed_run = train(module_dir, interrupted, *arguments, "--resume", cwd=tmp_path)
+    assert "dropped 1 unreadable line" in resumed_run.stderr
 
     whole, resumed = load_checkpoint(tmp_path / "whole"), load_checkpoint(interrupted)
     assert resumed["step"] == whole["step"] == 8
     assert loss_log(interrupted) == loss_log(tmp_path / "whole")  # steps 4, 5 redone, not duplicated
-    for key in ("model", "ema"):
-        for name, tensor in whole[key].items():
-            assert torch.equal(tensor, resumed[key][name]), (key, name)
+    whole_tensors, resumed_tensors = tensors(whole), tensors(resumed)
+    assert whole_tensors.keys() == resumed_tensors.keys() and "/model/process.data_mean" in whole_tensors
+    assert whole["model"]["process.data_mean"].dtype == torch.float64
+    for name, tensor in whole_tensors.items():
+        assert torch.equal(tensor, resumed_tensors[name]), name
+
+
+def test_resume_after_a_kill_during_the_first_checkpoint_says_so(generated, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.pt.tmp").write_bytes(b"PK\x03\x04 cut short")  # no checkpoint.pt yet
+    argv = ["--out", str(run_dir), "--data", "moons", "--resume", "--device", "cpu"]
+    assert generated.train.main(argv) == 2
+    assert "holds only checkpoint.pt.tmp" in one_error_line(capsys.readouterr().err)
 
 
 def test_float64_training_and_sampling(module_dir, tmp_path, generated):
@@ -472,3 +522,35 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(module_dir, tmp_path, generate
     assert "not a checkpoint" in error_of(sample_main, ["--ckpt", str(tmp_path / "tensor.pt")])
     torch.save({"step": 3, "ema": {}}, tmp_path / "foreign.pt")
     assert "does not fit this module" in error_of(sample_main, ["--ckpt", str(tmp_path / "foreign.pt")])
+
+    # Outputs that cannot be written and devices without values are refused before any work.
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a directory")
+    for out in (a_file, a_file / "run"):
+        assert "a_file is not a directory" in error_of(train_main, ["--out", str(out), "--data", "moons"])
+    assert "expected cpu, cuda" in error_of(train_main, ["--out", "r", "--data", "moons", "--device", "meta"])
+    checkpoint = ["--ckpt", str(tmp_path / "foreign.pt")]
+    (tmp_path / "dir.npy").mkdir()
+    assert "is a directory" in error_of(sample_main, [*checkpoint, "--out", str(tmp_path / "dir.npy")])
+    assert "a_file is not a directory" in error_of(sample_main, [*checkpoint, "--out", str(a_file / "s.npy")])
+    assert "expected cpu, cuda" in error_of(sample_main, [*checkpoint, "--device", "meta"])
+    assert "--threads must be positive" in error_of(sample_main, [*checkpoint, "--threads", "0"])
+
+
+def test_scripts_help_shows_defaults_and_examples(generated, capsys):
+    for script, example, default in ((generated.train, "python train.py --data moons", "(default: 512)"),
+                                     (generated.sample, "python sample.py --ckpt runs/moons", "(default: 1000)")):
+        with pytest.raises(SystemExit):
+            script.parse_args(["--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "examples: " + example in text and default in text and "(default: None)" not in text
+
+
+def test_threads_default_to_omp_num_threads_and_are_set(generated, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert generated.train.parse_args(["--out", "r"]).threads == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert generated.sample.parse_args(["--exact", "moons"]).threads == min(4, os.cpu_count())
+    # set before the work (the data file is missing: the run stops right after)
+    assert generated.train.main(["--out", str(tmp_path / "r"), "--data", "no.npy", "--threads", "2"]) == 2
+    assert torch.get_num_threads() == 2 and "no.npy" in one_error_line(capsys.readouterr().err)
