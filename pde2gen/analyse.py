@@ -515,8 +515,6 @@ def _re_sign(c: complex) -> int:
 def _unbounded_branch(numeric: Dispersion) -> tuple[str, dict] | None:
     """A branch lambda ~ C s^q (q > 0, Re C > 0) from the Newton polygon, with Re lambda re-evaluated in mpmath
     at the k where Re(C) k^(2q) = 100: (description, witness), or None."""
-    import mpmath
-
     groups = branch_growth(numeric)
     if not groups:
         return None
@@ -672,7 +670,7 @@ def _check_smoothing(disp: Dispersion, numeric: Dispersion | None,
 def _gap_digits(numeric: Dispersion, roots: np.ndarray) -> int:
     """Digits enough for gaps as small as 1e-30 of the largest root (e.g. c^2 k^2 / 2a against a = e^60)."""
     scale = float(np.max(np.abs(roots))) if roots.size else 1.0
-    return 40 + 2 * max(0, int(math.ceil(math.log10(1.0 + scale))))
+    return 40 + 2 * max(0, math.ceil(math.log10(1.0 + scale)))
 
 
 def _mp_gap(numeric: Dispersion, s: float, dps: int):

@@ -17,6 +17,7 @@ All statements come with the numbers that support them (witness points, values, 
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -584,7 +585,7 @@ def exponential_sum_sign(expr: sp.Expr, t: sp.Symbol) -> ExponentialSign | None:
         if all(abs(r.imag) <= close and abs(c.imag) <= close for c, _, r in numeric) and \
                 all(n == 0 for _, n, _ in numeric) and steady.real > 0:
             ordered = [c.real for c, _, r in sorted(numeric, key=lambda item: -item[2].real) if abs(c) > close]
-            changes = sum(1 for a, b in zip(ordered, ordered[1:]) if (a > 0) != (b > 0))
+            changes = sum(1 for a, b in itertools.pairwise(ordered) if (a > 0) != (b > 0))
             at_zero = sum(ordered)
             if changes <= 1 and at_zero > 0:
                 return ExponentialSign("positive", (

@@ -120,3 +120,39 @@ def test_case2_newton_polygon_bounds_the_viscous_wave():
     """lambda^2 + 2 s lambda + s = 0: edges lambda ~ -2 s and lambda ~ -1/2: both bounded above."""
     c0 = check("u_tt - 2*lap(u_t) = lap(u)").condition("C0")
     assert c0.status == PASS and "Newton polygon" in c0.reason
+
+
+# ---------------------------------------------------------------------------------------------- case 4: self-checks
+def test_case4_poisson_in_four_dimensions_derives():
+    from pde2gen.derive import derive
+
+    spec = parse("poisson", dim=4)
+    derivation = derive(spec, analyse(spec, repairs=False))
+    failed = [c.name for c in derivation.checks if not c.passed]
+    assert derivation.family is not None and not failed, failed
+    ks = next(c for c in derivation.checks if c.name == "sampler_ks")
+    assert ks.value < 0.5  # N = 4 with 500000 draws: the exact KS is ~1.0 / 3.53
+
+
+def test_case4_thresholds_follow_from_the_false_alarm_rate():
+    from pde2gen import verify
+
+    per_test = verify.FALSE_ALARM_PER_BUILD / verify.STATISTICAL_TESTS
+    assert 2 * math.exp(-2 * verify.KS_CRITICAL**2) == pytest.approx(per_test, rel=1e-12)  # DKW
+    assert float(mp.erfc(verify.Z_CRITICAL / mp.sqrt(2))) == pytest.approx(per_test, rel=1e-9)
+
+
+def test_case4_ks_bound_brackets_the_exact_statistic():
+    """The node-bracketed KS distance is >= the exact one and exceeds it by at most one node spacing."""
+    import numpy as np
+
+    from pde2gen import verify
+
+    rng = np.random.default_rng(3)
+    x = np.sort(rng.standard_normal(200_000))
+    cdf = lambda v: 0.5 * (1 + np.vectorize(math.erf)(v / math.sqrt(2)))  # noqa: E731
+    F = cdf(x)
+    i = np.arange(1, len(x) + 1)
+    exact = max(np.max(i / len(x) - F), np.max(F - (i - 1) / len(x)))
+    bound = verify._ks_statistic(x, cdf)
+    assert exact <= bound <= exact + 2.0 / (20 * math.sqrt(len(x)))
