@@ -57,6 +57,10 @@ def recognise(dispersion: Dispersion) -> Recognition:
                            "(give them with --param name=value)")
 
     telegraph = _telegraph_parameters(symbol)
+    damped_kg = _damped_klein_gordon_parameters(symbol)
+    if damped_kg is not None and dispersion.problem_type == EVOLUTION and (
+            spec.construction == "product" or spec.dim == 1):
+        return Recognition(None, NOT_DERIVABLE + _damped_klein_gordon_text(*damped_kg))
     if spec.construction == "product":
         if telegraph is not None and dispersion.problem_type == EVOLUTION:
             return _kac(*telegraph, "product construction of the telegraph symbol")
@@ -109,6 +113,36 @@ def _telegraph_parameters(symbol: sp.Expr) -> tuple[float, float] | None:
     if a is None or c_squared is None or a <= 0 or c_squared <= 0:
         return None
     return a, c_squared**0.5
+
+
+def _damped_klein_gordon_parameters(symbol: sp.Expr) -> tuple[float, float, float] | None:
+    """(a, m^2, c) if symbol = A (lambda^2 + 2 a lambda + m^2 + c^2 s) with a, c > 0 and m^2 != 0, else None."""
+    poly = sp.Poly(symbol, LAM)
+    if poly.degree() != 2:
+        return None
+    lead, _, space = poly.all_coeffs()
+    mass_term = sp.expand(space).subs(S, 0)
+    if mass_term == 0 or not mass_term.is_number:
+        return None
+    telegraph = _telegraph_parameters(sp.expand(symbol - mass_term))
+    m_squared = _real_number(mass_term / lead)
+    if telegraph is None or m_squared is None:
+        return None
+    return telegraph[0], m_squared, telegraph[1]
+
+
+def _damped_klein_gordon_text(a: float, m_squared: float, c: float) -> str:
+    """Why the 1-D damped Klein-Gordon kernel has no family yet, with the law it would need."""
+    w_squared = a * a - m_squared
+    if w_squared < 0:
+        return (f"damped Klein-Gordon (a = {a:.6g}, m^2 = {m_squared:.6g} > a^2): its mass oscillates, so there is "
+                "no density to sample")
+    w = w_squared**0.5
+    return (f"damped Klein-Gordon u_tt + 2a u_t + m^2 u = c^2 u_xx (a = {a:.6g}, m^2 = {m_squared:.6g}, "
+            f"c = {c:.6g}): its 1-D kernel is e^(-(a - w) t) times the positive mixture of the Kac law "
+            f"(a = w = sqrt(a^2 - m^2) = {w:.6g}, c) and (a - w) e^(-w t) I_0(w sqrt(t^2 - x^2/c^2)) / (2c) on "
+            "|x| < c t, with a spatially varying death term; no family samples that mixture (nor gives its "
+            "coupled velocity) yet")
 
 
 def _radial_augmentation(dispersion: Dispersion, symbol: sp.Expr, values: dict) -> Recognition:

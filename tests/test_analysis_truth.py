@@ -150,9 +150,70 @@ def test_case4_ks_bound_brackets_the_exact_statistic():
 
     rng = np.random.default_rng(3)
     x = np.sort(rng.standard_normal(200_000))
-    cdf = lambda v: 0.5 * (1 + np.vectorize(math.erf)(v / math.sqrt(2)))  # noqa: E731
+    cdf = lambda v: 0.5 * (1 + np.vectorize(math.erf)(v / math.sqrt(2)))
     F = cdf(x)
     i = np.arange(1, len(x) + 1)
     exact = max(np.max(i / len(x) - F), np.max(F - (i - 1) / len(x)))
     bound = verify._ks_statistic(x, cdf)
     assert exact <= bound <= exact + 2.0 / (20 * math.sqrt(len(x)))
+
+
+# ---------------------------------------------------------------------------------------------- case 7: damped KG
+KG = "u_tt + 2*a*u_t + m2*u = c**2*lap(u)"
+
+
+@pytest.mark.parametrize("a,m2,c", [(2, 3, 1), (3, 1, 2), (1, -3, 1)])
+def test_case7_damped_klein_gordon_in_one_dimension_is_positive_when_a2_ge_m2(a, m2, c):
+    """a^2 >= m^2: mass e^(-at)(cosh wt + a sinh(wt)/w) > 0, the Riemann function (atoms e^(-at)/2, I_0, I_1
+    terms with b^2/4 = a^2 >= d = m^2) is non-negative, and the gap sqrt(w^2) - sqrt(w^2 - c^2 s) ~
+    c^2 s / (2 w) > 0 (w^2 = a^2 - m^2): s-generative, with the death term R = -m^2 u varying in space."""
+    report = analyse(parse(KG, dim=1, params={"a": str(a), "m2": str(m2), "c": str(c)}), repairs=False)
+    assert statuses(report) == {"C0": PASS, "C1": PASS, "C2": PASS}, report.conditions
+    assert report.density_split.reaction_kind == "spatially varying"
+    w = math.sqrt(a * a - m2)
+    if w > 0:
+        assert report.prior.scale == pytest.approx(c * c / (2 * w), rel=1e-6)
+    for t in (0.5, 5.0, 500.0):
+        assert kg_mass(a, math.sqrt(m2) if m2 > 0 else 0, t) > 0 or m2 < 0
+
+
+def test_case7_critical_damping_does_not_smooth():
+    """a^2 = m^2: lambda = -a +- i c k, so Re lambda = -a = lambda*(0) for every k (ghat decays like 1/t, not
+    exponentially): C2 fails with gap 0, while the mass e^-t (1 + t) > 0 and the kernel is positive."""
+    report = analyse(parse(KG, dim=1, params={"a": "1", "m2": "1", "c": "1"}), repairs=False)
+    assert statuses(report) == {"C0": PASS, "C1": PASS, "C2": FAIL}
+    assert abs(report.condition("C2").witness["gap"]) < 1e-30
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_case7_oscillating_mass_fails_in_every_dimension(dim):
+    """m^2 = 5 > a^2 = 1: mass e^-t (cos 2t + sin(2t)/2) < 0 on ((pi - atan 2)/2, (2 pi - atan 2)/2)."""
+    report = analyse(parse(KG, dim=dim, params={"a": "1", "m2": "5", "c": "1"}), repairs=False)
+    c0 = report.condition("C0")
+    assert c0.status == FAIL and "changes sign" in c0.reason
+    assert c0.witness["first_zero_t"] == pytest.approx((math.pi - math.atan(2)) / 2, rel=1e-9)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_case7_isotropic_fails_c1_and_the_product_repairs_it(dim):
+    """In N >= 2 the isotropic kernel has the 1-D atoms' Fourier transform e^(-at) cos(c k t) in ghat, which
+    dips below inf Lambda_N at large k: C1 fails; one 1-D process per coordinate is the N = 1 question."""
+    report = analyse(parse(KG, dim=dim, params={"a": "2", "m2": "3", "c": "1"}))
+    c1 = report.condition("C1")
+    assert c1.status == FAIL and "Schoenberg" in c1.method
+    k, t = c1.witness["k"], c1.witness["t"]
+    with mp.workdps(40):  # ghat = e^(-2t)(cosh Wt + 2 sinh(Wt)/W) / mass, W = sqrt(1 - k^2)
+        W = mp.sqrt(mp.mpc(1 - mp.mpf(k) ** 2))
+        ghat = mp.re(mp.exp(-2 * t) * (mp.cosh(W * t) + 2 * mp.sinh(W * t) / W)) / kg_mass(2, math.sqrt(3), t)
+    assert ghat < c1.witness["schoenberg_floor"]
+    product = [r for r in report.repairs if r.name == "product construction"]
+    assert product and product[0].passes
+
+
+def test_case7_one_dimensional_kernel_is_not_derivable_yet_and_says_why():
+    from pde2gen.derive import derive
+
+    spec = parse(KG, dim=1, params={"a": "2", "m2": "3", "c": "1"})
+    derivation = derive(spec, analyse(spec, repairs=False))
+    assert derivation.family is None
+    assert "damped Klein-Gordon" in derivation.not_derivable and "sqrt(a^2 - m^2) = 1" in derivation.not_derivable
