@@ -217,3 +217,52 @@ def test_case7_one_dimensional_kernel_is_not_derivable_yet_and_says_why():
     derivation = derive(spec, analyse(spec, repairs=False))
     assert derivation.family is None
     assert "damped Klein-Gordon" in derivation.not_derivable and "sqrt(a^2 - m^2) = 1" in derivation.not_derivable
+
+
+# ---------------------------------------------------------------------------------------------- PDEs in no catalog
+def _one_d_kernel(f, x: float, t: float = 1.0) -> mp.mpf:
+    """p(x, t) = (1/pi) int_0^oo cos(k x) exp(-t f(k^2)) dk in 30 digits (f grows at least like k^2)."""
+    with mp.workdps(30):
+        return mp.quad(lambda k: mp.cos(k * x) * mp.exp(-t * f(k * k)), [0, 1, 2, 4, 8, mp.inf]) / mp.pi
+
+
+@pytest.mark.parametrize("text,alpha,scale", [
+    ("u_t = lap(u) - fraclap(u, 1/2) - 3*fraclap(u, 3/4)", 1.0, 1.0),  # f = s + sqrt(s) + 3 s^(3/4)
+    ("u_t = -fraclap(u, 3/4) - fraclap(u, 1/4) - 2*fraclap(u, 1/2)", 0.5, 1.0),  # f = s^(3/4) + s^(1/4) + 2 sqrt(s)
+])
+def test_sums_of_three_symbols_are_bernstein(text, alpha, scale):
+    """A positive combination of s^beta, 0 < beta <= 1, is Bernstein: positive in every N; the prior is the
+    stable law of the lowest power (f ~ scale k^alpha at small k)."""
+    for dim in (1, 3):
+        report = check(text, dim=dim)
+        assert statuses(report) == {"C0": PASS, "C1": PASS, "C2": PASS}
+        assert report.condition("C1").method.startswith("Bernstein")
+    assert report.prior.alpha == alpha and report.prior.scale == pytest.approx(scale, rel=1e-9)
+
+
+def test_heat_plus_a_power_above_one_is_negative_somewhere():
+    """f = s + s^(5/4): s^(5/4) is not Bernstein, and the 1-D kernel (computed here by quadrature) dips below 0
+    where the analysis says."""
+    c1 = check("u_t = lap(u) - fraclap(u, 5/4)").condition("C1")
+    assert c1.status == FAIL
+    p = _one_d_kernel(lambda s: s + s ** mp.mpf(1.25), c1.witness["x"], c1.witness["t"])
+    assert p < 0 and float(p) == pytest.approx(c1.witness["p"], rel=1e-3)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 1.5])
+def test_fractional_powers_alone_and_with_heat(alpha):
+    """(-lap)^(alpha/2) alone: the alpha-stable law (alpha = 1: Cauchy); plus heat: f = s + s^(alpha/2) is still
+    Bernstein (positive in every N), with the alpha-stable prior, since s^(alpha/2) dominates at small k."""
+    from pde2gen.recognise import recognise_family
+
+    power = mp.nstr(mp.mpf(alpha) / 2, 3)
+    alone = check(f"u_t = -fraclap(u, {power})", dim=2)
+    assert statuses(alone) == {"C0": PASS, "C1": PASS, "C2": PASS}
+    family = recognise_family(alone.dispersion)
+    if alpha == 1.0:
+        assert family.name == "cauchy" and family.params["c"] == pytest.approx(1.0)
+    else:
+        assert family.name == "stable" and family.params["alpha"] == pytest.approx(alpha)
+    combined = check(f"u_t = lap(u) - fraclap(u, {power})", dim=2)
+    assert statuses(combined) == {"C0": PASS, "C1": PASS, "C2": PASS}
+    assert combined.prior.alpha == pytest.approx(alpha) and combined.prior.scale == pytest.approx(1.0)
