@@ -237,17 +237,18 @@ class StableFamily(torch.nn.Module):
         position = ((inside - low) / RADIAL_PANEL_WIDTH).clamp(0, table["panels"] - 1e-9)
         panel = position.floor()
         index = panel.long().reshape(-1)
-        used = torch.unique(index[((s >= low) & (s <= high)).reshape(-1)]).cpu()
-        missing = used[~table["built"][used]]
+        used = torch.bincount(index[((s >= low) & (s <= high)).reshape(-1)], minlength=table["panels"]).cpu() > 0
+        missing = (used & ~table["built"]).nonzero().squeeze(-1)
         if missing.numel() > 0:
             self._interpolate_panels(n, table, missing)
-        coefficients = table["coefficients"].to(s.device).index_select(0, index).reshape(*s.shape, -1)
-        x = 2 * (position - panel) - 1  # on [-1, 1]
+        # (degree + 1, values): one contiguous row per Chebyshev order
+        coefficients = table["coefficients"].T.contiguous().to(s.device).index_select(1, index)
+        x = (2 * (position - panel) - 1).reshape(-1)  # on [-1, 1]
         two_x = 2 * x
-        b1, b2 = torch.zeros_like(x), torch.zeros_like(x)
-        for k in range(RADIAL_DEGREE, 0, -1):  # Clenshaw
-            b1, b2 = two_x * b1 - b2 + coefficients[..., k], b1
-        value = x * b1 - b2 + coefficients[..., 0]
+        b1, b2 = coefficients[RADIAL_DEGREE], torch.zeros_like(x)
+        for k in range(RADIAL_DEGREE - 1, 0, -1):  # Clenshaw: b_k = c_k + 2x b_(k+1) - b_(k+2)
+            b1, b2 = torch.addcmul(coefficients[k] - b2, two_x, b1), b1
+        value = torch.addcmul(coefficients[0] - b2, x, b1).reshape(s.shape)
         below = table["f_low"] + table["m1"] * (math.exp(low) - torch.exp(torch.minimum(s, inside)))
         above = table["f_high"] - (n / 2 + self.beta) * (s - high)
         return torch.where(s < low, below, torch.where(s > high, above, value))
