@@ -399,12 +399,15 @@ def refusal_report(analysis) -> str:
 
 def build(source, outdir, *, dim: int = 2, params=None, construction: str | None = None,
           problem_type: str | None = None, shape=None, force: bool = False, force_unsafe: bool = False,
-          **options) -> BuildResult:
+          path: str | None = None, path_schedule: str | None = None, path_horizon: float | None = None,
+          path_scale: float | None = None, **options) -> BuildResult:
     """Compile the PDE ``source`` into a standalone PyTorch module in ``outdir``.
 
     ``options`` are build options (see ``pde2gen.lower.OPTION_DEFAULTS``); ``shape`` is the shape of one
-    sample (default ``(dim,)``). Raises BuildRefused for a PDE that is not s-generative (unless
-    ``force_unsafe``), UsageError for bad paths/options, and each stage's error class otherwise.
+    sample (default ``(dim,)``). ``path`` is "ve" (x_t = y + K_t) or "linear" (x_t = (1 - t/T) y + K_g(t));
+    ``path_schedule`` (identity | quadratic | scale-linear), ``path_horizon`` (T) and ``path_scale`` (sigma_T
+    of scale-linear) refine the linear path (pde2gen.lower.resolve_path). Raises BuildRefused for a PDE
+    that is not s-generative (unless ``force_unsafe``), UsageError for bad paths/options, and each stage's error class otherwise.
     """
     check_outdir(outdir, force=force)  # fail fast, before the expensive stages
     from .analyse import analyse
@@ -420,7 +423,8 @@ def build(source, outdir, *, dim: int = 2, params=None, construction: str | None
             hint="pass --force-unsafe (force_unsafe=True) to build it anyway",
         )
     derivation = derive(spec, analysis)
-    ir = lower(spec, analysis, derivation, options=options, shape=shape)
+    path_choice = {"path": path, "schedule": path_schedule, "horizon": path_horizon, "sigma_end": path_scale}
+    ir = lower(spec, analysis, derivation, options=options, shape=shape, path=path_choice)
     files = render(ir)
     target = write_atomically(files, outdir, force=force)
     return BuildResult(target, tuple(files), ir, spec, analysis, derivation)

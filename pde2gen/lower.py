@@ -42,7 +42,12 @@ Template context (the fields of ``ModuleIR``; every template of ``templates/`` m
                    by explain.is_markdown_line instead of safe_text: formulas sit in code spans)
   semigroup        bool   the normalised kernel is a convolution semigroup in t (ghat = exp(-t f(s)), isotropic
                    construction): K_t * K_d = K_(t+d), so a step from t to t + d adds an exact draw of K_d
-                   (the stochastic sampler's noise increment)
+                   (the stochastic sampler's noise increment); False on the linear path (no exact increment)
+  path             str    "ve": x_t = y + K_t (t_min, t_max from the derivation); "linear": x_t = f(t) y + K_g(t),
+                   f = 1 - t/T on [0, T], T = t_max (see resolve_path)
+  path_schedule    str    linear path's clock g: "identity" g = t, "quadratic" g = T (t/T)^2, "scale_linear"
+                   g = t_of_sigma((t/T) sigma_T) (the kernel's scale linear in t); "" on the ve path
+  path_sigma_end   float  sigma_T of "scale_linear"; 0.0: the data's sigma_data, read at train time
 
 ``render`` adds a few values of its own (not part of the IR): ``ir_hash`` (sha256 of the canonical IR JSON),
 ``runtime_source`` (the inlined torch runtime) and ``files`` (names of the generated files).
@@ -84,6 +89,53 @@ OPTION_DEFAULTS: Mapping[str, int | str] = {
     "seed": 0,  # base seed of the generated tests
 }
 SOLVERS = ("euler", "heun", "rk4")
+
+# Probability paths (issue 10). "ve": x_t = y + K_t, t on the derivation's window. "linear": x_t = f(t) y + K_g(t)
+# with f = 1 - t/T, t in [0, T]: the prior K_g(T) carries no data. Kac's defaults are the Kac-flow paper's
+# (arXiv 2506.20641: T = 1, g(t) = t); every other family's clock makes the kernel's scale linear in t,
+# sigma_K(g(t)) = (t/T) sigma_T, which for the Gaussian kernel is the flow-matching (rectified) path.
+PATHS = ("ve", "linear")
+PATH_SCHEDULES = ("identity", "quadratic", "scale_linear")
+DEFAULT_PATH = "ve"  # every family until measured otherwise (bench/paths.py)
+PATH_HORIZON = 1.0  # T
+PATH_T_MIN_FRACTION = 1e-5  # t_min = this * T: the kernel and its velocity are singular at t = 0
+# The paper's sampler on the linear path: Euler, 100 uniform steps in t from T to 0.
+LINEAR_OPTION_DEFAULTS: Mapping[str, int | str] = {"sample_steps": 101, "solver": "euler"}
+
+
+def resolve_path(family: str, path: str | None = None, *, schedule: str | None = None,
+                 horizon: float | None = None, sigma_end: float | None = None) -> dict[str, str | float]:
+    """The path fields of the IR: {"path", "path_schedule", "path_horizon", "path_sigma_end"}.
+
+    ``path`` None is DEFAULT_PATH. On the linear path, ``schedule`` None is "identity" for kac_product (the
+    paper's g(t) = t) and "scale_linear" for the other families; ``horizon`` is T (default 1); ``sigma_end``
+    is sigma_T of "scale_linear" (default: the data's sigma_data, set by train.py from the data). UsageError
+    on anything else, and on schedule/horizon/sigma_end given for the ve path (they would be ignored).
+    """
+    path = DEFAULT_PATH if path is None else path
+    if path not in PATHS:
+        raise UsageError(f"unknown path {safe_text(repr(path), limit=60)}", hint=f"paths: {', '.join(PATHS)}")
+    if path == "ve":
+        if schedule is not None or horizon is not None or sigma_end is not None:
+            raise UsageError("path schedule, horizon and scale apply to --path linear only")
+        return {"path": "ve", "path_schedule": "", "path_horizon": 0.0, "path_sigma_end": 0.0}
+    if schedule is None:
+        schedule = "identity" if family == "kac_product" else "scale_linear"
+    schedule = str(schedule).replace("-", "_")
+    if schedule not in PATH_SCHEDULES:
+        raise UsageError(f"unknown path schedule {safe_text(repr(schedule), limit=60)}",
+                         hint=f"schedules: {', '.join(s.replace('_', '-') for s in PATH_SCHEDULES)}")
+    horizon = PATH_HORIZON if horizon is None else finite_float("path horizon", horizon)
+    if horizon <= 0:
+        raise UsageError(f"path horizon T must be > 0, got {horizon}")
+    if sigma_end is not None:
+        sigma_end = finite_float("path scale", sigma_end)
+        if sigma_end <= 0:
+            raise UsageError(f"path scale sigma_T must be > 0, got {sigma_end}")
+        if schedule != "scale_linear":
+            raise UsageError("a path scale sigma_T applies to the scale-linear schedule only")
+    return {"path": "linear", "path_schedule": schedule, "path_horizon": horizon,
+            "path_sigma_end": 0.0 if sigma_end is None else sigma_end}
 
 
 # ------------------------------------------------------------------------------------------- safe values
@@ -184,6 +236,9 @@ class ModuleIR:
     options: dict[str, int | float | str | bool]
     explanation: tuple[tuple[str, tuple[str, ...]], ...] = ()
     semigroup: bool = False
+    path: str = "ve"
+    path_schedule: str = ""
+    path_sigma_end: float = 0.0
 
     def __post_init__(self):
         from .explain import is_markdown_line
@@ -213,13 +268,19 @@ class ModuleIR:
                 raise RenderError(f"ModuleIR.{name} must be a positive float, got {value!r}")
         if not (self.t_min < self.t_max and self.sigma_min < self.sigma_max):
             raise RenderError("ModuleIR needs t_min < t_max and sigma_min < sigma_max")
+        if self.path not in PATHS or (self.path == "linear") != (self.path_schedule in PATH_SCHEDULES):
+            raise RenderError(f"ModuleIR.path {self.path!r} with schedule {self.path_schedule!r} is not a path")
 
     def to_dict(self) -> dict:
         """JSON-ready (tuples become lists)."""
         return json.loads(json.dumps(asdict(self)))
 
     def canonical_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        record = asdict(self)
+        if self.path == "ve":  # ve modules keep the hash (and text) they had before paths existed
+            for name in ("path", "path_schedule", "path_sigma_end"):
+                del record[name]
+        return json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     def hash(self) -> str:
         """sha256 of the canonical IR JSON: the signature of the generated module."""
@@ -227,9 +288,10 @@ class ModuleIR:
 
 
 # ------------------------------------------------------------------------------------------- lowering
-def resolve_options(options: Mapping[str, object] | None) -> dict[str, int | str]:
-    """OPTION_DEFAULTS updated with ``options``; UsageError on unknown names or wrongly typed values."""
-    resolved = dict(OPTION_DEFAULTS)
+def resolve_options(options: Mapping[str, object] | None, path: str = "ve") -> dict[str, int | str]:
+    """OPTION_DEFAULTS (with LINEAR_OPTION_DEFAULTS on the linear path) updated with ``options``; UsageError on
+    unknown names or wrongly typed values."""
+    resolved = dict(OPTION_DEFAULTS) | (dict(LINEAR_OPTION_DEFAULTS) if path == "linear" else {})
     for name, value in (options or {}).items():
         if name not in OPTION_DEFAULTS:
             known = ", ".join(sorted(OPTION_DEFAULTS))
@@ -297,13 +359,19 @@ def _shape(dim: int, shape) -> tuple[int, ...]:
     return shape
 
 
-def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = None, shape=None) -> ModuleIR:
-    """The ModuleIR of a derived PDE (DerivationError if nothing was derived, UsageError on bad options)."""
+def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = None, shape=None,
+          path: Mapping[str, object] | None = None) -> ModuleIR:
+    """The ModuleIR of a derived PDE (DerivationError if nothing was derived, UsageError on bad options).
+
+    ``path``: keyword arguments of resolve_path (path, schedule, horizon, sigma_end); default the ve path."""
     import sympy as sp
 
     family = derivation.family
     if family is None:
         raise DerivationError(f"no generative module can be built: {safe_text(derivation.not_derivable)}")
+    path_fields = resolve_path(family.name, **dict(path or {}))
+    linear = path_fields["path"] == "linear"
+    horizon = float(path_fields["path_horizon"])
     parameters = tuple(
         (check_identifier(name), finite_float(name, value)) for name, value in family.parameters
     )
@@ -332,8 +400,8 @@ def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = 
         construction=safe_text(spec.construction, limit=40),
         dim=int(spec.dim),
         shape=_shape(int(spec.dim), shape),
-        t_min=finite_float("t_min", derivation.t_min),
-        t_max=finite_float("t_max", derivation.t_max),
+        t_min=PATH_T_MIN_FRACTION * horizon if linear else finite_float("t_min", derivation.t_min),
+        t_max=horizon if linear else finite_float("t_max", derivation.t_max),
         sigma_min=finite_float("sigma_min", derivation.sigma_min),
         sigma_max=finite_float("sigma_max", derivation.sigma_max),
         rho=finite_float("rho", derivation.rho),
@@ -348,9 +416,13 @@ def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = 
              _number_text(check.tolerance), safe_text(check.detail))
             for check in derivation.checks
         ),
-        options=resolve_options(options),
+        options=resolve_options(options, path_fields["path"]),
         explanation=_explanation(spec, analysis, derivation),
-        semigroup=spec.construction == "isotropic" and getattr(dispersion, "semigroup_exponent", None) is not None,
+        semigroup=(not linear and spec.construction == "isotropic"
+                   and getattr(dispersion, "semigroup_exponent", None) is not None),
+        path=path_fields["path"],
+        path_schedule=path_fields["path_schedule"],
+        path_sigma_end=float(path_fields["path_sigma_end"]),
     )
 
 

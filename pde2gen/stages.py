@@ -33,8 +33,11 @@ class CompileResult:
 
 
 def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, construction=None,
-                problem_type=None, repairs: bool = True, options=None) -> CompileResult:
-    """Run the pipeline on ``source`` up to and including stage ``until``."""
+                problem_type=None, repairs: bool = True, options=None, path=None) -> CompileResult:
+    """Run the pipeline on ``source`` up to and including stage ``until``.
+
+    ``path``: the probability path, a dict of pde2gen.lower.resolve_path's arguments (path "ve" | "linear",
+    schedule, horizon, sigma_end), e.g. {"path": "linear"}; default the ve path."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
     from .parse import parse
@@ -64,7 +67,7 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
         return CompileResult(spec, analysis, derivation, timings=timings)
     from .lower import lower
 
-    ir = timed("lower", lower, spec, analysis, derivation, options=options)
+    ir = timed("lower", lower, spec, analysis, derivation, options=options, path=path)
     if until == "lower":
         return CompileResult(spec, analysis, derivation, ir, timings=timings)
     from .render import render
