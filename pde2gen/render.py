@@ -244,6 +244,61 @@ def hoist_imports(name: str, source: str) -> str:
     return text.strip("\n") + "\n"
 
 
+def _defined_names(node: ast.stmt) -> list[str]:
+    """Names a top-level statement defines (a def, a class, or an assignment to plain names)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return [target.id for target in targets if isinstance(target, ast.Name)]
+    return []
+
+
+def prune_runtime(name: str, source: str, runtime: str) -> str:
+    """``source`` without the top-level definitions of the inlined ``runtime`` that nothing reaches.
+
+    Roots are every name the rest of the file uses (the template's own code: Process, the solvers, ...);
+    a runtime definition is kept when a root or a kept definition names it. Comment lines directly above a
+    dropped definition go with it (section headers ``# ----`` stay). Import statements are not touched."""
+    runtime_names = {n for node in ast.parse(runtime).body for n in _defined_names(node)}
+    tree = ast.parse(source)
+    owners: dict[str, list[ast.stmt]] = {}
+    roots: set[str] = set()
+    for node in tree.body:
+        defined = [n for n in _defined_names(node) if n in runtime_names]
+        used = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name)}
+        if defined:
+            for identifier in defined:
+                owners.setdefault(identifier, []).append(node)
+        elif not isinstance(node, (ast.Import, ast.ImportFrom)):
+            roots |= used
+    reached, pending = set(), [n for n in roots if n in owners]
+    while pending:
+        identifier = pending.pop()
+        if identifier in reached:
+            continue
+        reached.add(identifier)
+        for node in owners[identifier]:
+            pending.extend(sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and sub.id in owners)
+    lines = source.splitlines()
+    drop: set[int] = set()
+    for node in tree.body:
+        defined = [n for n in _defined_names(node) if n in runtime_names]
+        if defined and not any(n in reached for n in defined):
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+            while first > 0 and lines[first - 1].startswith("#") and not lines[first - 1].startswith("# ----"):
+                first -= 1
+            drop.update(range(first, node.end_lineno))
+    if not drop:
+        return source
+    text = "\n".join(line for index, line in enumerate(lines) if index not in drop)
+    text = re.sub(r"\n{4,}", "\n\n\n", text)
+    # A runtime section left empty keeps no header.
+    text = re.sub(r"^# ---- runtime/[^\n]*\n+(?=# ----|class |def |[A-Z_]+ = )", "", text, flags=re.MULTILINE)
+    check_python(name, text)
+    return text.strip("\n") + "\n"
+
+
 def _blank_lines_after_imports(body: str) -> int:
     """isort's rule: two blank lines when the next statement (with its attached comments) is a def or class."""
     for line in body.splitlines():
@@ -311,7 +366,8 @@ def render(ir: ModuleIR, *, template_dir: Path | None = None) -> dict[str, str]:
     outputs = output_templates(directory)
     files = sorted([*outputs, CONFIG_FILE])
     context = {field.name: getattr(ir, field.name) for field in fields(ir)}
-    context.update(ir_hash=ir.hash(), runtime_source=runtime_source(ir.family, directory), files=tuple(files))
+    runtime = runtime_source(ir.family, directory)
+    context.update(ir_hash=ir.hash(), runtime_source=runtime, files=tuple(files))
     check_completeness(env, list(outputs.values()), set(context))
 
     rendered = {}
@@ -322,7 +378,7 @@ def render(ir: ModuleIR, *, template_dir: Path | None = None) -> dict[str, str]:
             raise RenderError(f"template {template}: {error}") from None
         if name.endswith(".py"):
             if template == PROCESS_TEMPLATE:
-                text = hoist_imports(name, text)
+                text = hoist_imports(name, prune_runtime(name, text, runtime))
             check_python(name, text)
             if template == PROCESS_TEMPLATE:
                 check_unique_definitions(name, text)
