@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--out", required=True, help="output directory")
     build.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     build.add_argument("--force-unsafe", action="store_true", help="build even if the PDE is not s-generative")
+    build.add_argument("--path", choices=("ve", "linear"), default=None,
+                       help="probability path: ve, x_t = y + K_t (the default), or linear, x_t = (1 - t/T) y + K_g(t) "
+                            "with a data-free prior K_g(T) (Kac flows, flow matching)")
+    build.add_argument("--path-schedule", choices=("identity", "quadratic", "scale-linear"), default=None,
+                       help="linear path's clock g: identity g = t (Kac default), quadratic g = T (t/T)^2, "
+                            "scale-linear: the kernel's scale grows linearly to sigma_T (other families' default)")
+    build.add_argument("--path-horizon", type=float, default=None, metavar="T", help="linear path's T (default 1)")
+    build.add_argument("--path-scale", type=float, default=None, metavar="SIGMA_T",
+                       help="scale-linear clock's sigma_T (default: the data's sigma_data, read by train.py)")
 
     plot = sub.add_parser("plot", help="PNGs of the physics: dispersion branches, kernel, velocity field, prior")
     _add_pde_arguments(plot)
@@ -160,7 +169,8 @@ def _cmd_build(args) -> int:
     try:
         result = build(args.expr, args.out, dim=args.dim, params=_parse_params(args.param),
                        construction=args.construction, problem_type=args.problem_type, force=args.force,
-                       force_unsafe=args.force_unsafe)
+                       force_unsafe=args.force_unsafe, path=args.path, path_schedule=args.path_schedule,
+                       path_horizon=args.path_horizon, path_scale=args.path_scale)
     except BuildRefused as refusal:
         print(refusal.report_text)
         print(refusal.one_line(), file=sys.stderr)
