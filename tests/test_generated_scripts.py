@@ -168,12 +168,13 @@ def test_loss_regresses_the_noise_for_the_heat_kernel(generated):
     seed = 7
     outputs = {}
 
-    def recording_network(x, t):
-        outputs["x"], outputs["t"] = x, t
-        return torch.zeros_like(x)
+    def recording_network(x, t, target, loss_weight):  # a network predicting F = 0, with unit weight
+        outputs["x"], outputs["t"], outputs["target"] = x, t, target
+        return target.square()
 
     loss = generated.model.flow_matching_loss(recording_network, process, y, torch.Generator().manual_seed(seed))
     eps = (outputs["x"] - y) / torch.sqrt(2 * outputs["t"])[:, None]
+    assert torch.allclose(outputs["target"], eps, rtol=1e-5, atol=1e-6)
     assert torch.allclose(loss, eps.square().mean())
     # The same draws as the process's own sampling with the same generator state.
     generator = torch.Generator().manual_seed(seed)
