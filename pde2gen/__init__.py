@@ -1,8 +1,27 @@
 """pde2gen: a compiler from linear PDEs to generative models.
 
 Stages (docs/DESIGN.md): parse -> analyse -> derive -> lower -> render.
+
+The Python API the README shows: ``parse`` (text, SymPy or catalog terms -> PDESpec), the SymPy operators
+``Laplacian`` and ``FractionalLaplacian``, and the error classes (every public function raises a subclass of
+``Pde2genError``). The stages themselves are the modules ``pde2gen.analyse``, ``pde2gen.derive``,
+``pde2gen.build`` (``pde2gen.build.build``), ...
 """
 __version__ = "0.1.0"
 
+from .errors import AnalysisError as AnalysisError
+from .errors import DerivationError as DerivationError
+from .errors import NonLinearPDEError as NonLinearPDEError
+from .errors import OutputPathError as OutputPathError
+from .errors import ParseError as ParseError
+from .errors import Pde2genError as Pde2genError
+from .errors import RenderError as RenderError
+from .errors import UnsupportedPDEError as UnsupportedPDEError
+from .errors import UsageError as UsageError
 from .operators import FractionalLaplacian as FractionalLaplacian  # for SymPy input
 from .operators import Laplacian as Laplacian
+from .parse import parse as parse  # the function; `from pde2gen.parse import ...` still reads the module
+
+__all__ = ["parse", "Laplacian", "FractionalLaplacian", "Pde2genError", "ParseError", "NonLinearPDEError",
+           "UnsupportedPDEError", "AnalysisError", "DerivationError", "RenderError", "UsageError",
+           "OutputPathError"]

@@ -31,7 +31,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import OutputPathError, Pde2genError, RenderError, UsageError
+from .errors import (AnalysisError, DerivationError, OutputPathError, Pde2genError, RenderError, UsageError,
+                     numeric_failures_as)
 from .lower import ModuleIR, lower, safe_text
 from .render import CONFIG_FILE, render
 
@@ -415,16 +416,18 @@ def build(source, outdir, *, dim: int = 2, params=None, construction: str | None
     from .parse import parse
 
     spec = parse(source, params=params, dim=dim, construction=construction, problem_type=problem_type)
-    analysis = analyse(spec)
+    with numeric_failures_as(AnalysisError, "the analysis"):
+        analysis = analyse(spec)
     if not analysis.s_generative and not force_unsafe:
         raise BuildRefused(
             f"{safe_text(spec.pretty(), limit=120)} is not s-generative; nothing was built",
             report_text=refusal_report(analysis),
             hint="pass --force-unsafe (force_unsafe=True) to build it anyway",
         )
-    derivation = derive(spec, analysis)
-    path_choice = {"path": path, "schedule": path_schedule, "horizon": path_horizon, "sigma_end": path_scale}
-    ir = lower(spec, analysis, derivation, options=options, shape=shape, path=path_choice)
+    with numeric_failures_as(DerivationError, "the derivation"):
+        derivation = derive(spec, analysis)
+        path_choice = {"path": path, "schedule": path_schedule, "horizon": path_horizon, "sigma_end": path_scale}
+        ir = lower(spec, analysis, derivation, options=options, shape=shape, path=path_choice)
     files = render(ir)
     target = write_atomically(files, outdir, force=force)
     return BuildResult(target, tuple(files), ir, spec, analysis, derivation)

@@ -6,6 +6,8 @@ Exit codes 0 and 1 are reserved for verdicts (s-generative / not s-generative).
 """
 from __future__ import annotations
 
+import contextlib
+
 
 class Pde2genError(Exception):
     """Base class. ``stage`` names the compiler stage, ``hint`` says what to do about it."""
@@ -71,3 +73,21 @@ class OutputPathError(UsageError):
 
     stage = "output"
     exit_code = 2
+
+
+# Numerical failures of a stage on extreme but well-formed input (overflow, NaN, a singular matrix: numpy's
+# LinAlgError is a ValueError, a huge allocation a MemoryError): that stage's error, not an internal one.
+NUMERIC_FAILURES = (ArithmeticError, ValueError, MemoryError)
+
+
+@contextlib.contextmanager
+def numeric_failures_as(error_class: type[Pde2genError], what: str):
+    """Turn a numerical failure inside the block into ``error_class`` (one line, the stage's exit code)."""
+    try:
+        yield
+    except Pde2genError:
+        raise
+    except NUMERIC_FAILURES as exc:
+        detail = " ".join(str(exc).split())[:160] or "no message"
+        raise error_class(f"{what} failed numerically ({type(exc).__name__}: {detail})",
+                          hint="the parameters may be too extreme for float64; try moderate values") from exc

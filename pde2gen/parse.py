@@ -15,7 +15,10 @@ Reading rules
   ``u_xxxx`` its square.  With several space variables (SymPy input ``u(t, x, y)``) the x-derivatives must
   combine into powers of the Laplacian.  Odd x-derivatives (advection) and anisotropic terms are refused.
 * ``laplacian(u)`` = ``lap(u)`` is Delta u; ``fraclap(u, beta)`` is (-Delta)**beta u (beta a rational number
-  once parameter values are substituted); ``I`` is the imaginary unit.
+  once parameter values are substituted); ``I`` is the imaginary unit.  The form the reports print,
+  ``(-lap)^(3/4) u_t`` or ``(-lap) u``, is read as ``fraclap(u_t, 3/4)`` (``PDESpec.pretty`` round-trips).
+* Bounds on the work (refused at parse time): time order <= 6, powers of (-lap) <= 16 with denominators
+  <= 32, at most 16 parameters, exact numbers of at most 256 bits, parameter values 1e-12 <= |v| <= 1e12.
 * Every other identifier is a parameter: a SymPy symbol with ``positive=True`` (so that SymPy may simplify
   sqrt(m**2) = m and the like).  Values come from ``params`` (or catalog defaults) and must be finite real
   numbers; a value <= 0 contradicts the assumption, so it is substituted into the PDE instead (noted).
@@ -48,7 +51,13 @@ from .spec import Parameter, PDESpec, T, Term, X
 MAX_SOURCE_CHARS = 2000
 MAX_NESTING = 40  # parentheses / calls / powers; sums and products are flattened and do not count
 MAX_DERIVATIVE_ORDER = 16
-MAX_LAPLACIAN_POWER = 16
+MAX_TIME_ORDER = 6  # the analysis solves a polynomial of this degree in lambda: order 8 already takes ~10 s
+MAX_LAPLACIAN_POWER = 16  # also the largest (-lap)^beta
+MAX_POWER_DENOMINATOR = 32  # of a fractional power beta: the analysis and the kernels work in s**(1/q)
+MAX_PARAMETERS = 16  # every parameter multiplies the symbolic work of the analysis
+MAX_COEFFICIENT_BITS = 256  # numerators and denominators of exact numbers (~77 digits)
+MAX_VALUE_MAGNITUDE = 1e12  # parameter values: 1e-12 <= |value| <= 1e12 (or 0); beyond, float64 kernels fail
+MAX_EXPRESSION_NODES = 5000  # SymPy input: nodes walked before anything is expanded or evaluated
 MAX_EXPONENT = 64  # |numeric exponent|; keeps 9**9**9 from being evaluated
 MAX_NUMBER_BITS = 1 << 14  # no exact power beyond ~5000 digits
 MAX_ROOT_BITS = 256  # SymPy factors the base of a root: keep it small
@@ -59,6 +68,9 @@ U = U_FUNCTION(T, X)
 
 _PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*\Z")
 _SHORTHAND = re.compile(r"u_([A-Za-z0-9]+)\Z")
+# The operator form that reports print, "(-lap)^(3/4) u_t" and "(-lap) u": read as fraclap(u_t, 3/4).
+_NEGATIVE_LAPLACIAN = re.compile(r"\(\s*-\s*(?:lap|laplacian)\s*\)\s*(?:\^\s*(\(\s*\d[\d/. ]*\)|\d+(?:\.\d+)?))?"
+                                 r"\s*(u(?:_[tx]+)?)\b")
 _ALLOWED_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ",", "="}
 _CONSTANTS = {"I": sp.I, "pi": sp.pi, "E": sp.E}
 _DIFF_NAMES = ("diff", "Derivative")
@@ -222,6 +234,7 @@ class _Builder:
         shorthand = _SHORTHAND.match(name)
         if shorthand:
             subscripts = shorthand.group(1)
+            _check_orders(subscripts.count("t"), subscripts.count("x"), name)
             orders = [(var, subscripts.count(str(var))) for var in (T, X)]
             return sp.Derivative(U, *[(var, n) for var, n in orders if n])
         return sp.Symbol(name, positive=True)
@@ -284,7 +297,50 @@ class _Builder:
                                  f"an order, got {ast.unparse(arg)!r}", hint="e.g. diff(u, t, 2) or diff(u, x, x)")
         if sum(n for _, n in orders) > MAX_DERIVATIVE_ORDER:
             raise ParseError(f"{name}(...): total order above {MAX_DERIVATIVE_ORDER}")
+        _check_orders(sum(n for v, n in orders if v == T), sum(n for v, n in orders if v == X), name)
         return sp.Derivative(operand, *[(var, n) for var, n in orders])
+
+
+def _check_orders(time_order: int, space_order: int, where: str) -> None:
+    if time_order > MAX_TIME_ORDER:
+        raise ParseError(f"{_short(where)}: time derivative of order {time_order} (at most {MAX_TIME_ORDER})",
+                         hint="the analysis solves a polynomial of this degree; write a lower-order PDE")
+    if space_order > MAX_DERIVATIVE_ORDER:
+        raise ParseError(f"{_short(where)}: x-derivative of order {space_order} (at most {MAX_DERIVATIVE_ORDER})")
+
+
+def check_space_power(beta: sp.Rational, where: str) -> None:
+    """A power of (-lap): a rational 0 <= beta <= MAX_LAPLACIAN_POWER with denominator <= MAX_POWER_DENOMINATOR."""
+    if beta > MAX_LAPLACIAN_POWER:
+        raise ParseError(f"the power {_short(beta)} of (-lap) in {_short(where)} is too large "
+                         f"(at most {MAX_LAPLACIAN_POWER})")
+    if beta.q > MAX_POWER_DENOMINATOR:
+        raise ParseError(f"the power {_short(beta)} of (-lap) in {_short(where)} has denominator {_short(beta.q)} "
+                         f"(at most {MAX_POWER_DENOMINATOR})",
+                         hint="round it, e.g. fraclap(u, 3/4); the analysis works in s**(1/denominator)")
+
+
+def _check_number(number: sp.Expr, where: str = "") -> None:
+    """Exact numbers of at most MAX_COEFFICIENT_BITS bits; floats within the same range."""
+    if isinstance(number, sp.Float):
+        _, _, exponent, bits = number._mpf_  # |number| ~ 2**(exponent + bits)
+        if number != 0 and not -MAX_COEFFICIENT_BITS < exponent + bits < MAX_COEFFICIENT_BITS:
+            raise ParseError(f"number {_short(number)} is out of range{where}")
+    elif isinstance(number, sp.Rational):
+        if max(abs(number.p).bit_length(), number.q.bit_length()) > MAX_COEFFICIENT_BITS:
+            raise ParseError(f"number {_short(number)} has too many digits (at most ~77){where}",
+                             hint="name it as a parameter, or round it")
+
+
+def check_expression_size(expr: sp.Basic) -> None:
+    """Bound the work any SymPy input causes before it is expanded: node count, numbers, numeric powers."""
+    for count, node in enumerate(sp.preorder_traversal(expr)):
+        if count > MAX_EXPRESSION_NODES:
+            raise ParseError(f"expression too large (more than {MAX_EXPRESSION_NODES} nodes)")
+        if isinstance(node, sp.Number):
+            _check_number(node)
+        elif isinstance(node, sp.Pow) and node.exp.is_Number:
+            _Builder._power(node.base, node.exp)
 
 
 def _parse_side(text: str, builder: _Builder) -> sp.Expr:
@@ -295,6 +351,7 @@ def _parse_side(text: str, builder: _Builder) -> sp.Expr:
     except (RecursionError, MemoryError, ValueError):
         raise ParseError("expression nested too deeply or too large") from None
     expr = builder.build(tree)
+    check_expression_size(expr)
     if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise ParseError(f"division by zero or infinite value in {_short(text)!r}")
     return expr
@@ -304,7 +361,7 @@ def parse_text(text: str) -> sp.Expr:
     """Parse PDE text (SymPy syntax or shorthand, at most one '=') into LHS - RHS, in the unknown ``U``."""
     if not isinstance(text, str):
         raise ParseError(f"expected PDE text, got {type(text).__name__}")
-    line = _check_length(text)
+    line = _NEGATIVE_LAPLACIAN.sub(lambda m: f"fraclap({m.group(2)}, {m.group(1) or 1})", _check_length(text))
     equals = [tok.start[1] for tok in _tokens(line) if tok.string == "="]
     if len(equals) > 1:
         raise ParseError(f"more than one '=' in {_short(line)!r}", hint="write a single equation 'LHS = RHS'")
@@ -339,8 +396,16 @@ def parse_value(value, name: str = "value") -> sp.Expr:
         result = value
     else:
         raise ParseError(f"parameter {name}: expected a number or numeric text, got {type(value).__name__}")
-    if result.is_real is not True or result.is_finite is not True or not math.isfinite(float(result)):
-        raise ParseError(f"parameter {name} must be a finite real number, got {_short(result)}")
+    check_expression_size(result)
+    try:
+        if result.is_real is not True or result.is_finite is not True or not math.isfinite(float(result)):
+            raise ParseError(f"parameter {name} must be a finite real number, got {_short(result)}")
+    except (TypeError, OverflowError):
+        raise ParseError(f"parameter {name} must be a finite real number, got {_short(result)}") from None
+    if result != 0 and not (1 / MAX_VALUE_MAGNITUDE <= abs(float(result)) <= MAX_VALUE_MAGNITUDE):
+        raise ParseError(f"parameter {name} = {_short(result)} is out of range "
+                         f"({1 / MAX_VALUE_MAGNITUDE:g} <= |value| <= {MAX_VALUE_MAGNITUDE:g}, or 0)",
+                         hint="rescale: choose units in which the parameters are of moderate size")
     return result
 
 
@@ -465,6 +530,7 @@ class _Extractor:
         if not (rational.is_Rational and rational >= 0):
             raise UnsupportedPDEError(f"the power of {_short(expr)} must be a non-negative rational number, "
                                       f"got {_short(beta)}")
+        check_space_power(rational, expr)
         if expr.beta.free_symbols:
             self.notes.append(f"power of {_short(expr)} fixed to {rational} by the parameter values")
         return rational
@@ -510,6 +576,8 @@ class _Extractor:
                 merged[key] = merged.get(key, sp.S.Zero) + coefficient
         terms = []
         for (t_order, space_power, t_power), coefficient in merged.items():
+            _check_orders(t_order, 0, expr)
+            check_space_power(sp.Rational(space_power), expr)
             coefficient = sp.expand(coefficient)
             if coefficient != 0:
                 terms.append(Term(coefficient, t_order, sp.Rational(space_power), t_power))
@@ -657,6 +725,7 @@ def _normalise(terms: list[Term], values, notes: list[str]) -> list[Term]:
 
 def _extract(source, values: Mapping[str, sp.Expr], *, normalise: bool = True) -> _Extraction:
     expr = _as_expression(source)
+    check_expression_size(expr)
     unknown, time, space = _unknown_and_variables(expr)
     if _expanded_size(expr) > MAX_EXPANDED_TERMS:
         raise ParseError(f"the coefficients of {_short(expr)} are too large to expand",
@@ -668,7 +737,11 @@ def _extract(source, values: Mapping[str, sp.Expr], *, normalise: bool = True) -
         notes.append("floating-point numbers converted to exact rationals")
     # Every parameter becomes a positive symbol (the same for all three ways in).
     by_name: dict[str, sp.Symbol] = {}
-    for symbol in sorted(expr.free_symbols - {time, *space}, key=lambda s: s.name):
+    free = expr.free_symbols - {time, *space}
+    if len(free) > MAX_PARAMETERS:
+        raise ParseError(f"{len(free)} parameters (at most {MAX_PARAMETERS})",
+                         hint="give numbers instead of names, or combine parameters")
+    for symbol in sorted(free, key=lambda s: s.name):
         if symbol.name in by_name:
             raise ParseError(f"two different symbols are named {symbol.name!r}")
         check_parameter_name(symbol.name)

@@ -176,3 +176,149 @@ def test_unwritable_or_too_long_output_paths_are_output_path_errors(tmp_path, mo
     with pytest.raises(OutputPathError) as error:
         write_atomically(module("new"), path)
     assert error.value.exit_code == 2 and "\n" not in error.value.one_line()
+
+
+# ------------------------------------------------------------------------------------------- denial of service
+def cli(*args) -> tuple[int, str, str]:
+    """pde2gen's main in-process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from pde2gen.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+HOSTILE = [
+    ("check", "u_t = -fraclap(u, 10**9)"),
+    ("check", "u_t = -fraclap(u, 0.999999999999)"),
+    ("check", "fractional", "--param", "alpha=1/1000"),
+    ("build", "fractional", "--param", "alpha=1e-9", "-o", "{tmp}/frac"),
+    ("check", "u_" + "t" * 64 + " = lap(u)"),
+    ("check", "u_" + "t" * 7 + " = lap(u)"),
+    ("check", "diff(diff(u, t, 4), t, 4) = lap(u)"),
+    ("check", "u_t = " + " + ".join(f"p{i}*lap(u)" for i in range(150))),
+    ("check", "u_t = " + " + ".join(f"p{i}*lap(u)" for i in range(60))),
+    ("check", "u_t = " + "7" * 1900 + "*lap(u)"),
+    ("build", "kac", "--param", "a=1e300", "-o", "{tmp}/kac"),
+    ("build", "yukawa", "--param", "m=1e300", "-o", "{tmp}/yukawa"),
+    ("check", "u_t = fraclap(fraclap(u, 1/7), 1/11)"),
+]
+
+
+@pytest.mark.parametrize("args", HOSTILE, ids=lambda a: " ".join(a)[:40])
+def test_hostile_input_is_refused_quickly_in_one_line_with_exit_2(tmp_path, args):
+    import time
+
+    start = time.perf_counter()
+    code, out, err = cli(*[arg.format(tmp=tmp_path) for arg in args])
+    assert time.perf_counter() - start < 5
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error[parse]"), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hostile_sympy_numbers_through_the_python_api_are_refused_quickly():
+    import time
+
+    import sympy as sp
+
+    from pde2gen import Laplacian, parse
+    from pde2gen.errors import ParseError
+
+    t, x = sp.symbols("t x")
+    u = sp.Function("u")(t, x)
+    huge_power = sp.Pow(10, 10**9, evaluate=False)
+    huge_float = sp.Float("1e100000")
+    for source, params in [
+        ("diffusion", {"kappa": huge_power}),
+        ("diffusion", {"kappa": huge_float}),
+        (sp.Eq(u.diff(t), sp.Mul(huge_power, Laplacian(u), evaluate=False), evaluate=False), None),
+        (sp.Eq(u.diff(t), sp.Mul(huge_float, Laplacian(u), evaluate=False), evaluate=False), None),
+        (sp.Eq(u.diff(t, 7), Laplacian(u)), None),
+        (sp.Eq(u.diff(t), sp.Add(*[sp.Symbol(f"p{i}") * Laplacian(u) for i in range(60)])), None),
+    ]:
+        start = time.perf_counter()
+        with pytest.raises(ParseError):
+            parse(source, params=params)
+        assert time.perf_counter() - start < 5
+
+
+# ------------------------------------------------------------------------------------------- exit codes, output
+def test_numerical_failures_of_a_stage_are_that_stages_error_not_internal(tmp_path):
+    # a = 1e12 is inside the parse bounds but beyond what the Kac sampler's root finder can bracket
+    code, out, err = cli("build", "kac", "--param", "a=1e12", "-o", str(tmp_path / "kac"))
+    assert code in (0, 3, 4), err
+    assert len(err.splitlines()) <= 1 and "internal" not in err and "Warning" not in err
+
+
+def test_numeric_failures_as_maps_foreign_numeric_errors():
+    import numpy as np
+
+    from pde2gen.errors import AnalysisError, numeric_failures_as
+
+    for failure in (OverflowError("x"), np.linalg.LinAlgError("singular"), MemoryError(), ValueError("nan")):
+        with pytest.raises(AnalysisError, match=type(failure).__name__):
+            with numeric_failures_as(AnalysisError, "the analysis"):
+                raise failure
+
+
+def test_runtime_warnings_never_reach_stderr():
+    code, out, err = cli("check", "u_t = -fraclap(u, 16)")
+    assert code in (0, 1) and err == "", err
+
+
+@pytest.mark.parametrize("path", ["/proc/pde2gen-x", "N" * 300])
+def test_bad_output_paths_exit_2_in_one_line(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("build", "diffusion", "-o", path)
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(("error[output]", "error[usage]")), err
+
+
+def test_json_errors_are_json_on_stdout_with_the_exit_code():
+    for args in [("check", "u_t = u**2", "--json"), ("catalog", "--dim", "0", "--json"),
+                 ("check", "--json", "--bogus", "x")]:
+        code, out, err = cli(*args)
+        record = json.loads(out)
+        assert code == 2 and record["exit_code"] == 2 and record["error"] == err.strip()
+
+
+def test_every_subcommand_help_has_examples_and_check_documents_the_syntax():
+    from pde2gen.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in subparsers.items():
+        assert f"pde2gen {name}" in sub.format_help(), name
+    check = subparsers["check"].format_help()
+    assert "fraclap(u, p)" in check and "(-lap)^(3/4) u" in check and "--param a=9" in check
+
+
+def test_catalog_shows_each_equation():
+    from pde2gen.catalog import load_catalog
+
+    code, out, err = cli("catalog")
+    assert code == 0
+    for entry in load_catalog().values():
+        assert entry.pde in out
+
+
+def test_the_printed_canonical_form_parses_back_to_the_same_pde():
+    import sympy as sp
+
+    from pde2gen.catalog import load_catalog
+    from pde2gen.parse import parse
+
+    for name, entry in load_catalog().items():
+        if entry.kind != "equation":
+            continue
+        original = parse(name)
+        text = original.pretty()
+        names = {p.name for p in parse(text).parameters}
+        again = parse(text, params={p.name: p.value for p in original.parameters if p.name in names})
+        assert [(t.t_order, t.space_power, t.t_power) for t in again.terms] == \
+               [(t.t_order, t.space_power, t.t_power) for t in original.terms], name
+        assert sp.expand(again.numeric_symbol() - original.numeric_symbol()) == 0, name
+        assert again.pretty() == text
