@@ -145,7 +145,7 @@ def _formulas(dispersion: Dispersion, family: FamilyConfig, t_min: float, t_max:
         "mass": f"p_hat(0, t) = {mass_text}; the kernel is normalised by it",
         "sampler": "x = y + d, " + info.sampler,
         "velocity": info.velocity + ("  (exact coupling; without its latent: the posterior mean given d)"
-                                     if family.name == "nig" else ""),
+                                     if family.name in ("nig", "heat_nig") else ""),
         "prior": prior + f"  at t_max = {_number(t_max)} (sigma_max = {_number(sigma_max)})",
         "sigma": f"sigma(t) = {info.sigma}; t_min = {_number(t_min)}, t_max = {_number(t_max)}, grid uniform in "
                  f"sigma^(1/{_number(rho)}) from {_number(sigma_max)} to {_number(sigma_min)}",
@@ -173,6 +173,12 @@ def _kernel_text(family: FamilyConfig, p: dict[str, str], t_max: float) -> tuple
                 ("log 2 + m tau - ((N+1)/2) log(2 pi) + ((N+1)/2) log m + log tau - ((N+1)/2) log r "
                 "+ log K_((N+1)/2)(m r)  (large order: uniform Debye expansion)"),
                 "y + sqrt(V) eps, V ~ InverseGaussian(c t_max / m, (c t_max)^2)")
+    if name == "heat_nig":
+        return (("E_X[N(d; 0, (2 kappa t + X) I)], X ~ InverseGaussian(c t / m, (c t)^2) (m = 0: the Levy law "
+                 "of (c t)^2 / Z^2): the heat kernel convolved with the NIG (Cauchy) kernel"),
+                "log of that one-dimensional mixture, by the trapezoid rule in log X on the integrand's support",
+                "y + sqrt(2 kappa t_max + X) eps, X ~ InverseGaussian(c t_max / m, (c t_max)^2)"
+                + (" (heavy-tailed: Cauchy component)" if family.params["m"] == 0 else ""))
     if name == "stable":
         return ("E_S[N(d; 0, 2 (kappa t)^(2/alpha) S I)], S positive (alpha/2)-stable: no closed form",
                 "log of the Zolotarev-density mixture, by quadrature in log S",

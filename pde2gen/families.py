@@ -71,6 +71,15 @@ FAMILIES = MappingProxyType(
             velocity="d / (alpha t)",
             sigma="sqrt(2 median(S)) (kappa t)^(1/alpha)",
         ),
+        "heat_nig": FamilyInfo(
+            "heat_nig",
+            ("kappa", "c", "m"),
+            ghat="exp(-t [kappa k^2 + c (sqrt(k^2 + m^2) - m)]), m >= 0 (m = 0: heat plus Cauchy)",
+            sampler="V = 2 kappa t + X, X ~ InverseGaussian(tau/m, tau^2), tau = c t (m = 0: X = tau^2 / Z^2)",
+            velocity="quantile couplings summed: (V_dot / (2 V)) d, V_dot = 2 kappa + (2 X / t) [1 - m sqrt(pi X/2) "
+                     "erfcx((m X + tau)/sqrt(2 X))]",
+            sigma="sqrt(2 kappa t + tau^2 / (1 + m tau))",
+        ),
         "kac_product": FamilyInfo(
             "kac_product",
             ("a", "c"),

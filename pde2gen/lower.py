@@ -79,6 +79,7 @@ FAMILY_CLASSES = {
     "nig": "NIGFamily",
     "stable": "StableFamily",
     "kac_product": "KacProductFamily",
+    "heat_nig": "HeatNIGFamily",
 }
 
 # Build options: defaults the generated files are rendered with (the model card's example and the exact-flow

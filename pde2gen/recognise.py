@@ -14,7 +14,9 @@ Three routes, tried in this order (physics.md §3, §4):
    Terms of one kind are summed first (u_t = lap(u) + 2 lap(u) is gaussian(3)); branches the density does not
    excite are cancelled first ((d_t + 1)(d_t + 2)(d_t - lap) u = 0 is diffusion); f must vanish at s = 0,
    which is what normalising the mass (e.g. damped diffusion's e^{-m^2 t}) leaves.  A sum of two distinct
-   subordinators (kappa s + c sqrt(s)) is a convolution of two families and is not derivable yet.
+   subordinators is the convolution of their kernels (V = V_1 + V_2, independent draws):
+       kappa s + c (sqrt(s + m^2) - m), m >= 0 -> heat_nig(kappa, c, m)   (m = 0: heat plus Cauchy)
+   other sums (a stable component, two non-Gaussian components) are not derivable yet, said precisely.
 
 Families need numbers: parameters without values are reported, never guessed.
 """
@@ -210,8 +212,7 @@ def _semigroup_recognition(dispersion: Dispersion, values: dict) -> Recognition:
     if not components:
         return Recognition(None, NOT_DERIVABLE + "f(s) = 0: the PDE does not spread mass in space")
     if len(components) > 1:
-        return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} is a sum of distinct subordinators "
-                           "(the kernel is a convolution of two families, which has no runtime yet)")
+        return _convolution(f, powers, nig_by_m)
     if nig_by_m:
         (m, c), = nig_by_m.items()
         if c <= 0:
@@ -235,6 +236,31 @@ def _semigroup_recognition(dispersion: Dispersion, values: dict) -> Recognition:
     alpha = float(2 * power)
     return Recognition(FamilyConfig("stable", (("kappa", coefficient), ("alpha", alpha))),
                        f"f(s) = {coefficient:.6g} s^({power}): isotropic {alpha:.6g}-stable (fractional diffusion)")
+
+
+def _convolution(f: sp.Expr, powers: dict, nig_by_m: dict) -> Recognition:
+    """f = kappa s + c sqrt(s) or kappa s + c (sqrt(s + m^2) - m): the heat kernel convolved with a Cauchy or NIG
+    kernel (heat_nig: V = 2 kappa t + X, independent draws). Other sums have no family yet, said precisely."""
+    kappa = powers.get(sp.Integer(1))
+    others = {p: c for p, c in powers.items() if p != 1}
+    negative = [c for c in list(powers.values()) + list(nig_by_m.values()) if c <= 0]
+    if negative:
+        return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} has a non-positive coefficient")
+    if kappa is not None and len(others) + len(nig_by_m) == 1 and \
+            (set(others) == {sp.Rational(1, 2)} or len(nig_by_m) == 1):
+        if nig_by_m:
+            (m, c), = nig_by_m.items()
+        else:
+            m, c = 0.0, others[sp.Rational(1, 2)]
+        family = FamilyConfig("heat_nig", (("kappa", kappa), ("c", c), ("m", m)))
+        what = "Cauchy" if m == 0 else f"NIG (m = {m:.6g})"
+        return Recognition(family, f"f(s) = {kappa:.6g} s + {c:.6g} (sqrt(s + m^2) - m), m = {m:.6g}: heat kernel "
+                           f"convolved with {what} (V = 2 kappa t + X, independent draws)")
+    names = [f"s^({sp.sstr(p)})" for p in powers] + [f"sqrt(s + {m * m:.6g})" for m in nig_by_m]
+    return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} sums the subordinators {', '.join(names)}; "
+                       "only heat plus one Cauchy or NIG term (heat_nig) has a runtime: a stable component "
+                       "(s^beta, beta != 1/2) or two non-Gaussian components need the law of a sum of random "
+                       "variances, not implemented yet")
 
 
 def _bernstein_parts(f: sp.Expr):

@@ -307,6 +307,8 @@ def check_mass(dispersion: Dispersion, rng, t_min: float, t_max: float) -> Check
 # ================================================================================ the family's kernel
 def _tail_index(family: FamilyConfig) -> float:
     """a with P(|d| > r) ~ r^{-a}; inf for light tails."""
+    if family.name == "heat_nig" and family.params["m"] == 0:
+        return 1.0  # the Cauchy component's tail
     return {"cauchy": 1.0, "student_t": family.params.get("D", 1.0),
             "stable": family.params.get("alpha", 2.0)}.get(family.name, math.inf)
 
@@ -315,7 +317,8 @@ def _radial_panels(family: FamilyConfig, t: float):
     """Gauss-Legendre nodes/weights in w = log rho, panels of width 1/2 from log sigma - 30 to the tail."""
     center = math.log(float(reference.sigma(family, t)))
     top = center + min(25.0 / _tail_index(family) + 5.0, 80.0)
-    if family.name == "nig":  # Cauchy-like out to |d| ~ 1/m when m c t is small, then e^{-m |d|}
+    if family.name in ("nig", "heat_nig") and family.params["m"] > 0:
+        # Cauchy-like out to |d| ~ 1/m when m c t is small, then e^{-m |d|}
         top = max(top, math.log(60.0 / family.params["m"]))
     edges = np.arange(center - 30.0, top + 0.5, 0.5)
     x, w = np.polynomial.legendre.leggauss(20)
@@ -533,6 +536,8 @@ def _bernstein_bound(variance: float, n: int) -> float:
 
 
 def _has_fourth_moment(family: FamilyConfig) -> bool:
+    if family.name == "heat_nig":
+        return family.params["m"] > 0
     return family.name in ("gaussian", "nig", "kac_product") or (
         family.name == "student_t" and family.params["D"] > 8)
 

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "templates" / "r
 import common
 from cauchy import CauchyFamily
 from gaussian import GaussianFamily
+from heat_nig import HeatNIGFamily
 from kac_product import KacProductFamily
 from nig import NIGFamily
 from stable import StableFamily
@@ -73,7 +74,8 @@ FAMILIES = {
     "kac_product": lambda: KacProductFamily(a=9.0, c=3.0),
 }
 FAMILIES_BY_CLASS = {
-    cls.__name__: cls for cls in (GaussianFamily, CauchyFamily, StudentTFamily, NIGFamily, StableFamily, KacProductFamily)
+    cls.__name__: cls for cls in (GaussianFamily, CauchyFamily, StudentTFamily, NIGFamily, StableFamily, KacProductFamily,
+                                  HeatNIGFamily)
 }
 
 
@@ -668,7 +670,7 @@ def test_buffers_and_constructor_keywords_follow_families_py():
     from pde2gen.families import FAMILIES as CONTRACT
 
     modules = {"gaussian": GaussianFamily, "cauchy": CauchyFamily, "student_t": StudentTFamily, "nig": NIGFamily,
-               "stable": StableFamily, "kac_product": KacProductFamily}
+               "stable": StableFamily, "kac_product": KacProductFamily, "heat_nig": HeatNIGFamily}
     values = {"kappa": 0.5, "c": 1.5, "D": 4.0, "m": 0.3, "alpha": 1.2, "a": 2.0}
     for name, info in CONTRACT.items():
         family = modules[name](**{p: values[p] for p in info.parameters})
@@ -684,6 +686,7 @@ def test_buffers_and_constructor_keywords_follow_families_py():
     ("nig", "NIGFamily", {"c": 1.0, "m": 0.5}),
     ("stable", "StableFamily", {"kappa": 1.0, "alpha": 1.5}),
     ("kac_product", "KacProductFamily", {"a": 2.0, "c": 1.0}),
+    ("heat_nig", "HeatNIGFamily", {"kappa": 0.5, "c": 1.0, "m": 0.5}),
 ])
 def test_inlined_runtime_is_self_contained(module, class_name, parameters, tmp_path):
     """The renderer's scheme (common.py docstring): common.py + <family>.py with every line ending in

@@ -1,0 +1,148 @@
+"""Heat kernel convolved with a normal-inverse-Gaussian one (a positive combination of Bernstein symbols,
+f(s) = kappa s + c (sqrt(s + m^2) - m), m >= 0; m = 0 is heat plus Cauchy): d = sqrt(V) eps with
+V = 2 kappa t + X, X ~ InverseGaussian(tau / m, tau^2), tau = c t, drawn independently.
+
+Velocity: the components' quantile couplings summed, u = (V_dot / (2 V)) d with
+V_dot = 2 kappa + (2 X / t) [1 - m sqrt(pi X / 2) erfcx((m X + tau) / sqrt(2 X))]; without X, its posterior
+mean given |d| (one integral over X, as for the kernel itself).
+"""
+import math  # runtime-import
+
+import torch  # runtime-import
+from common import batch_view, event_size, squared_norm, standard_normal, uniform_open  # runtime-import
+
+HEAT_NIG_COARSE = 512  # coarse pass over w = log X that locates the integrand's support, per row
+HEAT_NIG_FINE = 1024  # fine uniform grid over that support (trapezoid rule)
+HEAT_NIG_BLOCK = 2048  # rows per quadrature block (memory ~ rows * HEAT_NIG_FINE doubles, a few times)
+
+
+class HeatNIGFamily(torch.nn.Module):
+    """Heat (diffusivity ``kappa``) plus NIG (speed ``c``, mass ``m`` >= 0) kernel."""
+
+    def __init__(self, kappa, c, m):
+        super().__init__()
+        if not kappa > 0:
+            raise ValueError(f"heat_nig: `kappa` must be > 0, got {kappa}")
+        if not c > 0:
+            raise ValueError(f"heat_nig: `c` must be > 0, got {c}")
+        if not m >= 0:
+            raise ValueError(f"heat_nig: `m` must be >= 0, got {m}")
+        self.mass = float(m)  # Python copy: the m = 0 branches without a device sync
+        self.register_buffer("kappa", torch.tensor(float(kappa), dtype=torch.float64))
+        self.register_buffer("c", torch.tensor(float(c), dtype=torch.float64))
+        self.register_buffer("m", torch.tensor(float(m), dtype=torch.float64))
+
+    def _tau(self, t):
+        return self.c * t.to(torch.float64)
+
+    def sample_mixing_variance(self, t, generator=None):
+        """X ~ IG(tau / m, tau^2) (m = 0: tau^2 / Z^2), Michael-Schucany-Haas without cancellation (float64)."""
+        tau = self._tau(t)
+        y = standard_normal(t.shape, torch.float64, t.device, generator).square().clamp_min(1e-300)
+        p = 2 * self.m * tau / y
+        x = (2 * tau.square() / y) / (1 + p + torch.sqrt(1 + 2 * p))
+        if self.mass == 0:
+            return x
+        u = uniform_open(t.shape, torch.float64, t.device, generator)
+        return torch.where(u * (tau + self.m * x) <= tau, x, tau.square() / (self.m.square() * x))
+
+    def sample_displacement(self, t, shape, generator=None):
+        x = self.sample_mixing_variance(t, generator)
+        variance = 2 * self.kappa * t.to(torch.float64) + x
+        eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
+        return eps.mul_(batch_view(torch.sqrt(variance).to(t.dtype), eps)), x.to(t.dtype)
+
+    def _factor(self, x, t):
+        """V_dot / (2 V) given X: (kappa t + X bracket(X)) / (t (2 kappa t + X))."""
+        tau = self.c * t
+        if self.mass == 0:
+            bracket = torch.ones_like(x)
+        else:
+            argument = (self.m * x + tau) / torch.sqrt(2 * x)
+            bracket = 1 - self.m * torch.sqrt(math.pi * x / 2) * torch.special.erfcx(argument)
+        return (self.kappa * t + x * bracket) / (t * (2 * self.kappa * t + x))
+
+    def _mixture(self, rho2, t, n, with_factor):
+        """log int f_X(x) N_n(d; 0, (2 kappa t + x) I) dx and E[V_dot / (2 V) | d], trapezoid rule in w = log x:
+        a coarse pass finds per row where the integrand is within e^-45 of its maximum, a fine uniform grid
+        covers that region (the integrand is unimodal in each factor, not necessarily log-concave)."""
+        tau = self.c * t
+        a = 2 * self.kappa * t
+
+        def log_integrand(w):
+            x = torch.exp(w)
+            variance = a.unsqueeze(-1) + x
+            return (torch.log(tau).unsqueeze(-1) - 0.5 * math.log(2 * math.pi) + (self.m * tau).unsqueeze(-1)
+                    - 0.5 * w - 0.5 * (self.m.square() * x + tau.square().unsqueeze(-1) / x)
+                    - 0.5 * n * torch.log(2 * math.pi * variance) - 0.5 * rho2.unsqueeze(-1) / variance)
+
+        low = torch.log(tau.square() / 400)
+        top = torch.maximum(torch.log(tau.square()), torch.log(torch.maximum(rho2 / n, tau.square())))
+        top = top + 200 / (n + 1) + 2
+        z = torch.linspace(0, 1, HEAT_NIG_COARSE, dtype=torch.float64, device=rho2.device)
+        coarse = low.unsqueeze(-1) + (top - low).unsqueeze(-1) * z
+        values = log_integrand(coarse)
+        keep = values > values.max(-1, keepdim=True).values - 45
+        index = torch.arange(HEAT_NIG_COARSE, device=rho2.device)
+        first = torch.where(keep, index, HEAT_NIG_COARSE).min(-1).values
+        last = torch.where(keep, index, -1).max(-1).values
+        left = coarse.gather(-1, (first - 2).clamp_min(0).unsqueeze(-1)).squeeze(-1)
+        right = coarse.gather(-1, (last + 2).clamp_max(HEAT_NIG_COARSE - 1).unsqueeze(-1)).squeeze(-1)
+        grid = torch.linspace(0, 1, HEAT_NIG_FINE, dtype=torch.float64, device=rho2.device)
+        fine = left.unsqueeze(-1) + (right - left).unsqueeze(-1) * grid
+        ends = torch.zeros(HEAT_NIG_FINE, dtype=torch.float64, device=rho2.device)
+        ends[0] = ends[-1] = math.log(0.5)
+        log_terms = log_integrand(fine) + ends
+        log_p = torch.logsumexp(log_terms, -1) + torch.log((right - left) / (HEAT_NIG_FINE - 1))
+        if not with_factor:
+            return log_p, None
+        weights = torch.softmax(log_terms, -1)
+        return log_p, (weights * self._factor(torch.exp(fine), t.unsqueeze(-1))).sum(-1)
+
+    def _blocks(self, d, t, with_factor):
+        n = event_size(d)
+        rho2 = squared_norm(d).to(torch.float64)
+        times = t.to(torch.float64).expand(rho2.shape)
+        parts = [self._mixture(rho2[i:i + HEAT_NIG_BLOCK], times[i:i + HEAT_NIG_BLOCK], n, with_factor)
+                 for i in range(0, rho2.shape[0], HEAT_NIG_BLOCK)]
+        log_p = torch.cat([p[0] for p in parts]) if parts else rho2
+        factor = torch.cat([p[1] for p in parts]) if parts and with_factor else None
+        return log_p, factor
+
+    def conditional_velocity(self, d, t, latent=None):
+        if latent is not None:
+            factor = self._factor(latent.to(torch.float64), t.to(torch.float64))
+        else:
+            factor = self._blocks(d, t, with_factor=True)[1]
+        return d * batch_view(factor.to(d.dtype), d)
+
+    def log_kernel(self, d, t):
+        return self._blocks(d, t, with_factor=False)[0].to(d.dtype)
+
+    def _sigma2(self, t):
+        tau = self._tau(t)
+        return 2 * self.kappa * t.to(torch.float64) + tau.square() / (1 + self.m * tau)
+
+    def sigma(self, t):
+        return torch.sqrt(self._sigma2(t)).to(t.dtype)
+
+    def dsigma_dt(self, t):
+        tau = self._tau(t)
+        slope = 2 * self.kappa + self.c * tau * (2 + self.m * tau) / (1 + self.m * tau).square()
+        return (slope / (2 * torch.sqrt(self._sigma2(t)))).to(t.dtype)
+
+    def t_of_sigma(self, sigma):
+        """sigma^2(t) is increasing and convex: Newton from the smaller of the components' inverses (above the
+        root) converges monotonically; 100 steps bound the work, convergence ends it earlier."""
+        s2 = sigma.to(torch.float64).square()
+        heat = s2 / (2 * self.kappa)
+        nig = (self.m * s2 + torch.sqrt(self.m.square() * s2.square() + 4 * s2)) / (2 * self.c)
+        t = torch.minimum(heat, nig)
+        for _ in range(100):
+            tau = self.c * t
+            slope = 2 * self.kappa + self.c * tau * (2 + self.m * tau) / (1 + self.m * tau).square()
+            step = (2 * self.kappa * t + tau.square() / (1 + self.m * tau) - s2) / slope
+            t = t - step
+            if bool((step.abs() <= 1e-15 * t.abs()).all()):
+                break
+        return t.to(sigma.dtype)
