@@ -93,7 +93,10 @@ def check_outdir(outdir, *, force: bool = False) -> Path:
     """
     if not isinstance(outdir, (str, os.PathLike)):
         raise UsageError(f"output directory must be a path, got {type(outdir).__name__}")
-    text = os.fspath(outdir)
+    try:
+        text = os.fspath(outdir)
+    except Exception as exc:
+        raise UsageError(f"output directory: cannot read the path ({type(exc).__name__})") from None
     if not isinstance(text, str) or not text.strip():
         raise UsageError("output directory must be a non-empty path")
     shown = safe_text(repr(text), limit=120)
@@ -210,6 +213,8 @@ def _entries_to_keep(directory: Path, previous: frozenset[str], new: frozenset[s
 # ------------------------------------------------------------------------------------------- writing
 def write_atomically(files: dict[str, str], outdir, *, force: bool = False) -> Path:
     """Write ``{relative name: text}`` as the directory OUTDIR, all or nothing (see the module docstring)."""
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise RenderError("the files to write must be a dict of file names to text")
     target = check_outdir(outdir, force=force)
     for name in files:
         if not _FILE_NAME.match(name) or ".." in name.split("/"):

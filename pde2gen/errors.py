@@ -7,6 +7,7 @@ Exit codes 0 and 1 are reserved for verdicts (s-generative / not s-generative).
 from __future__ import annotations
 
 import contextlib
+import functools
 
 
 class Pde2genError(Exception):
@@ -91,3 +92,25 @@ def numeric_failures_as(error_class: type[Pde2genError], what: str):
         detail = " ".join(str(exc).split())[:160] or "no message"
         raise error_class(f"{what} failed numerically ({type(exc).__name__}: {detail})",
                           hint="the parameters may be too extreme for float64; try moderate values") from exc
+
+
+def foreign_errors_as(error_class: type[Pde2genError], what: str):
+    """Decorator for the public API: any exception that is not pde2gen's own (a TypeError from a wrong argument
+    type, the error a user object raises) becomes ``error_class``, so callers catch ``Pde2genError`` alone."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except Pde2genError:
+                raise
+            except RecursionError:
+                raise error_class(f"{what}: the input is nested too deeply") from None
+            except Exception as exc:
+                detail = " ".join(str(exc).split())[:160] if type(exc).__str__ is not object.__str__ else ""
+                raise error_class(f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else "")) from exc
+
+        return wrapper
+
+    return decorate

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .errors import NonLinearPDEError, ParseError, UnsupportedPDEError
+from .errors import NonLinearPDEError, ParseError, UnsupportedPDEError, foreign_errors_as
 from .operators import FractionalLaplacian, Laplacian
 from .spec import Parameter, PDESpec, T, Term, X
 
@@ -357,6 +357,7 @@ def _parse_side(text: str, builder: _Builder) -> sp.Expr:
     return expr
 
 
+@foreign_errors_as(ParseError, "cannot read the PDE text")
 def parse_text(text: str) -> sp.Expr:
     """Parse PDE text (SymPy syntax or shorthand, at most one '=') into LHS - RHS, in the unknown ``U``."""
     if not isinstance(text, str):
@@ -374,6 +375,7 @@ def parse_text(text: str) -> sp.Expr:
     return _parse_side(left, builder) - _parse_side(right, builder)
 
 
+@foreign_errors_as(ParseError, "cannot read the parameter value")
 def parse_value(value, name: str = "value") -> sp.Expr:
     """A parameter value: a real number, or text with numbers and simple arithmetic ('1/2', 'sqrt(2)').
 
@@ -477,6 +479,8 @@ class _Extractor:
                                          "multiplied by constants")
         if isinstance(expr, sp.Derivative):
             result = self.linear(expr.expr, depth + 1)
+            if not all(count.is_Integer for _, count in expr.variable_count):
+                raise UnsupportedPDEError(f"{_short(expr)}: derivative orders must be integers")
             for variable, count in expr.variable_count:
                 result = self._differentiate(result, variable, int(count), expr)
             return result
@@ -787,6 +791,23 @@ def _check_supported(terms: list[Term], source) -> None:
                                            "(D-1)/t*diff(u,t), next to diff(u,t,2)")
 
 
+def parameter_items(params, what: str = "params") -> list[tuple[object, object]]:
+    """The (name, value) pairs of a parameter mapping (None: none); ParseError for anything else."""
+    if params is None:
+        return []
+    if not isinstance(params, Mapping):
+        raise ParseError(f"{what} must be a mapping of parameter names to values, got {type(params).__name__}",
+                         hint="e.g. params={'a': 9, 'c': '3'}")
+    try:
+        items = list(params.items())
+    except Exception as exc:
+        raise ParseError(f"{what}: cannot read the mapping ({type(exc).__name__})") from None
+    if len(items) > MAX_PARAMETERS:
+        raise ParseError(f"{what}: {len(items)} parameters (at most {MAX_PARAMETERS})")
+    return items
+
+
+@foreign_errors_as(ParseError, "cannot read the SymPy PDE")
 def from_sympy(expr_or_eq, *, values: Mapping[str, object] | None = None
                ) -> tuple[tuple[Term, ...], tuple[Parameter, ...]]:
     """Terms and parameters of a SymPy ``Eq`` or expression (= 0) in one unknown function ``u(t, x, ...)``.
@@ -796,11 +817,15 @@ def from_sympy(expr_or_eq, *, values: Mapping[str, object] | None = None
     value from ``values`` (if any); floats become exact rationals.  The terms are normalised as in ``parse``:
     the highest time-order term gets a positive coefficient.
     """
-    parsed = {name: parse_value(value, name) for name, value in (values or {}).items()}
+    parsed = {}
+    for name, value in parameter_items(values, "values"):
+        check_parameter_name(name)
+        parsed[name] = parse_value(value, name)
     extraction = _extract(expr_or_eq, parsed)
     return extraction.terms, extraction.parameters
 
 
+@foreign_errors_as(ParseError, "cannot read the PDE")
 def parse(source, *, params: Mapping[str, str | float] | None = None, dim: int = 2,
           construction: str | None = None, problem_type: str | None = None) -> PDESpec:
     """Parse a PDE given as text, a SymPy ``Eq``/expression, or catalog terms ("wave+damping").
@@ -832,7 +857,7 @@ def parse(source, *, params: Mapping[str, str | float] | None = None, dim: int =
         expr = _as_expression(source)
         text = sp.sstr(source)
     user_values = {}
-    for name, value in (params or {}).items():
+    for name, value in parameter_items(params):
         check_parameter_name(name)
         user_values[name] = parse_value(value, name)
     extraction = _extract(expr, {**defaults, **user_values})

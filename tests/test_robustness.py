@@ -322,3 +322,52 @@ def test_the_printed_canonical_form_parses_back_to_the_same_pde():
                [(t.t_order, t.space_power, t.t_power) for t in original.terms], name
         assert sp.expand(again.numeric_symbol() - original.numeric_symbol()) == 0, name
         assert again.pretty() == text
+
+
+# ------------------------------------------------------------------------------------------- Python API
+class _Hostile:
+    """A user object whose every hook raises its own error."""
+
+    def __str__(self):
+        raise RuntimeError("hostile str")
+
+    __repr__ = __str__
+
+    def __fspath__(self):
+        raise RuntimeError("hostile fspath")
+
+    def items(self):
+        raise RuntimeError("hostile items")
+
+    def __float__(self):
+        raise RuntimeError("hostile float")
+
+
+def test_the_python_api_raises_only_pde2gens_error_classes(tmp_path):
+    import sympy as sp
+
+    from pde2gen import FractionalLaplacian, Laplacian, Pde2genError, parse
+    from pde2gen.parse import from_sympy, parse_text, parse_value
+
+    t, x = sp.symbols("t x")
+    u = sp.Function("u")(t, x)
+    calls = [
+        lambda: parse(None), lambda: parse(123), lambda: parse(_Hostile()), lambda: parse(b"u_t = lap(u)"),
+        lambda: parse("diffusion", params="kappa=1"), lambda: parse("diffusion", params=[("kappa", 1)]),
+        lambda: parse("diffusion", params=_Hostile()), lambda: parse("diffusion", params={1: 2}),
+        lambda: parse("diffusion", params={"kappa": object()}), lambda: parse("diffusion", params={"kappa": _Hostile()}),
+        lambda: parse("diffusion", params={"kappa": 1j}), lambda: parse("diffusion", dim="2"),
+        lambda: parse("diffusion", construction=5), lambda: parse(sp.Matrix([1])),
+        lambda: parse(sp.Eq(u.diff(t), FractionalLaplacian(u, sp.I))),
+        lambda: parse(sp.Eq(sp.Derivative(u, (t, sp.Symbol("n"))), Laplacian(u))),
+        lambda: parse(sp.Eq(u.diff(t), sp.Integral(u, x))), lambda: from_sympy(None),
+        lambda: from_sympy(sp.Eq(u.diff(t), Laplacian(u)), values=5), lambda: parse_value([1]),
+        lambda: parse_value(_Hostile()), lambda: parse_text(None),
+        lambda: build_module.build("diffusion", _Hostile()), lambda: build_module.build("diffusion", None),
+        lambda: build_module.build("diffusion", tmp_path / "a", params=5),
+        lambda: write_atomically(None, tmp_path / "b"), lambda: write_atomically({"a.py": 5}, tmp_path / "c"),
+    ]
+    for number, call in enumerate(calls):
+        with pytest.raises(Pde2genError) as error:
+            call()
+        assert "\n" not in error.value.one_line(), number
