@@ -8,7 +8,7 @@ with constant coefficients c_i (numbers and parameter symbols, possibly complex)
 non-negative rational space powers beta_i (beta = 1 is -Laplacian, beta = 1/2 the fractional square root, ...),
 and m_i = 0 except for the radial augmentation term ``(D-1)/t * d_t u`` of PFGM++ (m = -1, j = 1).
 
-Conventions (physics.md): phi ~ exp(i k.x - i omega t), growth rate lambda = -i omega, s = k**2 >= 0.
+Conventions (docs/physics.md, Conventions): phi ~ exp(i k.x - i omega t), growth rate lambda = -i omega, s = k**2 >= 0.
 Under these, d_t -> lambda and (-Laplacian)^beta -> s**beta, so the operator symbol is
 
     P(lambda, s) = sum_i c_i lambda**j_i s**beta_i        (terms with m_i = 0 only).
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-# Growth rate: deliberately without assumptions, so that Poly/roots keep every root (physics.md §6.8).
+# Growth rate: deliberately without assumptions, so that Poly/roots keep every root (docs/physics.md §6.8).
 LAM = sp.Symbol("lambda")
 S = sp.Symbol("s", nonnegative=True)  # k**2
 K = sp.Symbol("k", nonnegative=True)  # |k|
