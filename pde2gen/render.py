@@ -354,6 +354,9 @@ def config_json(ir: ModuleIR, files: list[str]) -> str:
         "ir_sha256": ir.hash(),
         "files": files,
     }
+    if ir.path != "ve":  # ve records stay as they were before paths existed
+        record["path"] = {"path": ir.path, "schedule": ir.path_schedule, "horizon": ir.t_max,
+                          "sigma_end": ir.path_sigma_end or "sigma_data"}
     return json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 

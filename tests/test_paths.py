@@ -8,9 +8,11 @@ bound. Here: the defaults, a training step and a sampling run of the linear netw
 and bad path options refused in one line.
 """
 import importlib.util
+import json
 import subprocess
 import sys
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -71,7 +73,10 @@ def test_generated_linear_path_tests_pass(name, selection, linear_root):
 
 
 def test_kac_linear_defaults_are_the_papers(linear_root):
-    _, process_module, _ = linear_build("kac", linear_root)
+    out, process_module, _ = linear_build("kac", linear_root)
+    record = json.loads(Path(out, "pde2gen.json").read_text())
+    assert record["path"] == {"path": "linear", "schedule": "identity", "horizon": 1.0, "sigma_end": "sigma_data"}
+    assert record["time"]["t_max"] == 1.0 and record["options"]["solver"] == "euler"
     process = process_module.Process().double()
     assert process.t_max == 1.0 and process.schedule == "identity"
     assert process.family_parameters == {"a": 9.0, "c": 3.0}
