@@ -776,6 +776,8 @@ def _check_positivity(disp, numeric, mass: _MassResult, admissibility: Condition
     if screens is not None:
         return screens
     one_d = _one_dimensional(numeric)
+    if one_d.status == UNDECIDED:  # e.g. no FFT (ghat does not decay): Bochner's 3-point test still applies
+        one_d = _gram_screen(numeric) or one_d
     if one_d.status == FAIL:
         extra = "" if dim == 1 else f" (the 1-D marginal of an isotropic kernel in N = {dim} has the same ghat, " \
                                     "so the N-dimensional kernel is negative too)"
@@ -882,6 +884,48 @@ def _certified_mask(numeric: Dispersion, mask: np.ndarray, times: np.ndarray, ho
             certified[ti, si] = True
             return certified
     return certified
+
+
+GRAM_RATIOS = np.geomspace(1e-6, 0.5, 48)  # k2 = k1 (1 + ratio): from nearly equal to well apart
+
+
+def _gram_screen(numeric: Dispersion) -> Condition | None:
+    """Screen 3b (Bochner): the Fourier transform of a positive measure is positive definite, so for wave
+    vectors 0, k1, k2 on one axis (any N) det [[1, g1, g2], [g1, 1, g12], [g2, g12, 1]] >= 0 with g1 = ghat(k1),
+    g2 = ghat(k2), g12 = ghat(k2 - k1). A negative determinant on a (k1, k2, t) grid is re-evaluated in mpmath.
+    Catches kernels whose ghat does not decay (chirps like e^-t cos(k^2 t)), where no FFT exists."""
+    k1 = positivity.K_GRID[::8]
+    k2 = (k1[:, None] * (1.0 + GRAM_RATIOS[None, :])).ravel()
+    k1 = np.repeat(k1, len(GRAM_RATIOS))
+    s_all = np.concatenate([k1**2, k2**2, (k2 - k1) ** 2])
+    for t in positivity.TIME_GRID[:5]:
+        g = positivity.normalised_transform(numeric, s_all, np.array([t]))[0].real
+        g1, g2, g12 = np.split(g, 3)
+        det = 1 + 2 * g1 * g2 * g12 - g1**2 - g2**2 - g12**2
+        order = np.argsort(det)[:CERTIFY_POINTS]
+        for i in order:
+            if not det[i] < -1e-6:
+                break
+            exact = [_gram_det(numeric, k1[i], k2[i], float(t), digits) for digits in (CERTIFY_DIGITS,
+                                                                                        2 * CERTIFY_DIGITS)]
+            if exact[0] is None or exact[1] is None:
+                return None
+            if exact[0] < -1e-12 and exact[1] < -1e-12:
+                return Condition("C1", FAIL, (f"screen 3b (positive definiteness): at t = {t:g} the Gram determinant "
+                                              f"of ghat at 0, k1 = {k1[i]:.6g}, k2 = {k2[i]:.6g} is {exact[1]:.4g} "
+                                              "< 0 (mpmath): ghat is not positive definite, so no positive kernel "
+                                              "in any N has it (Bochner)"),
+                                 {"k1": float(k1[i]), "k2": float(k2[i]), "t": float(t), "gram_det": exact[1]},
+                                 "Bochner 3-point screen, witness in mpmath")
+    return None
+
+
+def _gram_det(numeric: Dispersion, k1: float, k2: float, t: float, digits: int) -> float | None:
+    values = [_mp_ghat(numeric, k * k, t, digits) for k in (k1, k2, k2 - k1)]
+    if any(v is None for v in values):
+        return None
+    g1, g2, g12 = (v.real for v in values)
+    return 1 + 2 * g1 * g2 * g12 - g1 * g1 - g2 * g2 - g12 * g12
 
 
 def _origin_screen(numeric: Dispersion, dim: int) -> Condition | None:
