@@ -1137,13 +1137,17 @@ def _family_text(name: str, params: dict) -> str:
         return f"PFGM++ with D = {params['D']:.6g} (speed c = {params['c']:.6g}); D = 1 is PFGM"
     if name == "kac_product":
         return f"Kac process (persistent random walk) with a = {params['a']:.6g}, c = {params['c']:.6g}"
+    if name == "heat_nig":
+        other = "Cauchy (PFGM)" if params["m"] == 0 else f"Yukawa (NIG, m = {params['m']:.6g})"
+        return (f"diffusion (kappa = {params['kappa']:.6g}) convolved with {other} of speed c = {params['c']:.6g}: "
+                "the sum of the two subordinators")
     return name
 
 
 def _family_ghat_error(numeric: Dispersion, name: str, params: dict) -> float | None:
     """max |ghat - family ghat| over a (k, t) grid, or None when there is no independent closed form to compare
     with (PFGM++'s numeric ghat is the Student-t formula itself)."""
-    if name not in ("gaussian", "cauchy", "stable", "nig", "kac_product"):
+    if name not in ("gaussian", "cauchy", "stable", "nig", "kac_product", "heat_nig"):
         return None
     s = S_GRID[::40]
     k = np.sqrt(s)
@@ -1158,6 +1162,8 @@ def _family_ghat_error(numeric: Dispersion, name: str, params: dict) -> float | 
         reference = np.exp(-params["kappa"] * t * k ** params["alpha"])
     elif name == "nig":
         reference = np.exp(-params["c"] * t * (np.sqrt(s + params["m"] ** 2) - params["m"]))
+    elif name == "heat_nig":
+        reference = np.exp(-t * (params["kappa"] * s + params["c"] * (np.sqrt(s + params["m"] ** 2) - params["m"])))
     elif name == "kac_product":
         a, c = params["a"], params["c"]
         w = np.sqrt((a * a - c * c * s).astype(complex))
