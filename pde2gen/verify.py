@@ -2,7 +2,10 @@
 
 Each check returns a ``Check(name, passed, value, tolerance, detail)``: ``value`` is the worst error found
 (relative or absolute, or a test statistic over its critical value for the statistical checks), and the
-check passes when ``value <= tolerance``.  Seeds are fixed, so a run is reproducible.
+check passes when ``value <= tolerance``.  Seeds are fixed, so a run is reproducible; the statistical checks'
+critical values follow from a stated false-alarm rate (FALSE_ALARM_PER_BUILD = 1e-9 per build, split over
+the comparisons; the moment checks use the normal approximation), so a correct kernel fails its build with
+probability about 1e-9 whatever the dimension.
 
   pde_residual          P(d_t, s) applied to p_hat(s, t) at random (s, t) (mpmath, 40 digits; PFGM++, in
                         float64: the radial operator applied to the potential int_t^inf r^{1-D} p_hat(r) dr)
