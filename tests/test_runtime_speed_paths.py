@@ -120,3 +120,45 @@ def test_stable_tabulated_log_kernel_matches_the_quadrature(alpha, n):
     d, _ = family.sample_displacement(t, (n,), generator=torch.Generator().manual_seed(1))
     np.testing.assert_allclose(family.log_kernel(d, t).numpy(), family.log_kernel_quadrature(d, t).numpy(),
                                rtol=0, atol=2e-7)
+
+
+# ------------------------------------------------------------------------------------------------
+# Kac sampling: the per-row choice of Poisson method (CDF tables, torch.poisson) draws the exact law
+
+
+def kac_reference_sample(a, c, t, size, seed):
+    """The Kac law by its definition (physics.md section 4.5 as NumPy draws): Poisson(a t) switches; none: the atom
+    +-c t; else the time share S / t ~ Beta(ceil((n+1)/2), floor((n+1)/2)) with a fair direction."""
+    rng = np.random.default_rng(seed)
+    switches = rng.poisson(a * t, size)
+    share = rng.beta(np.ceil((switches + 1) / 2), np.maximum(np.floor((switches + 1) / 2), 1))
+    direction = rng.choice([-1.0, 1.0], size)
+    return np.where(switches == 0, direction * c * t, direction * c * (2 * share * t - t))
+
+
+KAC_RATES = [1e-3, 0.1, 1.0, 9.0, 30.0, 300.0, 1e4]
+KAC_KS_P = 1e-4  # per check; 2 x 7 x 2 checks: false-alarm rate below 3e-3 in all (fixed seeds: reproducible)
+
+
+@pytest.mark.parametrize("n, dtype", [(2, torch.float64), (2000, torch.float32)])
+def test_kac_sampler_draws_the_exact_law_from_small_to_huge_a_t(n, dtype):
+    """a t from 1e-3 to 1e4, N = 2 (every row by torch.poisson) and N = 2000 (tables up to a t = 16, then
+    torch.poisson): two-sample KS against the definition, and the atom fraction e^{-a t} (5 sigma)."""
+    from scipy import stats
+
+    a, c, draws = 9.0, 3.0, 32_000
+    family = KacProductFamily(a=a, c=c)
+    for index, rate in enumerate(KAC_RATES):
+        t = rate / a
+        times = torch.full((draws // n,), t, dtype=dtype)
+        d, atoms = family.sample_displacement(times, (n,), generator=torch.Generator().manual_seed(100 + index))
+        x = d.double().numpy().ravel()
+        front = float(c * torch.tensor(t, dtype=dtype))  # c t as the sampler forms it in this dtype
+        reference = kac_reference_sample(a, c, t, 60_000, index)
+        reference = np.where(np.abs(reference) == c * t, np.sign(reference) * front, reference)
+        assert stats.ks_2samp(x, reference).pvalue > KAC_KS_P, rate
+        expected = math.exp(-rate)
+        fraction = float(atoms.double().mean())
+        assert abs(fraction - expected) <= 5 * math.sqrt(expected * (1 - expected) / x.size) + 1e-12, rate
+        assert np.array_equal(np.abs(x[atoms.numpy().ravel()]), np.full(int(atoms.sum()), front))
+        assert float(d.abs().max()) <= front

@@ -39,6 +39,13 @@ TABLE_ENTRIES = 2**22  # ... and of at most this many CDF entries (about 26 sqrt
 TABLE_MAX_RATE = 2.0**20  # Poisson counts by table inversion up to this a t (tables of <= 26.7k entries), PTRS above
 BUCKET_BITS = 8  # bits_a = [8 bits: bucket of the Poisson uniform | 23 bits: radial uniform (float32 path)]
 RADIAL_BITS = 31 - BUCKET_BITS
+# CPU: a row's counts come from its CDF table only while the table pays: a t <= CPU_TABLE_MAX_RATE (above, most
+# draws miss the 2^8 buckets and need a bisection) and at most CPU_TABLE_ENTRIES_PER_DRAW table entries (window
+# + buckets) per draw of the row. Other rows draw their counts with torch.poisson: ATen's exact CPU sampler
+# (Hoermann's PTRS for rates >= 10, the multiplication method below), ~30-60 ns per draw. Tables set by the
+# largest a t in a batch made 2-D training batches ~100x slower than torch.randn.
+CPU_TABLE_MAX_RATE = 16.0
+CPU_TABLE_ENTRIES_PER_DRAW = 1.0
 T_OF_SIGMA_MAX_STEPS = 12  # Newton steps of t_of_sigma at most (5 suffice from its initial guess; see there)
 ANGLE_SCALE = 2 * math.pi / 2**31  # bits_b (31 bits) -> angle in (0, 2 pi)
 ATOM_ANGLE_MASK = 2**30  # atoms keep only bit 30 of bits_b: angle 0 or pi, cos = +-1 (the fair direction D0)
@@ -50,6 +57,11 @@ def _radial_exponent(count):
     that the radius sqrt(1 - U^inf) is 1 (the atom)."""
     odd = ((count - 1) | 1).to(torch.float64)
     return torch.where(count == 0, torch.full_like(odd, math.inf), 2 / odd)
+
+
+def _direct_poisson_on_cpu(device, generator):
+    """torch.poisson (exact on CPU) serves rows without tables when the draws and the generator are on CPU."""
+    return torch.device(device).type == "cpu" and (generator is None or generator.device.type == "cpu")
 
 
 class KacProductFamily(torch.nn.Module):
@@ -73,17 +85,28 @@ class KacProductFamily(torch.nn.Module):
         out = torch.empty(batch, n, dtype=t.dtype, device=t.device)
         atoms = torch.empty(batch, n, dtype=torch.bool, device=t.device)
         rate = self.rate * t.to(torch.float64)
-        _, table_size = poisson_window(rate.clamp_max(TABLE_MAX_RATE))
+        tabled = self._table_rows(rate, n, t.device, generator)
+        _, table_size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
         rows_per_chunk = batch
         if t.device.type == "cpu":
             rows_per_chunk = max(1, min(CHUNK_ELEMENTS // max(n, 1), TABLE_ENTRIES // table_size))
         for first in range(0, batch, rows_per_chunk):
             rows = slice(first, first + rows_per_chunk)
-            self._sample_unit_rows(rate[rows], out[rows], atoms[rows], generator)
+            self._sample_unit_rows(rate[rows], tabled[rows], out[rows], atoms[rows], generator)
         out.mul_(self.speed * t.unsqueeze(-1))
         return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
 
-    def _sample_unit_rows(self, rate, out, atoms, generator):
+    @staticmethod
+    def _table_rows(rate, draws, device, generator):
+        """Rows whose Poisson counts come from a CDF table; the others use torch.poisson on CPU (see
+        CPU_TABLE_MAX_RATE) and PTRS elsewhere (only above TABLE_MAX_RATE, where PTRS is exact)."""
+        if not _direct_poisson_on_cpu(device, generator):
+            return rate <= TABLE_MAX_RATE
+        spread = 13.0 * torch.sqrt(rate)  # the width of poisson_window, per row
+        size = torch.ceil(rate + spread + 30.0) - torch.floor((rate - spread - 10.0).clamp_min(0.0)) + 1
+        return (rate <= CPU_TABLE_MAX_RATE) & (size + 2**BUCKET_BITS <= CPU_TABLE_ENTRIES_PER_DRAW * draws)
+
+    def _sample_unit_rows(self, rate, tabled, out, atoms, generator):
         """Fill out (R, N) with Kac positions in units of c t and atoms (R, N) with the atom mask.
 
         Bits: bits_a = [8 bits: bucket of the Poisson uniform U | 23 bits: radial uniform], bits_b = 31 bits of
@@ -94,33 +117,40 @@ class KacProductFamily(torch.nn.Module):
         device, dtype = out.device, out.dtype
         buckets = 2**BUCKET_BITS
         shape = out.shape
-        tabled = rate <= TABLE_MAX_RATE
-        start, size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
-        cdf = poisson_cdf(torch.where(tabled, rate, torch.zeros_like(rate)), start, size)
-        low, high = poisson_bucket_counts(cdf, buckets)
-        single = (low == high) & tabled.unsqueeze(-1)  # PTRS rows: every table entry NaN, then overwritten
-        count_low = low + start.unsqueeze(-1)
-        exponent_table = torch.where(single, _radial_exponent(count_low), math.nan).to(dtype).reshape(-1)
-        atom_table = (single & (count_low == 0)).reshape(-1)
-        mask_table = torch.where(atom_table, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
-
         bits_a = random_bits31(shape, device, generator)
         bits_b = random_bits31(shape, device, generator)
-        row_offset = torch.arange(shape[0], dtype=torch.int32, device=device).mul_(buckets).unsqueeze(-1)
-        flat = (bits_a >> RADIAL_BITS).add_(row_offset).reshape(-1)  # bucket + row offset
-        exponent = exponent_table.index_select(0, flat).view(shape)
-        angle_mask = mask_table.index_select(0, flat).view(shape)
-        atoms.copy_(atom_table.index_select(0, flat).view(shape))
-        where = (torch.isnan(exponent) & tabled.unsqueeze(-1)).nonzero(as_tuple=True)
+        if bool(tabled.any()):
+            start, size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
+            cdf = poisson_cdf(torch.where(tabled, rate, torch.zeros_like(rate)), start, size)
+            low, high = poisson_bucket_counts(cdf, buckets)
+            single = (low == high) & tabled.unsqueeze(-1)  # rows without tables: every entry NaN, overwritten
+            count_low = low + start.unsqueeze(-1)
+            exponent_table = torch.where(single, _radial_exponent(count_low), math.nan).to(dtype).reshape(-1)
+            atom_table = (single & (count_low == 0)).reshape(-1)
+            mask_table = torch.where(atom_table, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
+            row_offset = torch.arange(shape[0], dtype=torch.int32, device=device).mul_(buckets).unsqueeze(-1)
+            flat = (bits_a >> RADIAL_BITS).add_(row_offset).reshape(-1)  # bucket + row offset
+            exponent = exponent_table.index_select(0, flat).view(shape)
+            angle_mask = mask_table.index_select(0, flat).view(shape)
+            atoms.copy_(atom_table.index_select(0, flat).view(shape))
+            where = (torch.isnan(exponent) & tabled.unsqueeze(-1)).nonzero(as_tuple=True)
+        else:  # every row's counts drawn below
+            exponent = torch.empty(shape, dtype=dtype, device=device)
+            angle_mask = torch.empty(shape, dtype=torch.int32, device=device)
+            where = (torch.empty(0, dtype=torch.long, device=device),)
         if where[0].numel() > 0:
             row = where[0]
             j = flat.view(shape)[where].long() - row * buckets
             u = (j + uniform_open(j.shape, torch.float64, device, generator)) / buckets
             index = poisson_search(cdf, row, low[row, j], high[row, j], u)
             self._set_counts(index + start[row], exponent, angle_mask, atoms, where)
-        if not bool(tabled.all()):  # a t above TABLE_MAX_RATE: PTRS for whole rows
+        if not bool(tabled.all()):  # whole rows without tables (_table_rows)
             large = (~tabled).nonzero().squeeze(-1)
-            count = sample_poisson_ptrs(rate[large].unsqueeze(-1).expand(-1, shape[1]), generator).long()
+            rates = rate[large].unsqueeze(-1).expand(-1, shape[1])
+            if _direct_poisson_on_cpu(device, generator):
+                count = torch.poisson(rates.contiguous(), generator=generator).long()
+            else:
+                count = sample_poisson_ptrs(rates, generator).long()
             self._set_counts(count, exponent, angle_mask, atoms, large)
         if dtype == torch.float32:
             radial = (bits_a & (2**RADIAL_BITS - 1)).to(dtype).add_(0.5).mul_(2.0**-RADIAL_BITS)
@@ -202,8 +232,8 @@ class KacProductFamily(torch.nn.Module):
 
     def t_of_sigma(self, sigma):
         """Inverse of sigma(t): Newton on log h(e^s) = log target in s = log t (slope between 1 and 2, concave),
-        from the two-regime initial guess sqrt(h/a) + h. In x = 2 a t the problem does not depend on a or c, and
-        from that guess the steps shrink as 0.3, 1e-2, 1e-5, 1e-11 for every target (quadratic convergence:
+        started at the two-regime guess sqrt(h/a) + h. In x = 2 a t the problem does not depend on a or c, and
+        the steps shrink as 0.3, 1e-2, 1e-5, 1e-11 for every target (quadratic convergence:
         an error e leaves about e^2 / 8); the loop stops once a step is below 1e-8, i.e. the error is at
         rounding level, after 4-5 steps (tests compare with an mpmath inversion from 1e-12 to 1e12)."""
         target = (sigma.to(torch.float64).square() * self.rate / self.speed**2).clamp_min(1e-300)
