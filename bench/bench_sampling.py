@@ -2,10 +2,11 @@
 
 CPU, B = 4096 samples of N = 3072 coordinates (CIFAR-10), float32. For each family the two calls alternate
 ``--repeat`` times in the same process and the ratio of medians is reported, randn time / family time, so
-that a loaded machine shifts both (the goals are ratios: >= 0.9 Gaussian, >= 0.7 Cauchy / Student-t / NIG,
->= 0.3 Kac product; the stable family has no goal). Times are drawn as in training: sigma log-uniform on
+that a loaded machine shifts both (the goals are issue 11's ratios: >= 0.9 Gaussian, >= 0.7 Cauchy / Student-t /
+NIG, >= 0.5 Kac product at every t; the stable family has no goal). Times are drawn as in training: sigma log-uniform on
 EDM's [0.002, 80] mapped through ``t_of_sigma``; the Kac product uses t ~ U(0, 1] (the Kac-flow setting
-a = 9, c = 3, T = 1) and, as a second row, the EDM sigma range, whose large a t go through PTRS.
+a = 9, c = 3, T = 1, a t <= 9: the linear path) and, as a second row, the EDM sigma range, whose large a t
+draw their Poisson counts with torch.poisson.
 Both wall-clock and process-CPU-time ratios are reported (the goals refer to wall clock; on a shared,
 oversubscribed machine the CPU-time ratio is the steadier figure).
 
@@ -57,8 +58,8 @@ CASES = [  # (row name, family, time law, goal)
     ("student_t (D=2048)", StudentTFamily(c=1.0, D=2048.0), edm_times, 0.7),
     ("nig (m=1)", NIGFamily(c=1.0, m=1.0), edm_times, 0.7),
     ("stable (alpha=1.5)", StableFamily(kappa=1.0, alpha=1.5), edm_times, None),
-    ("kac_product (t in (0,1])", KacProductFamily(a=9.0, c=3.0), unit_times, 0.3),
-    ("kac_product (EDM sigmas)", KacProductFamily(a=9.0, c=3.0), edm_times, None),
+    ("kac_product (t in (0,1])", KacProductFamily(a=9.0, c=3.0), unit_times, 0.5),
+    ("kac_product (EDM sigmas)", KacProductFamily(a=9.0, c=3.0), edm_times, 0.5),
 ]
 
 
@@ -73,7 +74,9 @@ def timed(call):
 def run_table(batch, dim, repeat):
     generator = torch.Generator().manual_seed(0)
     rows = []
-    print(f"B = {batch}, N = {dim}, float32, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"B = {batch}, N = {dim}, float32, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"load average {os.getloadavg()[0]:.1f} (on a shared machine only the ratios, taken within this run, "
+          "are meaningful)")
     print(f"{'family':28s} {'randn ms':>9s} {'family ms':>10s} {'ratio':>6s} {'cpu ratio':>9s} {'goal':>5s}")
     for name, family, time_law, goal in CASES:
         t = time_law(family, batch, generator)
