@@ -162,3 +162,15 @@ def test_kac_sampler_draws_the_exact_law_from_small_to_huge_a_t(n, dtype):
         assert abs(fraction - expected) <= 5 * math.sqrt(expected * (1 - expected) / x.size) + 1e-12, rate
         assert np.array_equal(np.abs(x[atoms.numpy().ravel()]), np.full(int(atoms.sum()), front))
         assert float(d.abs().max()) <= front
+
+
+@pytest.mark.parametrize("t", [1e-4, 0.05, 0.3, 2.0])
+def test_kac_fused_log_kernel_and_velocity_equal_the_separate_calls(t):
+    family = KacProductFamily(a=9.0, c=3.0)
+    times = torch.full((64,), t, dtype=F64)
+    d, _ = family.sample_displacement(times, (5,), generator=torch.Generator().manual_seed(3))
+    # coordinates on, just over and just inside the cone, and at the origin
+    d[:4, 0] = torch.tensor([3 * t, -3 * t * (1 + 1e-9), 3 * t * (1 - 1e-7), 0.0], dtype=F64)
+    log_kernel, velocity = family.log_kernel_and_velocity(d, times)
+    torch.testing.assert_close(log_kernel, family.log_kernel(d, times), rtol=1e-14, atol=0)
+    torch.testing.assert_close(velocity, family.conditional_velocity(d, times), rtol=1e-14, atol=0)

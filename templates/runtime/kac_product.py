@@ -211,6 +211,33 @@ class KacProductFamily(torch.nn.Module):
         log_atom = -at - math.log(2) - 0.5 * math.log(2 * math.pi) - torch.log(width) - 0.5 * distance.square()
         return torch.logaddexp(log_ac, log_atom).sum(tuple(range(1, d.dim())), dtype=torch.float64).to(d.dtype)
 
+    def log_kernel_and_velocity(self, d, t):
+        """(log_kernel(d, t), conditional_velocity(d, t)) with r, z and the Bessel values computed once: what
+        Process.marginal_velocity needs per (sample, data point) pair, at half the cost of the two calls."""
+        t_b = batch_view(t, d)
+        front = self.speed * t_b
+        at = self.rate * t_b
+        magnitude = d.abs()
+        width = batch_view(self.atom_width(t, d.dtype), d)
+        on_atom = magnitude >= front - width
+        inside = magnitude < front
+        d_in = torch.where(inside, d, torch.zeros_like(d))
+        magnitude_in = d_in.abs()
+        r = torch.sqrt((front - magnitude_in) * (front + magnitude_in))
+        z = self.rate / self.speed * r
+        i0e, i1e_z = torch.special.i0e(z), i1e_over_x(z)
+        log_ac = (
+            math.log(self.rate / (2 * self.speed)) - self.rate / self.speed * d_in.square() / (front + r)
+            + torch.log(i0e + at * i1e_z)
+        )
+        log_ac = torch.where(inside, log_ac, torch.full_like(log_ac, -math.inf))
+        distance = (magnitude - front) / width
+        log_atom = -at - math.log(2) - 0.5 * math.log(2 * math.pi) - torch.log(width) - 0.5 * distance.square()
+        log_kernel = torch.logaddexp(log_ac, log_atom).sum(tuple(range(1, d.dim())), dtype=torch.float64)
+        velocity = d_in / (t_b + i0e / (self.rate * i1e_z))
+        velocity = torch.where(on_atom | ~inside, torch.sign(d) * self.speed, velocity)
+        return log_kernel.to(d.dtype), velocity.clamp(-self.speed, self.speed)
+
     # ---- noise alignment: sigma^2 = Var K_t = (c^2/a) [t - (1 - e^{-2at}) / (2a)]
 
     def _variance_core(self, t64):
