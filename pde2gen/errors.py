@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 
+from mpmath.libmp import NoConvergence  # mpmath ships with SymPy
+
 
 class Pde2genError(Exception):
     """Base class. ``stage`` names the compiler stage, ``hint`` says what to do about it."""
@@ -78,7 +80,7 @@ class OutputPathError(UsageError):
 
 # Numerical failures of a stage on extreme but well-formed input (overflow, NaN, a singular matrix: numpy's
 # LinAlgError is a ValueError, a huge allocation a MemoryError): that stage's error, not an internal one.
-NUMERIC_FAILURES = (ArithmeticError, ValueError, MemoryError)
+NUMERIC_FAILURES = (ArithmeticError, ValueError, MemoryError, NoConvergence)
 
 
 @contextlib.contextmanager

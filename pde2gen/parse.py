@@ -18,7 +18,7 @@ Reading rules
   once parameter values are substituted); ``I`` is the imaginary unit.  The form the reports print,
   ``(-lap)^(3/4) u_t`` or ``(-lap) u``, is read as ``fraclap(u_t, 3/4)`` (``PDESpec.pretty`` round-trips).
 * Bounds on the work (refused at parse time): time order <= 6, powers of (-lap) <= 16 with denominators
-  <= 32, at most 16 parameters, exact numbers of at most 256 bits, parameter values 1e-12 <= |v| <= 1e12.
+  <= 32, at most 16 parameters, numbers of at most 12 digits within 1e-12..1e12 (also after expansion), parameter values 1e-12 <= |v| <= 1e12.
 * Every other identifier is a parameter: a SymPy symbol with ``positive=True`` (so that SymPy may simplify
   sqrt(m**2) = m and the like).  Values come from ``params`` (or catalog defaults) and must be finite real
   numbers; a value <= 0 contradicts the assumption, so it is substituted into the PDE instead (noted).
@@ -55,7 +55,7 @@ MAX_TIME_ORDER = 6  # the analysis solves a polynomial of this degree in lambda:
 MAX_LAPLACIAN_POWER = 16  # also the largest (-lap)^beta
 MAX_POWER_DENOMINATOR = 32  # of a fractional power beta: the analysis and the kernels work in s**(1/q)
 MAX_PARAMETERS = 16  # every parameter multiplies the symbolic work of the analysis
-MAX_COEFFICIENT_BITS = 256  # numerators and denominators of exact numbers (~77 digits)
+MAX_COEFFICIENT_BITS = 40  # numerators, denominators, float exponents: numbers within ~1e-12..1e12 (12 digits)
 MAX_VALUE_MAGNITUDE = 1e12  # parameter values: 1e-12 <= |value| <= 1e12 (or 0); beyond, float64 kernels fail
 MAX_EXPRESSION_NODES = 5000  # SymPy input: nodes walked before anything is expanded or evaluated
 MAX_EXPONENT = 64  # |numeric exponent|; keeps 9**9**9 from being evaluated
@@ -328,8 +328,8 @@ def _check_number(number: sp.Expr, where: str = "") -> None:
             raise ParseError(f"number {_short(number)} is out of range{where}")
     elif isinstance(number, sp.Rational):
         if max(abs(number.p).bit_length(), number.q.bit_length()) > MAX_COEFFICIENT_BITS:
-            raise ParseError(f"number {_short(number)} has too many digits (at most ~77){where}",
-                             hint="name it as a parameter, or round it")
+            raise ParseError(f"number {_short(number)} is too large or has too many digits (at most 12, "
+                             f"magnitude 1e-12 to 1e12){where}", hint="rescale the equation, or round the number")
 
 
 def check_expression_size(expr: sp.Basic) -> None:
@@ -583,6 +583,8 @@ class _Extractor:
             _check_orders(t_order, 0, expr)
             check_space_power(sp.Rational(space_power), expr)
             coefficient = sp.expand(coefficient)
+            for number in coefficient.atoms(sp.Number):
+                _check_number(number, " (a coefficient after expansion)")
             if coefficient != 0:
                 terms.append(Term(coefficient, t_order, sp.Rational(space_power), t_power))
         terms.sort(key=lambda term: (-term.t_order, -term.t_power, term.space_power))
