@@ -261,7 +261,10 @@ def prune_runtime(name: str, source: str, runtime: str) -> str:
     a runtime definition is kept when a root or a kept definition names it. Comment lines directly above a
     dropped definition go with it (section headers ``# ----`` stay). Import statements are not touched."""
     runtime_names = {n for node in ast.parse(runtime).body for n in _defined_names(node)}
-    tree = ast.parse(source)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise _syntax_error(name, source, error) from None
     owners: dict[str, list[ast.stmt]] = {}
     roots: set[str] = set()
     for node in tree.body:
