@@ -174,3 +174,25 @@ def test_kac_fused_log_kernel_and_velocity_equal_the_separate_calls(t):
     log_kernel, velocity = family.log_kernel_and_velocity(d, times)
     torch.testing.assert_close(log_kernel, family.log_kernel(d, times), rtol=1e-14, atol=0)
     torch.testing.assert_close(velocity, family.conditional_velocity(d, times), rtol=1e-14, atol=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# NIG: the posterior coupling factor (velocity without latent) interpolated at one tau
+
+
+@pytest.mark.parametrize("m, n, tau", [(1.0, 2, 0.5), (0.1, 2, 1e-3), (5.0, 16, 20.0), (1.0, 64, 0.5)])
+def test_nig_interpolated_posterior_factor_matches_the_quadrature(m, n, tau):
+    from nig import FACTOR_TABLE_MIN_VALUES, NIGFamily
+
+    family = NIGFamily(c=1.0, m=m)
+    log_rho2 = torch.empty(FACTOR_TABLE_MIN_VALUES, dtype=F64).uniform_(
+        math.log(1e-6 * tau * tau), math.log(1e4 * (n + 1) * tau * tau), generator=torch.Generator().manual_seed(n))
+    rho2 = torch.cat([torch.exp(log_rho2), torch.zeros(1, dtype=F64)])
+    fast = family._interpolated_posterior_coupling_factor(rho2, tau, n)
+    reference = family._posterior_coupling_factor(rho2, torch.full_like(rho2, tau), n)
+    np.testing.assert_allclose(fast.numpy(), reference.numpy(), rtol=0, atol=1e-12)
+    # conditional_velocity takes the interpolated path for many displacements at one time
+    t = torch.full((FACTOR_TABLE_MIN_VALUES,), tau, dtype=F64)
+    d = torch.randn(FACTOR_TABLE_MIN_VALUES, n, dtype=F64, generator=torch.Generator().manual_seed(1)) * tau
+    expected = d * (family._posterior_coupling_factor((d * d).sum(-1), t, n) / tau)[:, None]
+    np.testing.assert_allclose(family.conditional_velocity(d, t).numpy(), expected.numpy(), rtol=1e-12, atol=1e-300)
