@@ -715,6 +715,11 @@ def leading_phase(terms, values: Mapping[str, sp.Expr]) -> sp.Expr | None:
 
 def _normalise(terms: list[Term], values, notes: list[str]) -> list[Term]:
     lead = leading_term(terms)
+    numeric = lead.coefficient.xreplace({s: values[s.name] for s in lead.coefficient.free_symbols if s.name in values})
+    if numeric.is_number and numeric.is_zero:
+        operator = _describe_operator(lead.t_order, lead.space_power, ())
+        raise UnsupportedPDEError(f"the coefficient {_short(lead.coefficient)} of {operator} vanishes for the "
+                                  "given parameter values", hint="the highest time derivative must stay in the PDE")
     phase = leading_phase(terms, values)
     if phase is None:
         notes.append(f"the sign of the leading coefficient {_short(lead.coefficient)} depends on free "

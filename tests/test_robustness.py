@@ -371,3 +371,8 @@ def test_the_python_api_raises_only_pde2gens_error_classes(tmp_path):
         with pytest.raises(Pde2genError) as error:
             call()
         assert "\n" not in error.value.one_line(), number
+
+
+def test_a_leading_coefficient_that_vanishes_for_the_given_values_is_refused():
+    code, out, err = cli("check", "u_tt - kappa/2*u_tt + lap(u)", "--param", "kappa=2")
+    assert code == 2 and "vanishes" in err and len(err.splitlines()) == 1
