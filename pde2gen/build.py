@@ -345,8 +345,15 @@ def _swap_into_place(staging: Path, target: Path, *, force: bool, new: frozenset
             moved.append(name)
         rename_noreplace(staging, target)
     except BaseException:
-        for name in reversed(moved):
-            os.rename(staging / name, retired / name)
+        try:
+            for name in reversed(moved):
+                rename_noreplace(staging / name, retired / name)
+        except OSError:  # the user's entries are in staging: keep it (no marker, so never cleaned up)
+            kept = _new_sibling(target, "old")
+            os.rename(staging, kept)
+            raise UsageError(f"the build into {shown} failed and could not be undone: the previous build is in "
+                             f"{safe_text(str(retired), limit=120)}, your files in {safe_text(str(kept), limit=120)}"
+                             ) from None
         try:
             rename_noreplace(retired, target)
         except OSError:

@@ -376,3 +376,22 @@ def test_the_python_api_raises_only_pde2gens_error_classes(tmp_path):
 def test_a_leading_coefficient_that_vanishes_for_the_given_values_is_refused():
     code, out, err = cli("check", "u_tt - kappa/2*u_tt + lap(u)", "--param", "kappa=2")
     assert code == 2 and "vanishes" in err and len(err.splitlines()) == 1
+
+
+def test_a_swap_that_cannot_be_undone_keeps_the_users_files_and_says_where(tmp_path, monkeypatch):
+    write_atomically(module("old"), tmp_path / "out")
+    (tmp_path / "out" / "run").mkdir()
+    (tmp_path / "out" / "run" / "checkpoint.pt").write_text("weights")
+    real = build_module.rename_noreplace
+
+    def rename(source, destination):
+        moving_in = Path(source).name.startswith(".out.new-") and not os.path.lexists(destination)
+        if moving_in or Path(destination).parent.name.startswith(".out.old-"):
+            raise OSError(5, "Input/output error")  # moving in fails, and so does moving the run back
+        real(source, destination)
+
+    monkeypatch.setattr(build_module, "rename_noreplace", rename)
+    with pytest.raises(UsageError, match="could not be undone"):
+        write_atomically(module("new"), tmp_path / "out", force=True)
+    checkpoints = list(tmp_path.glob(".out.old-*/run/checkpoint.pt")) + list(tmp_path.glob("out/run/checkpoint.pt"))
+    assert [p.read_text() for p in checkpoints] == ["weights"]
