@@ -22,6 +22,17 @@ from .operators import FractionalLaplacian as FractionalLaplacian  # for SymPy i
 from .operators import Laplacian as Laplacian
 from .parse import parse as parse  # the function; `from pde2gen.parse import ...` still reads the module
 
-__all__ = ["parse", "Laplacian", "FractionalLaplacian", "Pde2genError", "ParseError", "NonLinearPDEError",
-           "UnsupportedPDEError", "AnalysisError", "DerivationError", "RenderError", "UsageError",
-           "OutputPathError"]
+__all__ = [
+           "AnalysisError",
+           "DerivationError",
+           "FractionalLaplacian",
+           "Laplacian",
+           "NonLinearPDEError",
+           "OutputPathError",
+           "ParseError",
+           "Pde2genError",
+           "RenderError",
+           "UnsupportedPDEError",
+           "UsageError",
+           "parse",
+]

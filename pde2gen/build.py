@@ -31,8 +31,15 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import (AnalysisError, DerivationError, OutputPathError, Pde2genError, RenderError, UsageError,
-                     numeric_failures_as)
+from .errors import (
+    AnalysisError,
+    DerivationError,
+    OutputPathError,
+    Pde2genError,
+    RenderError,
+    UsageError,
+    numeric_failures_as,
+)
 from .lower import ModuleIR, lower, safe_text
 from .render import CONFIG_FILE, render
 
@@ -95,7 +102,7 @@ def check_outdir(outdir, *, force: bool = False) -> Path:
         raise UsageError(f"output directory must be a path, got {type(outdir).__name__}")
     try:
         text = os.fspath(outdir)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a user object's own __fspath__ error becomes pde2gen's
         raise UsageError(f"output directory: cannot read the path ({type(exc).__name__})") from None
     if not isinstance(text, str) or not text.strip():
         raise UsageError("output directory must be a non-empty path")
@@ -150,8 +157,8 @@ def previous_build_files(directory: Path) -> frozenset[str]:
     ``pde2gen.json``. Nothing else is trusted to mark a directory as a build that ``--force`` may replace.
     """
     shown = safe_text(repr(str(directory)), limit=120)
-    refuse = (f"output directory {shown} is not a previous pde2gen build", "remove it yourself or choose another "
-              "directory")
+    refuse = (f"output directory {shown} is not a previous pde2gen build",
+              "remove it yourself or choose another directory")
     config = directory / CONFIG_FILE
     try:
         info = os.lstat(config)

@@ -326,10 +326,10 @@ def _check_number(number: sp.Expr, where: str = "") -> None:
         _, _, exponent, bits = number._mpf_  # |number| ~ 2**(exponent + bits)
         if number != 0 and not -MAX_COEFFICIENT_BITS < exponent + bits < MAX_COEFFICIENT_BITS:
             raise ParseError(f"number {_short(number)} is out of range{where}")
-    elif isinstance(number, sp.Rational):
-        if max(abs(number.p).bit_length(), number.q.bit_length()) > MAX_COEFFICIENT_BITS:
-            raise ParseError(f"number {_short(number)} is too large or has too many digits (at most 12, "
-                             f"magnitude 1e-12 to 1e12){where}", hint="rescale the equation, or round the number")
+    elif (isinstance(number, sp.Rational)
+          and max(abs(number.p).bit_length(), number.q.bit_length()) > MAX_COEFFICIENT_BITS):
+        raise ParseError(f"number {_short(number)} is too large or has too many digits (at most 12, "
+                         f"magnitude 1e-12 to 1e12){where}", hint="rescale the equation, or round the number")
 
 
 def check_expression_size(expr: sp.Basic) -> None:
@@ -807,7 +807,7 @@ def parameter_items(params, what: str = "params") -> list[tuple[object, object]]
                          hint="e.g. params={'a': 9, 'c': '3'}")
     try:
         items = list(params.items())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a user mapping's own error becomes pde2gen's
         raise ParseError(f"{what}: cannot read the mapping ({type(exc).__name__})") from None
     if len(items) > MAX_PARAMETERS:
         raise ParseError(f"{what}: {len(items)} parameters (at most {MAX_PARAMETERS})")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 from pde2gen import build as build_module
 from pde2gen.build import BuildRefused, build, check_outdir, write_atomically
 from pde2gen.errors import DerivationError, OutputPathError, Pde2genError, RenderError, UsageError
-
 
 
 def build_record(files, version="0.1.0") -> str:

@@ -214,7 +214,7 @@ def test_hostile_input_is_refused_quickly_in_one_line_with_exit_2(tmp_path, args
     import time
 
     start = time.perf_counter()
-    code, out, err = cli(*[arg.format(tmp=tmp_path) for arg in args])
+    code, _out, err = cli(*[arg.format(tmp=tmp_path) for arg in args])
     assert time.perf_counter() - start < 5
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error[parse]"), err
     assert list(tmp_path.iterdir()) == []
@@ -249,7 +249,7 @@ def test_hostile_sympy_numbers_through_the_python_api_are_refused_quickly():
 # ------------------------------------------------------------------------------------------- exit codes, output
 def test_numerical_failures_of_a_stage_are_that_stages_error_not_internal(tmp_path):
     # a = 1e12 is inside the parse bounds but beyond what the Kac sampler's root finder can bracket
-    code, out, err = cli("build", "kac", "--param", "a=1e12", "-o", str(tmp_path / "kac"))
+    code, _out, err = cli("build", "kac", "--param", "a=1e12", "-o", str(tmp_path / "kac"))
     assert code in (0, 3, 4), err
     assert len(err.splitlines()) <= 1 and "internal" not in err and "Warning" not in err
 
@@ -260,20 +260,20 @@ def test_numeric_failures_as_maps_foreign_numeric_errors():
     from pde2gen.errors import AnalysisError, numeric_failures_as
 
     for failure in (OverflowError("x"), np.linalg.LinAlgError("singular"), MemoryError(), ValueError("nan")):
-        with pytest.raises(AnalysisError, match=type(failure).__name__):
-            with numeric_failures_as(AnalysisError, "the analysis"):
-                raise failure
+        with pytest.raises(AnalysisError, match=type(failure).__name__), \
+                numeric_failures_as(AnalysisError, "the analysis"):
+            raise failure
 
 
 def test_runtime_warnings_never_reach_stderr():
-    code, out, err = cli("check", "u_t = -fraclap(u, 16)")
+    code, _out, err = cli("check", "u_t = -fraclap(u, 16)")
     assert code in (0, 1) and err == "", err
 
 
 @pytest.mark.parametrize("path", ["/proc/pde2gen-x", "N" * 300])
 def test_bad_output_paths_exit_2_in_one_line(tmp_path, monkeypatch, path):
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli("build", "diffusion", "-o", path)
+    code, _out, err = cli("build", "diffusion", "-o", path)
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith(("error[output]", "error[usage]")), err
 
 
@@ -299,7 +299,7 @@ def test_every_subcommand_help_has_examples_and_check_documents_the_syntax():
 def test_catalog_shows_each_equation():
     from pde2gen.catalog import load_catalog
 
-    code, out, err = cli("catalog")
+    code, out, _err = cli("catalog")
     assert code == 0
     for entry in load_catalog().values():
         assert entry.pde in out
@@ -374,7 +374,7 @@ def test_the_python_api_raises_only_pde2gens_error_classes(tmp_path):
 
 
 def test_a_leading_coefficient_that_vanishes_for_the_given_values_is_refused():
-    code, out, err = cli("check", "u_tt - kappa/2*u_tt + lap(u)", "--param", "kappa=2")
+    code, _out, err = cli("check", "u_tt - kappa/2*u_tt + lap(u)", "--param", "kappa=2")
     assert code == 2 and "vanishes" in err and len(err.splitlines()) == 1
 
 
