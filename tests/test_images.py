@@ -156,9 +156,9 @@ def test_gradient_accumulation_splits_the_batch(generated, tmp_path, monkeypatch
     sizes = []
     original = train.flow_matching_loss
 
-    def recording(network, process, y, generator=None):
+    def recording(network, process, y, generator=None, **options):  # options: train.py's loss settings
         sizes.append(y.shape[0])
-        return original(network, process, y, generator=generator)
+        return original(network, process, y, generator=generator, **options)
 
     monkeypatch.setattr(train, "flow_matching_loss", recording)
     assert train.main(["--data", "moons", "--steps", "2", "--batch", "12", "--accumulate", "3",
