@@ -129,3 +129,18 @@ def test_short_cauchy_training_decreases_the_loss_without_nan(cauchy):
         x = process.sample_prior(256, generator=generator)
         drawn = process.sample_heun(process.sigma_velocity(model.velocity), x, process.sigma_grid(10).float())
     assert torch.isfinite(drawn).all()
+
+
+def test_checkpoints_keep_their_parameterisation(cauchy, tmp_path):
+    """train.py stores --tail-radius in the checkpoint's model_config and --loss-weight in its args; a checkpoint
+    without a model_config (trained before the tail radius) loads with EDM's preconditioning (radius inf)."""
+    train = cauchy.train
+    run = tmp_path / "run"
+    assert train.main(["--data", "moons", "--steps", "2", "--batch", "16", "--n-toy", "100", "--out", str(run),
+                       "--tail-radius", "2.5", "--loss-weight", "pfgmpp", "--device", "cpu"]) == 0
+    checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["model_config"] == {"tail_radius": 2.5} and checkpoint["args"]["loss_weight"] == "pfgmpp"
+    assert train.model_from_checkpoint(checkpoint, "ema").tail_radius == 2.5
+    del checkpoint["model_config"]
+    assert train.model_from_checkpoint(checkpoint, "ema").tail_radius == math.inf
+    assert train.main(["--data", "moons", "--out", str(tmp_path / "bad"), "--tail-radius", "0"]) == 2
