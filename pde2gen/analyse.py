@@ -1035,7 +1035,10 @@ def _prior(disp: Dispersion, gap: _Gap, smoothing: Condition) -> Prior:
     if gap.symbolic is not None and gap.symbolic != 0:
         leading = _lowest_power(gap.symbolic)  # exact and cheap for sums of c s^p
         if leading is None and gap.values is None:  # as_leading_term costs ~0.1-0.5 s: only without numbers
-            leading = gap.symbolic.as_leading_term(S).as_coeff_exponent(S)
+            try:
+                leading = gap.symbolic.as_leading_term(S).as_coeff_exponent(S)
+            except (NotImplementedError, ValueError, TypeError):  # e.g. Abs has no leading-term routine
+                leading = None
         if leading is not None and not leading[0].has(S) and leading[1].is_Rational and leading[1] > 0:
             coefficient = leading[0].xreplace(disp.spec.parameter_values())
             alpha_scale = (float(2 * leading[1]), coefficient)

@@ -66,7 +66,8 @@ class Dispersion:
             raise AnalysisError(
                 f"parameters without values: {names}", hint="give them with --param name=value"
             )
-        return [numpy_function(S, c) for c in coeffs]
+        # sp.N first: exact numbers such as sqrt(10**24 + 5) would reach numpy as Python ints it cannot sqrt.
+        return [numpy_function(S, sp.N(c)) for c in coeffs]
 
     def numeric_coefficients(self, s: np.ndarray) -> np.ndarray:
         """(len(s), J+1) complex array of P's lambda-coefficients, highest power first."""
@@ -432,7 +433,7 @@ def _choose_problem_type(spec: PDESpec, coeffs, J: int, D) -> tuple[str, str]:
     if any(c.free_symbols - {S} for c in numeric):
         symbols_left = set().union(*(c.free_symbols for c in numeric)) - {S}
         # Decide from the signs of the symbolic coefficients (parameters are positive).
-        numeric = [c.xreplace({p: 1 for p in symbols_left}) for c in numeric]
+        numeric = [sp.sympify(c.xreplace({p: sp.S.One for p in symbols_left})) for c in numeric]
     big = [complex(sp.N(c.subs(S, 1e6))) for c in numeric]
     growth = max(np.roots(big).real)
     if growth > 10.0 * (1.0 + max(np.roots([complex(sp.N(c.subs(S, 0))) for c in numeric]).real, default=0.0)):

@@ -395,3 +395,13 @@ def test_a_swap_that_cannot_be_undone_keeps_the_users_files_and_says_where(tmp_p
         write_atomically(module("new"), tmp_path / "out", force=True)
     checkpoints = list(tmp_path.glob(".out.old-*/run/checkpoint.pt")) + list(tmp_path.glob("out/run/checkpoint.pt"))
     assert [p.read_text() for p in checkpoints] == ["weights"]
+
+
+@pytest.mark.parametrize("expression", [
+    "u_tt + p_1*u = 0",  # a bare free parameter in the problem-type decision
+    "u_t + I*u_t + 1e12*diff(u, t) + 1*diff(u, t) = 0",  # an exact sqrt of a big integer as a coefficient
+    "u_tt + 1e-9*u_txx + a*fraclap(u_t, 7/4) + 1e12*diff(u, x, 2) = lap(u)",  # Abs in the small-k prior
+])
+def test_inputs_the_fuzzer_found_are_verdicts_not_internal_errors(expression):
+    code, _, err = cli("check", expression, "--dim", "1")
+    assert code in (0, 1) and "internal" not in err
