@@ -96,11 +96,13 @@ def section(budget: str) -> str:
     import dispersion
     import exact
     import kac
+    import paths
     import robustness
+    import samplers
     import verdicts
 
-    results = {name: load(name, budget)
-               for name in ("dispersion", "verdicts", "quality", "robustness", "kac", "exact", "cost")}
+    results = {name: load(name, budget) for name in
+               ("dispersion", "verdicts", "quality", "robustness", "paths", "kac", "samplers", "exact", "cost")}
     present = {k: v for k, v in results.items() if v}
     if not present:
         raise SystemExit(f"no results for budget {budget!r} in {C.RESULTS}")
@@ -121,6 +123,9 @@ def section(budget: str) -> str:
            f"python bench/quality.py    --budget {budget}",
            f"python bench/robustness.py --budget {budget}      # reuses quality's trained models (cache)",
            f"python bench/kac.py        --budget {budget}      # idem",
+           f"python bench/paths.py      --budget {budget}      # Kac and heat on the linear path (toys)",
+           "python bench/paths.py      --budget digits      # the same on digits",
+           f"python bench/samplers.py   --budget {budget}      # ODE against the stochastic sampler",
            f"python bench/exact.py      --budget {budget}",
            f"python bench/cost.py       --budget {budget}",
            f"python bench/report.py     --budget {budget}      # this section",
@@ -149,6 +154,17 @@ def section(budget: str) -> str:
                 *strip_header(robustness.tables(r)), ""]
         if (C.RESULTS / f"robustness_{budget}.png").exists():
             out += [image(f"robustness_{budget}.png"), ""]
+    if results["paths"]:
+        pa = results["paths"]
+        out += ["### Probability paths: the Kac flow as published (linear path) and flow matching", "",
+                f"Command: `{pa['command']}`", "", *strip_header(paths.tables(pa)), ""]
+        digits = load("paths", "digits")
+        if digits:
+            out += [f"Digits: `{digits['command']}`", "", *strip_header(paths.tables(digits)), ""]
+    if results["samplers"]:
+        sa = results["samplers"]
+        out += ["### Samplers: the ODE against the stochastic sampler with the kernel's own noise", "",
+                f"Command: `{sa['command']}`", "", *strip_header(samplers.tables(sa)), ""]
     if results["kac"]:
         k = results["kac"]
         out += ["### Kac flows: the velocity bound and few steps", "", f"Command: `{k['command']}`", "",

@@ -239,6 +239,7 @@ def _derivation_lines(analysis, derivation, derivation_error: str | None) -> tup
     lines: list[Line] = [("Kernel family ", Math(f"{family.name}({parameters})"), ".")]
     formulas = dict(derivation.formulas)
     formulas.pop("family", None)  # the line above says it
+    formulas.pop("birth_death", None)  # the last line says it
     for name in (*[n for n in FORMULA_ORDER if n in formulas], *sorted(set(formulas) - set(FORMULA_ORDER))):
         lines.append((f"{name.replace('_', ' ').capitalize()}: ", Math(str(formulas[name]))))
     t_min, t_max = float(derivation.t_min), float(derivation.t_max)

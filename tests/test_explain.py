@@ -196,3 +196,12 @@ def test_cli_explain_prints_markdown_and_writes_latex(tmp_path, capsys):
     assert r"\begin{document}" in target.read_text()
     assert main(["explain", "hyperdiffusion", "-o", str(tmp_path / "missing" / "r.md")]) == 2
     assert capsys.readouterr().err.startswith("error[usage]: cannot write")
+
+
+def test_model_card_states_birth_and_death_once(diffusion):
+    from pde2gen.lower import lower
+    from pde2gen.render import render
+
+    analysis, derivation = diffusion
+    card = render(lower(analysis.spec, analysis, derivation))["README.md"]
+    assert card.lower().count("birth/death") + card.lower().count("birth death") == 1
