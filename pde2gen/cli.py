@@ -165,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job: check, build, train and sample two models on a 2-D toy")
     demo.add_argument("--out", default="runs/demo", help="where builds, runs, plots and the table go")
     demo.add_argument("--steps", type=int, default=1500, help="training steps per model")
-    demo.add_argument("--data", default="checkerboard", help="toy data set (moons, 8gaussians, ...)")
+    demo.add_argument("--data", default="checkerboard",
+                      help="toy data set (checkerboard, moons, 8gaussians, ...) or a .npy file of 2-D points "
+                           "(a quarter of them is held out)")
     return parser
 
 
