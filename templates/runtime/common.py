@@ -102,6 +102,27 @@ def sample_gamma(concentration, generator=None):
 
 
 # --------------------------------------------------------------------------------------------------
+# Inverse Gaussian: Michael, Schucany & Haas (1976), in a cancellation-free form
+
+
+def sample_inverse_gaussian(tau, m, generator=None):
+    """X ~ InverseGaussian(mean tau / m, shape tau^2) per element of ``tau`` (float64; ``m`` >= 0 a float).
+
+    With y = Z^2 and p = 2 m tau / y, the smaller root of the MSH quadratic is
+    x = (2 tau^2 / y) / (1 + p + sqrt(1 + 2 p)) (finite at m = 0, where x = tau^2 / Z^2, the Levy law);
+    accept x with probability mu / (mu + x) = tau / (tau + m x), otherwise return mu^2 / x = tau^2 / (m^2 x).
+    """
+    tau = tau.to(torch.float64)
+    y = standard_normal(tau.shape, torch.float64, tau.device, generator).square().clamp_min(1e-300)
+    p = 2 * m * tau / y
+    x = (2 * tau.square() / y) / (1 + p + torch.sqrt(1 + 2 * p))
+    if m == 0:
+        return x
+    u = uniform_open(tau.shape, torch.float64, tau.device, generator)
+    return torch.where(u * (tau + m * x) <= tau, x, tau.square() / (m * m * x))
+
+
+# --------------------------------------------------------------------------------------------------
 # Poisson: exact inversion through per-rate CDF tables over a window of counts, PTRS for huge rates
 
 POISSON_TABLE_MAX_RATE = 1e4  # sample_poisson: tables (about 26 sqrt(rate) entries per rate) up to here, PTRS above

@@ -9,7 +9,13 @@ mean given |d| (one integral over X, as for the kernel itself).
 import math  # runtime-import
 
 import torch  # runtime-import
-from common import batch_view, event_size, squared_norm, standard_normal, uniform_open  # runtime-import
+from common import (  # runtime-import
+    batch_view,  # runtime-import
+    event_size,  # runtime-import
+    sample_inverse_gaussian,  # runtime-import
+    squared_norm,  # runtime-import
+    standard_normal,  # runtime-import
+)  # runtime-import
 
 HEAT_NIG_COARSE = 512  # coarse pass over w = log X that locates the integrand's support, per row
 HEAT_NIG_FINE = 1024  # fine uniform grid over that support (trapezoid rule)
@@ -36,15 +42,8 @@ class HeatNIGFamily(torch.nn.Module):
         return self.c * t.to(torch.float64)
 
     def sample_mixing_variance(self, t, generator=None):
-        """X ~ IG(tau / m, tau^2) (m = 0: tau^2 / Z^2), Michael-Schucany-Haas without cancellation (float64)."""
-        tau = self._tau(t)
-        y = standard_normal(t.shape, torch.float64, t.device, generator).square().clamp_min(1e-300)
-        p = 2 * self.m * tau / y
-        x = (2 * tau.square() / y) / (1 + p + torch.sqrt(1 + 2 * p))
-        if self.mass == 0:
-            return x
-        u = uniform_open(t.shape, torch.float64, t.device, generator)
-        return torch.where(u * (tau + self.m * x) <= tau, x, tau.square() / (self.m.square() * x))
+        """X ~ IG(tau / m, tau^2) (m = 0: tau^2 / Z^2; common.sample_inverse_gaussian)."""
+        return sample_inverse_gaussian(self._tau(t), self.mass, generator)
 
     def sample_displacement(self, t, shape, generator=None):
         x = self.sample_mixing_variance(t, generator)

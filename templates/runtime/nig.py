@@ -13,11 +13,10 @@ from common import (  # runtime-import
     event_size,  # runtime-import
     log_bessel_k,  # runtime-import
     log_concave_trapezoid,  # runtime-import
+    sample_inverse_gaussian,  # runtime-import
     squared_norm,  # runtime-import
     standard_normal,  # runtime-import
-    uniform_open,  # runtime-import
 )  # runtime-import
-
 
 FACTOR_TABLE_MIN_VALUES = 1 << 14  # conditional_velocity without latent interpolates E[factor | |d|] from here on
 FACTOR_PANEL_WIDTH = 0.5  # Chebyshev panels of this width in log(|d|^2 + tau^2) ...
@@ -41,20 +40,8 @@ class NIGFamily(torch.nn.Module):
         return self.c * t.to(torch.float64)
 
     def sample_mixing_variance(self, t, generator=None):
-        """V ~ IG(tau / m, tau^2) per sample (float64), Michael-Schucany-Haas in cancellation-free form.
-
-        With y = Z^2 and p = 2 m tau / y, the smaller root of the MSH quadratic is
-        x = (2 tau^2 / y) / (1 + p + sqrt(1 + 2 p)) (finite at m = 0, where x = tau^2 / Z^2, the Levy law);
-        accept x with probability mu / (mu + x) = tau / (tau + m x), otherwise return mu^2 / x = tau^2 / (m^2 x).
-        """
-        tau = self._tau(t)
-        y = standard_normal(t.shape, torch.float64, t.device, generator).square().clamp_min(1e-300)
-        p = 2 * self.m * tau / y
-        x = (2 * tau.square() / y) / (1 + p + torch.sqrt(1 + 2 * p))
-        if self.mass == 0:
-            return x
-        u = uniform_open(t.shape, torch.float64, t.device, generator)
-        return torch.where(u * (tau + self.m * x) <= tau, x, tau.square() / (self.m.square() * x))
+        """V ~ IG(tau / m, tau^2) per sample (float64; common.sample_inverse_gaussian)."""
+        return sample_inverse_gaussian(self._tau(t), self.mass, generator)
 
     def sample_displacement(self, t, shape, generator=None):
         variance = self.sample_mixing_variance(t, generator)

@@ -275,16 +275,19 @@ class StableFamily(torch.nn.Module):
 
     def _interpolate_panels(self, n, table, panels):
         """Chebyshev coefficients of the given panels (CPU int64 indices) from the quadrature at the Chebyshev
-        points of the first kind (discrete cosine transform)."""
+        points of the first kind (discrete cosine transform). One panel at a time: a panel's coefficients are
+        then the same bits whichever panels were built with it (the quadrature's blocks and the product's
+        shape do not depend on the calls that came first)."""
         j = torch.arange(RADIAL_DEGREE + 1, dtype=torch.float64)
         angles = math.pi * (j + 0.5) / (RADIAL_DEGREE + 1)
-        centres = table["low"] + RADIAL_PANEL_WIDTH * (panels.to(torch.float64) + 0.5)
-        s = (centres.unsqueeze(-1) + RADIAL_PANEL_WIDTH / 2 * torch.cos(angles)).reshape(-1)
-        values = self._radial_quadrature(n, s.to(self.kappa.device)).cpu().reshape(-1, RADIAL_DEGREE + 1)
         transform = torch.cos(torch.outer(j, angles)) * (2 / (RADIAL_DEGREE + 1))
         transform[0] /= 2
-        table["coefficients"][panels] = values @ transform.T
-        table["built"][panels] = True
+        for panel in panels.tolist():
+            centre = table["low"] + RADIAL_PANEL_WIDTH * (panel + 0.5)
+            s = centre + RADIAL_PANEL_WIDTH / 2 * torch.cos(angles)
+            values = self._radial_quadrature(n, s.to(self.kappa.device)).cpu()
+            table["coefficients"][panel] = transform @ values
+            table["built"][panel] = True
 
     def _inner_mode(self, a_exponent, log_c):
         """Mode of A l - e^l - C e^{gamma l}: Newton on its derivative (decreasing, concave), started right of
