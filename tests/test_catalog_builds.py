@@ -39,21 +39,26 @@ def test_the_computed_catalog_covers_every_family():
     assert not {"wave", "schrodinger", "klein-gordon", "helmholtz", "hyperdiffusion"} & set(ENTRIES)
 
 
-@cache
-def built(name: str, root: str):
-    out = f"{root}/{name}"
-    build(name, out, dim=2)
+def import_built(out: str, prefix: str):
+    """(out, process module, model module) of a built module folder, imported under names starting with prefix."""
     modules = {}
     sys.path.insert(0, out)
     try:
         for module in ("process", "model"):
-            spec = importlib.util.spec_from_file_location(f"{name.replace('-', '_')}_{module}", f"{out}/{module}.py")
+            spec = importlib.util.spec_from_file_location(f"{prefix}_{module}", f"{out}/{module}.py")
             modules[module] = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = modules[module]
             spec.loader.exec_module(modules[module])
     finally:
         sys.path.remove(out)
     return out, modules["process"], modules["model"]
+
+
+@cache
+def built(name: str, root: str):
+    out = f"{root}/{name}"
+    build(name, out, dim=2)
+    return import_built(out, name.replace("-", "_"))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ check, by number, the law of x_t - (1 - t/T) y (KS with the DKW bound, atoms inc
 bound. Here: the defaults, a training step and a sampling run of the linear network, the ve path unchanged,
 and bad path options refused in one line.
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from test_catalog_builds import import_built
 
 from pde2gen.build import build
 from pde2gen.cli import main
@@ -43,17 +44,7 @@ def linear_build(name: str, root: str):
     entry, options = LINEAR_BUILDS[name]
     out = f"{root}/{name}"
     build(entry, out, dim=2, path="linear", **options)
-    modules = {}
-    sys.path.insert(0, out)
-    try:
-        for module in ("process", "model"):
-            spec = importlib.util.spec_from_file_location(f"linear_{name}_{module}", f"{out}/{module}.py")
-            modules[module] = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = modules[module]
-            spec.loader.exec_module(modules[module])
-    finally:
-        sys.path.remove(out)
-    return out, modules["process"], modules["model"]
+    return import_built(out, f"linear_{name}")
 
 
 @pytest.mark.parametrize("name, selection", [
