@@ -29,6 +29,7 @@ import sympy as sp
 
 from . import positivity
 from .dispersion import AUGMENTED, EVOLUTION, S_GRID, Dispersion, analyse_dispersion, branch_growth
+from .errors import UsageError
 from .spec import LAM, PDESpec, S, T, Term
 
 PASS, FAIL, UNDECIDED = "PASS", "FAIL", "UNDECIDED"
@@ -148,6 +149,8 @@ class AnalysisReport:
 # ---------------------------------------------------------------------------------------------- driver
 def analyse(spec: PDESpec, *, repairs: bool = True) -> AnalysisReport:
     """Decide C0, C1, C2 for ``spec`` and derive prior, equivalences and (checked) repairs."""
+    if not isinstance(spec, PDESpec):
+        raise UsageError(f"analyse() needs a PDESpec (from pde2gen.parse), got {type(spec).__name__}")
     spec.validate()
     spec = _sympified(spec)
     clock = _Clock()

@@ -67,6 +67,11 @@ def derive(spec: PDESpec, analysis=None, *, sigma_min: float = 0.002, sigma_max:
     is a positive kernel by construction: a subordinated Gaussian, or a product of 1-D Kac laws).
     Raises DerivationError naming the failed self-checks (unless ``checks=False``).
     """
+    if not isinstance(spec, PDESpec):
+        raise UsageError(f"derive() needs a PDESpec (from pde2gen.parse), got {type(spec).__name__}")
+    if analysis is not None and not hasattr(analysis, "dispersion"):
+        raise UsageError(f"derive() needs an AnalysisReport (from pde2gen.analyse) or None, got "
+                         f"{type(analysis).__name__}")
     if not (0 < sigma_min < sigma_max and math.isfinite(sigma_max) and rho > 0):
         raise UsageError(f"need 0 < sigma_min < sigma_max and rho > 0, got {sigma_min}, {sigma_max}, {rho}")
     grid = {"sigma_min": float(sigma_min), "sigma_max": float(sigma_max), "rho": float(rho)}

@@ -367,6 +367,9 @@ def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = 
     ``path``: keyword arguments of resolve_path (path, schedule, horizon, sigma_end); default the ve path."""
     import sympy as sp
 
+    if not hasattr(derivation, "family") or not hasattr(spec, "dim"):
+        raise UsageError(f"lower() needs the PDESpec and Derivation of pde2gen.parse and pde2gen.derive, got "
+                         f"{type(spec).__name__} and {type(derivation).__name__}")
     family = derivation.family
     if family is None:
         raise DerivationError(f"no generative module can be built: {safe_text(derivation.not_derivable)}")

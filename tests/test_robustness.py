@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import pde2gen
 from pde2gen import build as build_module
 from pde2gen.build import remove_stale_staging, write_atomically
 from pde2gen.errors import OutputPathError, UsageError
@@ -405,3 +406,15 @@ def test_a_swap_that_cannot_be_undone_keeps_the_users_files_and_says_where(tmp_p
 def test_inputs_the_fuzzer_found_are_verdicts_not_internal_errors(expression):
     code, _, err = cli("check", expression, "--dim", "1")
     assert code in (0, 1) and "internal" not in err
+
+
+def test_the_stage_functions_refuse_foreign_objects_with_pde2gens_error():
+    from pde2gen.analyse import analyse
+    from pde2gen.derive import derive
+    from pde2gen.lower import lower
+
+    spec = pde2gen.parse("diffusion", dim=2)
+    for call in (lambda: analyse(None), lambda: analyse("diffusion"), lambda: derive(None),
+                 lambda: derive(spec, analysis=3), lambda: lower(None, None, None), lambda: lower(spec, None, 7)):
+        with pytest.raises(UsageError, match="needs"):
+            call()
