@@ -91,9 +91,11 @@ def run(args) -> dict:
                         rows.append({"entry": name, "dataset": dataset, "seed": seed, "sampler": variant,
                                      "nfe": nfe, **Q.metrics(dataset, samples, held_out, classifier)})
                 C.log(f"  sampled in {time.perf_counter() - start:.0f} s (trained: {train_info.get('cached')})")
-    return {"benchmark": "samplers", "command": f"python bench/samplers.py --budget {args.budget}",
+    data = {"benchmark": "samplers", "command": f"python bench/samplers.py --budget {args.budget}",
             "budget": args.budget, "machine": info, "settings": {**budget, "churns": CHURNS},
             "builds": builds, "not_semigroup": skipped, "rows": rows, "floors": floors}
+    C.write_json(C.RESULTS / f"samplers_{args.budget}.json", data)
+    return data
 
 
 def tables(data) -> str:
