@@ -27,6 +27,7 @@ class FamilyInfo:
     velocity: str
     sigma: str
     isotropic: bool = True
+    bounded_support: bool = False  # the kernel lives in a bounded set at every t (Kac: the light cone)
 
 
 FAMILIES = MappingProxyType(
@@ -88,6 +89,7 @@ FAMILIES = MappingProxyType(
             velocity="per coordinate: d / (t + (r/c) I0(z)/I1(z)), r = sqrt(c^2 t^2 - d^2), z = a r / c; +-c on the atoms",
             sigma="sqrt((c^2/a) [t - (1 - exp(-2 a t)) / (2 a)])",
             isotropic=False,
+            bounded_support=True,
         ),
     }
 )

@@ -43,6 +43,8 @@ Template context (the fields of ``ModuleIR``; every template of ``templates/`` m
   semigroup        bool   the normalised kernel is a convolution semigroup in t (ghat = exp(-t f(s)), isotropic
                    construction): K_t * K_d = K_(t+d), so a step from t to t + d adds an exact draw of K_d
                    (the stochastic sampler's noise increment); False on the linear path (no exact increment)
+  bounded_support  bool   the kernel lives in a bounded set (Kac: the light cone), so model.py keeps EDM's
+                   preconditioning (no far-tail noise level: TAIL_RADIUS = inf)
   path             str    "ve": x_t = y + K_t (t_min, t_max from the derivation); "linear": x_t = f(t) y + K_g(t),
                    f = 1 - t/T on [0, T], T = t_max (see resolve_path)
   path_schedule    str    linear path's clock g: "identity" g = t, "quadratic" g = T (t/T)^2, "scale_linear"
@@ -237,6 +239,7 @@ class ModuleIR:
     options: dict[str, int | float | str | bool]
     explanation: tuple[tuple[str, tuple[str, ...]], ...] = ()
     semigroup: bool = False
+    bounded_support: bool = False
     path: str = "ve"
     path_schedule: str = ""
     path_sigma_end: float = 0.0
@@ -424,6 +427,7 @@ def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = 
         explanation=_explanation(spec, analysis, derivation),
         semigroup=(not linear and spec.construction == "isotropic"
                    and getattr(dispersion, "semigroup_exponent", None) is not None),
+        bounded_support=FAMILIES[family.name].bounded_support,
         path=path_fields["path"],
         path_schedule=path_fields["path_schedule"],
         path_sigma_end=float(path_fields["path_sigma_end"]),

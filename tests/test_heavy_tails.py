@@ -144,3 +144,19 @@ def test_checkpoints_keep_their_parameterisation(cauchy, tmp_path):
     del checkpoint["model_config"]
     assert train.model_from_checkpoint(checkpoint, "ema").tail_radius == math.inf
     assert train.main(["--data", "moons", "--out", str(tmp_path / "bad"), "--tail-radius", "0"]) == 2
+
+
+@pytest.mark.parametrize(("entry", "radius"), [("kac", math.inf), ("pfgm", 1.5), ("diffusion", 1.5)])
+def test_the_tail_radius_is_off_for_kernels_of_bounded_support(entry, radius):
+    """The far-tail noise level is for heavy tails; the Kac kernel lives in its light cone, and with it the
+    learned velocity broke |v| <= c (bounded_support keeps EDM's preconditioning there)."""
+    import ast
+
+    from pde2gen.stages import compile_pde
+
+    files = compile_pde(entry, dim=2, repairs=False).files
+    values = [node.value for node in ast.parse(files["model.py"]).body
+              if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "TAIL_RADIUS"]
+    assert len(values) == 1
+    value = math.inf if ast.unparse(values[0]) == "math.inf" else ast.literal_eval(values[0])
+    assert value == radius
