@@ -207,14 +207,14 @@ The two models differ in the tails of their noise kernels, and it shows in the l
   loss stays O(1) and settles, and the samples stay inside the data's window.
 - **pfgm** (Poisson in N + 1 = 3 dimensions): at time t the kernel is p_t(x | y) proportional to
   t / (|x - y|^2 + t^2)^(3/2). Its radius has the tail P(|x - y| > r) ~ t / r, so it has no finite mean, let alone
-  a variance. The training target (x - y) / t has that tail at every t, and its second moment is infinite.
-  - Each logged loss (a mean of squares over batch x interval draws) is set by the few largest draws of its
-    interval. It jumps over decades (1e4 to 1e6 are typical) instead of settling. That is the tail, not a
-    divergence.
-  - Each step's gradient is dominated by a few far draws and clipped to norm 1. At the demo's budget the network
-    has learned little of the field near the data.
-  - So the samples form a diffuse disc around the data mean without the data's structure. The heavy-tailed
-    prior (radii many times sigma_max) leaves some far outside: see "outside plot" and the largest radius.
+  a variance. The plain regression target (x - y) / t has that tail at every t: its second moment is infinite.
+  - The generated network (model.py, TAIL_RADIUS) therefore reads its noise level off |x - mean| for points far
+    out in the tail: there its denoiser tends to the data mean and what it regresses stays bounded. The logged
+    loss stays finite, but it is larger and noisier than kac's: the target keeps a large irreducible variance at
+    small noise levels (bench/quality.py measured 10-20 against 0.9 for EDM at 1000 steps).
+  - That is what limits PFGM at small budgets: the learned field near the data, more than the sampler. The
+    samples blur between the data's modes, and the heavy-tailed prior (radii many times sigma_max) starts some
+    far out: see "outside plot" and the largest radius.
   - The exact PFGM flow does reach the data (`sample.py --exact DATA`). The PFGM paper trains on a normalised
     (bounded, biased) field instead, and PFGM++ with a larger D lightens the tail (D -> infinity is diffusion).
   - MMD scales its kernel by the pooled spread, so far outliers also make it look smaller: read it with the radii.
