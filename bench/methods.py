@@ -123,13 +123,16 @@ class Generated(Method):
     """A generated module sampled as its sample.py does by default: Heun / Euler in the noise level sigma,
     dx/dsigma = Process.sigma_velocity(VelocityModel.velocity), on Process.sigma_grid."""
 
+    model_class = "VelocityModel"  # the model.py class this path trains
+
     def __init__(self, name: str, label: str, module):
         self.name, self.label, self.module = name, label, module
 
     def make_model(self, stats, backbone_config):
         train, model = self.module.train, self.module.model
         process = train.make_process(train.data_statistics(stats["samples"]), torch.float32)
-        return model.VelocityModel(process, model.build_backbone(backbone_config), stats["sigma_data"])
+        network_class = getattr(model, self.model_class)
+        return network_class(process, model.build_backbone(backbone_config), stats["sigma_data"])
 
     def loss(self, model, y, generator):
         return self.module.model.flow_matching_loss(model, model.process, y, generator=generator)

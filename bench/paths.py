@@ -58,10 +58,7 @@ class GeneratedLinear(M.Generated):
     """A module built with --path linear, trained and sampled as its train.py / sample.py do by default:
     LinearPathVelocityModel, linear_path_loss, dx/dt on Process.time_grid (uniform in t, T -> 0)."""
 
-    def make_model(self, stats, backbone_config):
-        train, model = self.module.train, self.module.model
-        process = train.make_process(train.data_statistics(stats["samples"]), torch.float32)
-        return model.LinearPathVelocityModel(process, model.build_backbone(backbone_config), stats["sigma_data"])
+    model_class = "LinearPathVelocityModel"
 
     def loss(self, model, y, generator):
         return self.module.model.linear_path_loss(model, model.process, y, generator=generator)
@@ -195,8 +192,8 @@ def tables(data) -> str:
             for r in rows if "velocity" in r]
     out += [C.markdown_table(["model", "data", "seed", "bound", "max on Euler-50 ODE", "max at forward x_t",
                               "fraction of x_t coordinates above"], body), ""]
-    out += ["### Cost: training seconds per step (timed when each model was first trained; models are cached), "
-            "sampling seconds (Euler NFE 50, this run)", ""]
+    out += [("### Cost: training seconds per step (timed when each model was first trained; models are cached), "
+             "sampling seconds (Euler NFE 50, this run)"), ""]
     body = []
     for name in names:
         mine = [r for r in rows if r["method"] == name]
