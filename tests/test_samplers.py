@@ -74,7 +74,7 @@ def test_kernels_without_a_semigroup_refuse_the_stochastic_step(family, tmp_path
             process.sample_increment(x, 0.1, 0.2)
         with pytest.raises(ValueError, match="not a convolution semigroup"):
             generated.process.sample_sde(process, lambda x, t: x, x, process.sigma_grid(4))
-        assert generated.sample.main(["--exact", "moons", "--sampler", "sde", "--out", "x.npy"]) == 2
+        assert generated.sample.main(["--exact", "moons", "--sampler", "sde", "--out", "x.npy"]) == 3
 
 
 def test_zero_churn_is_the_heun_sampler(semigroup_module):
