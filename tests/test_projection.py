@@ -101,6 +101,23 @@ def test_projection_trains_and_predict_project_samples_from_the_checkpoint(heat_
     assert trained < initial, (trained, initial)
 
 
+def test_an_interrupted_projection_run_continues_bit_for_bit(heat_dir, tmp_path):
+    with generated_modules(heat_dir) as generated:
+        train = generated.train.main
+        velocity = ["--data", "moons", "--steps", "3", *FAST, "--dtype", "float64"]
+        projection = ["--projection", "--steps", "4", "--ckpt-every", "2", *FAST]
+        for run in ("whole", "cut"):
+            assert train([*velocity, "--out", str(tmp_path / run)]) == 0
+        assert train([*projection, "--out", str(tmp_path / "whole")]) == 0
+        assert train([*projection, "--out", str(tmp_path / "cut"), "--stop-after", "3"]) == 0  # killed at 3
+        assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["projection_step"] == 2
+        assert train([*projection, "--out", str(tmp_path / "cut")]) == 0
+    whole, cut = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "cut"))
+    assert cut["projection_step"] == whole["projection_step"] == 4
+    for key in ("projection", "projection_ema"):
+        assert all(torch.equal(whole[key][name], cut[key][name]) for name in whole[key])
+
+
 def test_predict_project_on_images(tmp_path, capsys):
     directory = write_module(module_ir(shape=(1, 8, 8)), tmp_path / "images_module")
     images = np.random.default_rng(0).uniform(-1, 1, (64, 1, 8, 8)).astype(np.float32)
