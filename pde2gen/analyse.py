@@ -1037,6 +1037,8 @@ def _prior(disp: Dispersion, gap: _Gap, smoothing: Condition) -> Prior:
     alpha_scale = None
     if gap.symbolic is not None and gap.symbolic != 0:
         leading = _lowest_power(gap.symbolic)  # exact and cheap for sums of c s^p
+        if leading is None and not gap.symbolic.xreplace(disp.spec.parameter_values()).free_symbols - {S}:
+            leading = _leading_term_in_mpmath(gap.symbolic.xreplace(disp.spec.parameter_values()))
         if leading is None and gap.values is None:  # as_leading_term costs ~0.1-0.5 s: only without numbers
             try:
                 leading = gap.symbolic.as_leading_term(S).as_coeff_exponent(S)
@@ -1071,6 +1073,26 @@ def _prior(disp: Dispersion, gap: _Gap, smoothing: Condition) -> Prior:
                                                     f" at small k, scale ({a_text} t)^(1/{alpha:g})")
     return Prior(None, alpha, scale, large, f"ghat ~ exp(-{a_text} t k^{alpha:g}) at small k with alpha > 2 is not "
                                             "the characteristic function of any probability law: no prior")
+
+
+LEADING_S = (sp.Rational(1, 10**60), sp.Rational(1, 10**58))  # far below any parameter scale (values >= 1e-12)
+
+
+def _leading_term_in_mpmath(expr: sp.Expr) -> tuple[sp.Expr, sp.Rational] | None:
+    """(coefficient, power) of gap ~ a s^p as s -> 0, read off at s = 1e-60 and 1e-58 with SymPy's adaptive
+    precision (evalf re-evaluates cancelling differences such as sqrt(s + m^2) - m, m = 1e11, to 30 digits).
+    The power is rounded to a fraction with denominator <= 64; None when the two points disagree."""
+    try:
+        g1, g2 = (sp.N(expr.xreplace({S: s}), 30) for s in LEADING_S)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (g1.is_real and g2.is_real and g1 > 0 and g2 > 0):
+        return None
+    slope = float(sp.log(g2 / g1) / sp.log(LEADING_S[1] / LEADING_S[0]))
+    power = sp.Rational(round(slope * 64), 64)
+    if power <= 0 or abs(slope - float(power)) > 1e-6:
+        return None
+    return sp.Float(g1 / LEADING_S[0] ** power, 15), power
 
 
 def _lowest_power(expr: sp.Expr) -> tuple[sp.Expr, sp.Rational] | None:

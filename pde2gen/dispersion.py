@@ -434,14 +434,25 @@ def _choose_problem_type(spec: PDESpec, coeffs, J: int, D) -> tuple[str, str]:
         symbols_left = set().union(*(c.free_symbols for c in numeric)) - {S}
         # Decide from the signs of the symbolic coefficients (parameters are positive).
         numeric = [sp.sympify(c.xreplace({p: sp.S.One for p in symbols_left})) for c in numeric]
-    big = [complex(sp.N(c.subs(S, 1e6))) for c in numeric]
-    growth = max(np.roots(big).real)
-    if growth > 10.0 * (1.0 + max(np.roots([complex(sp.N(c.subs(S, 0))) for c in numeric]).real, default=0.0)):
+    if _has_growing_root(numeric):
         return AUGMENTED, (
             "order 2 in t with d_t^2 and the Laplacian of the same sign: elliptic, a root grows like +k, so t "
             "is an augmented coordinate and the decaying branch is kept (as in PFGM)"
         )
     return EVOLUTION, "order 2 in t with bounded branches (hyperbolic): causal initial-value problem"
+
+
+def _has_growing_root(coeffs) -> bool:
+    """Does a root grow like +C k^(2q) (q > 0, Re C > 0) as k -> oo? From the Newton polygon, so the verdict does
+    not depend on the parameters' scale (Yukawa with m = 1e11 has roots +-sqrt(s + m^2) that reach +k only for
+    s >> m^2; a fixed s = 1e6 read them as bounded). Coefficients of other shapes: roots at s = 1e6 against s = 0."""
+    poly = sp.Poly(sum(c * LAM**j for j, c in enumerate(reversed(coeffs))), LAM)
+    groups = newton_polygon_growth(poly)
+    if groups is not None:
+        return any(c.real > 1e-20 * abs(c) for g in groups if g.exponent > 0 for c in g.coefficients)
+    big = [complex(sp.N(c.subs(S, 1e6))) for c in coeffs]
+    at_zero = max(np.roots([complex(sp.N(c.subs(S, 0))) for c in coeffs]).real, default=0.0)
+    return bool(max(np.roots(big).real) > 10.0 * (1.0 + at_zero))
 
 
 def _trial_values(spec: PDESpec) -> dict[sp.Symbol, sp.Expr]:
@@ -559,10 +570,14 @@ def branch_growth(disp: Dispersion) -> tuple[BranchGrowth, ...] | None:
     """The large-s asymptotics lambda ~ C s^q of every branch (fractional q included), from the upper edges
     of the Newton polygon of P(lambda, s) = sum c_jb lambda^j s^b; None when a coefficient is not a sum of
     numeric multiples of powers of s. Branches that are identically 0 (no lambda^0 term) are left out."""
+    values = disp.spec.parameter_values()
+    return newton_polygon_growth(sp.Poly(sp.expand(disp.symbol.xreplace(values)), LAM))
+
+
+def newton_polygon_growth(poly: sp.Poly) -> tuple[BranchGrowth, ...] | None:
+    """``branch_growth`` of a polynomial in lambda with numeric coefficients in powers of s."""
     import mpmath
 
-    values = disp.spec.parameter_values()
-    poly = sp.Poly(sp.expand(disp.symbol.xreplace(values)), LAM)
     points: dict[tuple[int, sp.Rational], sp.Expr] = {}
     for (j,), coefficient in zip(poly.monoms(), poly.coeffs()):
         for term in sp.Add.make_args(sp.expand(coefficient)):
@@ -571,7 +586,6 @@ def branch_growth(disp: Dispersion) -> tuple[BranchGrowth, ...] | None:
                 return None
             points[(j, b)] = points.get((j, b), 0) + c
     points = {key: c for key, c in points.items() if c != 0}
-    js = sorted({j for j, _ in points})
     candidates = sorted({sp.Rational(b1 - b2, 1) / (j2 - j1) for (j1, b1) in points for (j2, b2) in points
                          if j1 != j2})
     groups = []
@@ -590,5 +604,4 @@ def branch_growth(disp: Dispersion) -> tuple[BranchGrowth, ...] | None:
                                      extraprec=60) if high - low > 1 else \
                 [-mpmath.mpmathify(sp.N(coefficients[1], 30)) / mpmath.mpmathify(sp.N(coefficients[0], 30))]
         groups.append(BranchGrowth(q, tuple(complex(r) for r in roots)))
-    del js
     return tuple(groups)

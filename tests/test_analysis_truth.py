@@ -378,3 +378,16 @@ def test_case6_other_sums_say_what_is_missing(text, fragment):
     recognition = recognise(report.dispersion)
     assert recognition.family is None and recognition.reason.startswith(NOT_DERIVABLE)
     assert fragment in recognition.reason
+
+
+# ---------------------------------------------------------------------------------------------- found bugs
+@pytest.mark.parametrize("m", ["1e11", "1", "1e-12"])
+def test_yukawa_is_s_generative_at_every_mass(m):
+    """lambda^2 = s + m^2: the roots +-sqrt(s + m^2) reach +k only for s >> m^2, so the problem type comes from
+    the Newton polygon (a root ~ +k), not from a fixed s; f = sqrt(s + m^2) - m = s / (sqrt(s + m^2) + m) is
+    Bernstein and ~ s / (2 m) at small s (prior Gaussian, scale 1 / (2 m): by hand)."""
+    report = analyse(parse("yukawa", dim=2, params={"m": m}), repairs=False)
+    assert report.dispersion.problem_type == "augmented"
+    assert report.s_generative, statuses(report)
+    assert report.prior.alpha == 2.0
+    assert report.prior.scale == pytest.approx(1.0 / (2.0 * float(m)), rel=1e-9)
