@@ -523,7 +523,10 @@ def _symbolic_kernel(poly, J, density_factor, problem_type, branches, sign, D):
         return p_hat, mass, ghat, _semigroup_exponent(ghat)
     # Evolution: mass from the residues of q(z) / P(z, 0) (exact even where roots coincide at s = 0).
     at_zero = sp.Poly(poly.as_expr().subs(S, 0), LAM)
-    mass = sp.expand(sign * _residue_sum(density_factor, at_zero))
+    # common factors cancelled first: u_tttttt + u_t has q / P(., 0) = (z^5 + 1) / (z^6 + z) = 1 / z, whose
+    # residues over the fifth roots of -1 took SymPy 2-5 s to expand back to 1
+    numerator, denominator = sp.fraction(sp.cancel(density_factor / at_zero.as_expr()))
+    mass = sp.expand(sign * _residue_sum(numerator, sp.Poly(denominator, LAM)))
     if J == 1:
         lam = branches[0] if branches else None
         lam0 = lam.subs(S, 0)

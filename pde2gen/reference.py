@@ -649,9 +649,12 @@ class _Stable(_Family):
         """
         law = self.law
 
+        with np.errstate(divide="ignore"):
+            log_rho2 = np.log(rho2)  # rho2 / V as exp(log rho2 - log V): V underflows at small alpha (0 * inf)
+
         def gaussian_part(rows, w):
             log_V = log_scale[rows, None] + w[None, :]
-            return -0.5 * N * (math.log(2.0 * math.pi) + log_V) - 0.5 * rho2[rows, None] * np.exp(-log_V)
+            return -0.5 * N * (math.log(2.0 * math.pi) + log_V) - 0.5 * np.exp(log_rho2[rows, None] - log_V)
 
         everything = np.arange(len(rho2))
         coarse = np.linspace(law.w_low - 40.0 / law.gamma, law.w_far + 60.0 / (0.5 * N + law.beta), 200)

@@ -319,15 +319,26 @@ def _tail_index(family: FamilyConfig) -> float:
 def _radial_panels(family: FamilyConfig, t: float):
     """Gauss-Legendre nodes/weights in w = log rho, panels of width 1/2 from log sigma - 30 to the tail."""
     center = math.log(float(reference.sigma(family, t)))
-    top = center + min(25.0 / _tail_index(family) + 5.0, 80.0)
+    # out to where the tail P(|d| > rho) ~ (rho / sigma)^-a is below e^-25, while |d|^2 stays a float64
+    top = min(center + 25.0 / _tail_index(family) + 5.0, max(center + 80.0, RADIAL_LOG_LIMIT))
     if family.name in ("nig", "heat_nig") and family.params["m"] > 0:
         # Cauchy-like out to |d| ~ 1/m when m c t is small, then e^{-m |d|}
         top = max(top, math.log(60.0 / family.params["m"]))
-    edges = np.arange(center - 30.0, top + 0.5, 0.5)
+    bottom = center - 30.0
+    if family.name == "stable":
+        # the positive (alpha/2)-stable law's lower tail, log P(S < x) ~ -A(0) x^(-gamma), reaches far below its
+        # median when gamma = beta / (1 - beta) is small: start where A(0) x^(-gamma) = 40 (and 15 lower for eps)
+        law = reference.positive_stable(0.5 * family.params["alpha"])
+        log_scale = math.log(2.0) + (2.0 / family.params["alpha"]) * math.log(family.params["kappa"] * t)
+        bottom = min(bottom, 0.5 * (log_scale + (law.log_A0 - math.log(40.0)) / law.gamma) - 15.0)
+    edges = np.arange(bottom, top + 0.5, 0.5)
     x, w = np.polynomial.legendre.leggauss(20)
     nodes = (edges[:-1, None] + 0.25 * (x[None, :] + 1.0))
     weights = np.broadcast_to(0.25 * w, nodes.shape)
     return edges, nodes, weights
+
+
+RADIAL_LOG_LIMIT = 350.0  # log |d| below which |d|^2 (e^700) is finite in float64
 
 
 def _radial_mass_by_panel(family: FamilyConfig, t: float, N: int):
@@ -403,7 +414,9 @@ def _k_grid(family: FamilyConfig, t: float) -> np.ndarray:
 
 
 def check_delta_limit(dispersion: Dispersion, family: FamilyConfig) -> Check:
-    t = float(reference.t_of_sigma(family, 1e-9))
+    # sigma = 1e-9, and at most 1e-6 of the time where sigma = 1: for alpha-stable kernels 1 - ghat ~ (sigma k)^alpha
+    # is still 0.3 at sigma = 1e-9, k = 10 when alpha = 1/16, while kappa t k^alpha ~ 1e-6 there
+    t = float(min(reference.t_of_sigma(family, 1e-9), 1e-6 * reference.t_of_sigma(family, 1.0)))
     k = np.linspace(0.0, 10.0, 41)
     pde = dispersion.numeric_ghat(k**2, t).real
     vectors = np.zeros((len(k), 1 if not reference.is_isotropic(family) else 2))
@@ -411,7 +424,8 @@ def check_delta_limit(dispersion: Dispersion, family: FamilyConfig) -> Check:
     fam = reference.characteristic_function(family, vectors, t)
     worst = float(max(np.max(np.abs(1.0 - pde)), np.max(np.abs(1.0 - fam))))
     return _check("delta_limit", worst, DELTA_TOLERANCE,
-                  f"max |1 - ghat(k, t)| for k in [0, 10] at t = {t:.3g} (sigma = 1e-9): the data are reproduced")
+                  f"max |1 - ghat(k, t)| for k in [0, 10] at t = {t:.3g} (sigma <= 1e-9, t <= 1e-6 t(sigma = 1)): the "
+                  "data are reproduced")
 
 
 def check_family_matches_pde(dispersion: Dispersion, family: FamilyConfig) -> Check:
