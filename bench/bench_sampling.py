@@ -31,14 +31,14 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "templates" / "runtime"))
+sys.path.insert(0, str(ROOT))
 
-from cauchy import CauchyFamily
-from gaussian import GaussianFamily
-from kac_product import KacProductFamily
-from nig import NIGFamily
-from stable import StableFamily
-from student_t import StudentTFamily
+from pde2gen.families.cauchy.runtime import CauchyFamily
+from pde2gen.families.gaussian.runtime import GaussianFamily
+from pde2gen.families.kac_product.runtime import KacProductFamily
+from pde2gen.families.nig.runtime import NIGFamily
+from pde2gen.families.stable.runtime import StableFamily
+from pde2gen.families.student_t.runtime import StudentTFamily
 
 RESULTS = ROOT / "bench" / "results" / "sampling.json"
 

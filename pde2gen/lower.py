@@ -26,7 +26,7 @@ Template context (the fields of ``ModuleIR``; every template of ``templates/`` m
   problem_type     str    "evolution" or "augmented"
   verdicts         tuple[(condition, status, reason), ...]  C0/C1/C2 (safe_text each)
   s_generative     bool   the analysis' verdict
-  family           str    key of pde2gen.families.FAMILIES (also the runtime file name: runtime/<family>.py)
+  family           str    key of pde2gen.families.FAMILIES (also its folder: pde2gen/families/<family>/)
   family_class     str    the torch runtime class, e.g. "GaussianFamily"
   parameters       tuple[(name, float), ...]  the family parameters, names as in families.py
   construction     str    "isotropic" or "product"
@@ -73,7 +73,7 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TEXT = 1000  # characters of one safe_text value; longer text is cut with an ellipsis
 MAX_SHAPE_ELEMENTS = 1 << 24
 
-# The torch runtime class of each family (templates/runtime/<family>.py).
+# The torch runtime class of each family (pde2gen/families/<family>/runtime.py).
 FAMILY_CLASSES = {
     "gaussian": "GaussianFamily",
     "cauchy": "CauchyFamily",

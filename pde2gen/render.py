@@ -2,9 +2,10 @@
 
 Templates live in ``resource_dir("templates")``:
 
-- ``process.py.j2``: the process module; ``runtime/common.py`` and ``runtime/<family>.py`` are inlined into it
-  (lines ending in ``# runtime-import`` dropped, module docstrings dropped) and every top-level import of
-  the result is hoisted, deduplicated, to just below the module docstring;
+- ``process.py.j2``: the process module; the torch runtime, ``pde2gen/families/runtime_common.py`` and
+  ``pde2gen/families/<family>/runtime.py`` (read as text, never imported), is inlined into it (lines ending
+  in ``# runtime-import`` dropped, module docstrings dropped, definitions nothing reaches pruned) and every
+  top-level import of the result is hoisted, deduplicated, to just below the module docstring;
 - ``model.py.j2``, ``images.py.j2``, ``train.py.j2``, ``sample.py.j2``: rendered when present (their own owner);
 - ``README.md.j2``: the model card; ``tests/*.j2``: the generated tests (``tests/<name>``).
 
@@ -30,13 +31,15 @@ import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import RenderError, UsageError
+from .families import FAMILIES_DIR
 from .lower import ModuleIR, check_identifier, is_safe_text
 
 PROCESS_TEMPLATE = "process.py.j2"
 README_TEMPLATE = "README.md.j2"
 SCRIPT_TEMPLATES = ("model.py.j2", "images.py.j2", "train.py.j2", "sample.py.j2")  # optional: rendered when present
 TESTS_DIR = "tests"
-RUNTIME_DIR = "runtime"
+RUNTIME_COMMON = "runtime_common.py"  # in the runtime directory, beside one folder per family
+RUNTIME_FILE = "runtime.py"  # <runtime directory>/<family>/runtime.py
 RUNTIME_MARKER = "# runtime-import"
 CONFIG_FILE = "pde2gen.json"
 TEMPLATE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.(py|md)\.j2$")
@@ -189,14 +192,15 @@ def _drop_marked_lines(path: Path) -> str:
     return "\n".join(line for index, line in enumerate(lines) if index not in marked)
 
 
-def runtime_source(family: str, template_dir: Path) -> str:
-    """templates/runtime/common.py + runtime/<family>.py, ready to inline (marker lines, docstrings dropped)."""
+def runtime_source(family: str, runtime_dir: Path = FAMILIES_DIR) -> str:
+    """runtime_common.py + <family>/runtime.py of ``runtime_dir`` (default pde2gen/families), ready to inline
+    (marker lines and docstrings dropped). The section headers keep the names runtime/common.py and
+    runtime/<family>.py that generated modules have always carried."""
     check_identifier(family)
     parts = []
-    for name in ("common", family):
-        path = template_dir / RUNTIME_DIR / f"{name}.py"
+    for name, path in (("common", runtime_dir / RUNTIME_COMMON), (family, runtime_dir / family / RUNTIME_FILE)):
         if not path.is_file():
-            raise RenderError(f"the torch runtime {RUNTIME_DIR}/{name}.py is missing")
+            raise RenderError(f"the torch runtime {path.relative_to(runtime_dir.parent)} is missing")
         body = _drop_module_docstring(_drop_marked_lines(path), path).strip("\n")
         parts.append(f"# ---- runtime/{name}.py " + "-" * (DOC_WIDTH - 22 - len(name)) + "\n" + body)
     return "\n\n\n".join(parts)
@@ -363,8 +367,10 @@ def config_json(ir: ModuleIR, files: list[str]) -> str:
     return json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def render(ir: ModuleIR, *, template_dir: Path | None = None) -> dict[str, str]:
-    """{file name: text} of the generated module (file names fixed, sorted); RenderError on any failure."""
+def render(ir: ModuleIR, *, template_dir: Path | None = None, runtime_dir: Path = FAMILIES_DIR) -> dict[str, str]:
+    """{file name: text} of the generated module (file names fixed, sorted); RenderError on any failure.
+
+    ``template_dir``/``runtime_dir``: other templates or family runtimes (tests); default the packaged ones."""
     if not isinstance(ir, ModuleIR):
         raise RenderError(f"render() needs a ModuleIR, got {type(ir).__name__}")
     directory = _template_dir(template_dir)
@@ -372,7 +378,7 @@ def render(ir: ModuleIR, *, template_dir: Path | None = None) -> dict[str, str]:
     outputs = output_templates(directory)
     files = sorted([*outputs, CONFIG_FILE])
     context = {field.name: getattr(ir, field.name) for field in fields(ir)}
-    runtime = runtime_source(ir.family, directory)
+    runtime = runtime_source(ir.family, runtime_dir)
     context.update(ir_hash=ir.hash(), runtime_source=runtime, files=tuple(files))
     check_completeness(env, list(outputs.values()), set(context))
 

@@ -22,7 +22,9 @@ def test_wheel_ships_templates_and_catalog_and_runs_from_them(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "pde2gen/catalog_files/kac.toml" in names
     assert "pde2gen/template_files/process.py.j2" in names
-    assert any(n.startswith("pde2gen/template_files/runtime/") and n.endswith(".py") for n in names)
+    # every family folder with its declaration, NumPy reference and torch runtime (read by render as text)
+    assert {"pde2gen/families/runtime_common.py", "pde2gen/families/kac_product/__init__.py",
+            "pde2gen/families/kac_product/runtime.py", "pde2gen/families/stable/runtime.py"} <= set(names)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Run from the unpacked wheel alone (not the checkout): the catalog must load and compose from package data.

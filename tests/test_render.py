@@ -16,7 +16,7 @@ import pytest
 import sympy as sp
 
 from pde2gen.errors import DerivationError, RenderError, UsageError
-from pde2gen.families import FamilyConfig
+from pde2gen.families import FAMILIES_DIR, FamilyConfig
 from pde2gen.lower import MAX_TEXT, ModuleIR, lower, resolve_options, safe_text
 from pde2gen.render import render
 from pde2gen.resources import resource_dir
@@ -56,15 +56,7 @@ def make_ir(family: str = "gaussian", **changes) -> ModuleIR:
     return ModuleIR(**fields)
 
 
-def has_runtime(family: str) -> bool:
-    return (TEMPLATES / "runtime" / f"{family}.py").is_file()
-
-
-FAMILIES = [
-    "gaussian",
-    pytest.param("kac_product", marks=pytest.mark.skipif(not has_runtime("kac_product"),
-                                                         reason="runtime/kac_product.py not written yet")),
-]
+FAMILIES = ["gaussian", "kac_product"]
 
 
 def write(files: dict[str, str], directory: Path) -> Path:
@@ -84,6 +76,13 @@ def import_generated(directory: Path, name: str = "process"):
 def template_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "templates"
     shutil.copytree(TEMPLATES, copy, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    return copy
+
+
+def runtime_copy(tmp_path: Path) -> Path:
+    """A copy of pde2gen/families (the runtimes render inlines), for render(..., runtime_dir=)."""
+    copy = tmp_path / "families"
+    shutil.copytree(FAMILIES_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     return copy
 
 
@@ -197,7 +196,7 @@ def test_rendered_python_compiles_and_passes_ruff(family, tmp_path):
         if name.endswith(".py"):
             compile(ast.parse(text), name, "exec")
     process = files["process.py"]
-    assert "# runtime-import" not in process and "from common import" not in process
+    assert "# runtime-import" not in process and "runtime_common import" not in process
     assert ast.get_docstring(ast.parse(process)).count("time runs forward from data (t -> 0)".capitalize()) == 1
     write(files, tmp_path)
     python_files = ["process.py", "tests"]
@@ -245,31 +244,33 @@ def test_generated_code_that_does_not_compile_is_reported_with_line_and_snippet(
 
 
 def test_missing_runtime_is_a_render_error(tmp_path):
-    templates = template_copy(tmp_path)
-    (templates / "runtime" / "gaussian.py").unlink()
-    with pytest.raises(RenderError, match="runtime/gaussian.py is missing"):
-        render(make_ir(), template_dir=templates)
+    runtimes = runtime_copy(tmp_path)
+    (runtimes / "gaussian" / "runtime.py").unlink()
+    with pytest.raises(RenderError, match="families/gaussian/runtime.py is missing"):
+        render(make_ir(), runtime_dir=runtimes)
 
 
 def test_marked_imports_spanning_lines_are_dropped_whole(tmp_path):
-    templates = template_copy(tmp_path)
-    family = templates / "runtime" / "gaussian.py"
+    runtimes = runtime_copy(tmp_path)
+    family = runtimes / "gaussian" / "runtime.py"
     lines = family.read_text().splitlines()
-    index = next(i for i, line in enumerate(lines) if line.startswith("from common import"))
-    names = lines[index].split(" import ")[1].split("#")[0].strip()
-    lines[index : index + 1] = ["from common import (  # runtime-import", *(f"    {name.strip()},"
-                                for name in names.split(",")), ")"]
+    start = next(i for i, line in enumerate(lines) if line.startswith("from pde2gen.families.runtime_common import"))
+    end = next(i for i in range(start, len(lines)) if ")" in lines[i] or "(" not in lines[start])
+    names = " ".join(line.split("#")[0] for line in lines[start:end + 1]).split(" import ")[1].strip(" ()")
+    # only the first line carries the marker
+    lines[start:end + 1] = ["from pde2gen.families.runtime_common import (  # runtime-import",
+                            *(f"    {name.strip()}," for name in names.split(",") if name.strip()), ")"]
     family.write_text("\n".join(lines) + "\n")
-    process = render(make_ir(), template_dir=templates)["process.py"]
-    assert "from common" not in process and "import (" not in process
+    process = render(make_ir(), runtime_dir=runtimes)["process.py"]
+    assert "runtime_common" not in process and "import (" not in process
 
 
 def test_a_runtime_name_that_clashes_with_the_template_is_refused(tmp_path):
-    templates = template_copy(tmp_path)
-    family = templates / "runtime" / "gaussian.py"
+    runtimes = runtime_copy(tmp_path)
+    family = runtimes / "gaussian" / "runtime.py"
     family.write_text(family.read_text() + "\n\ndef sample_heun():\n    pass\n")
     with pytest.raises(RenderError, match="defines sample_heun twice"):
-        render(make_ir(), template_dir=templates)
+        render(make_ir(), runtime_dir=runtimes)
 
 
 def _code_shape(source: str) -> str:

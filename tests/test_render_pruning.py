@@ -5,7 +5,6 @@ import pytest
 from test_generated_scripts import FAMILY_PARAMETERS, module_ir
 
 from pde2gen.render import prune_runtime, render, runtime_source
-from pde2gen.resources import resource_dir
 
 
 def top_level_definitions(tree):
@@ -20,7 +19,7 @@ def top_level_definitions(tree):
 
 @pytest.mark.parametrize("family", sorted(FAMILY_PARAMETERS))
 def test_every_inlined_runtime_definition_is_used(family):
-    runtime = ast.parse(runtime_source(family, resource_dir("templates")))
+    runtime = ast.parse(runtime_source(family))
     runtime_names = {name for name, _ in top_level_definitions(runtime)}
     process = ast.parse(render(module_ir(family))["process.py"])
     definitions = dict(top_level_definitions(process))

@@ -6,7 +6,6 @@ import math
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +14,8 @@ from test_generated_scripts import generated_modules, module_ir, write_module
 torch = pytest.importorskip("torch")
 mpmath = pytest.importorskip("mpmath")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "templates" / "runtime"))
-
-from kac_product import KacProductFamily  # noqa: E402
-from stable import StableFamily  # noqa: E402
+from pde2gen.families.kac_product.runtime import KacProductFamily
+from pde2gen.families.stable.runtime import StableFamily
 
 F64 = torch.float64
 
@@ -182,7 +179,7 @@ def test_kac_fused_log_kernel_and_velocity_equal_the_separate_calls(t):
 
 @pytest.mark.parametrize("m, n, tau", [(1.0, 2, 0.5), (0.1, 2, 1e-3), (5.0, 16, 20.0), (1.0, 64, 0.5)])
 def test_nig_interpolated_posterior_factor_matches_the_quadrature(m, n, tau):
-    from nig import FACTOR_TABLE_MIN_VALUES, NIGFamily
+    from pde2gen.families.nig.runtime import FACTOR_TABLE_MIN_VALUES, NIGFamily
 
     family = NIGFamily(c=1.0, m=m)
     log_rho2 = torch.empty(FACTOR_TABLE_MIN_VALUES, dtype=F64).uniform_(

@@ -1,11 +1,9 @@
-"""The torch runtime of every kernel family (templates/runtime/): samplers against SciPy / closed-form laws,
+"""The torch runtime of every kernel family (pde2gen/families/<name>/runtime.py): samplers against SciPy / closed-form laws,
 log-kernels against SciPy log-densities and quadrature, velocities that transport the law, special functions
 with gradients, and numerical robustness (tiny/huge t, N = 3072, float32/float64, the Kac cone)."""
 import importlib.util
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,16 +11,15 @@ from scipy import integrate, special, stats
 
 torch = pytest.importorskip("torch")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "templates" / "runtime"))
-
-import common
-from cauchy import CauchyFamily
-from gaussian import GaussianFamily
-from heat_nig import HeatNIGFamily
-from kac_product import KacProductFamily
-from nig import NIGFamily
-from stable import StableFamily
-from student_t import StudentTFamily
+import pde2gen.families.runtime_common as common
+from pde2gen.families.cauchy.runtime import CauchyFamily
+from pde2gen.families.gaussian.runtime import GaussianFamily
+from pde2gen.families.heat_nig.runtime import HeatNIGFamily
+from pde2gen.families.kac_product.runtime import KacProductFamily
+from pde2gen.families.nig.runtime import NIGFamily
+from pde2gen.families.stable.runtime import StableFamily
+from pde2gen.families.student_t.runtime import StudentTFamily
+from pde2gen.render import runtime_source
 
 KS_ALPHA = 1e-3  # p-value below which a law is rejected; every test uses fixed seeds
 F64 = torch.float64
@@ -500,7 +497,7 @@ def test_kac_sampler_matches_reference_law(t):
 def test_kac_sampler_float32_and_large_rates(table_max_rate, monkeypatch):
     """float32 path (packed random bits), windowed tables (a t = 810) and PTRS (a t above the table limit,
     lowered here to reach it) against the reference law."""
-    import kac_product
+    from pde2gen.families.kac_product import runtime as kac_product
 
     monkeypatch.setattr(kac_product, "TABLE_MAX_RATE", table_max_rate)
     family = KacProductFamily(a=9.0, c=3.0)
@@ -689,15 +686,9 @@ def test_buffers_and_constructor_keywords_follow_families_py():
     ("heat_nig", "HeatNIGFamily", {"kappa": 0.5, "c": 1.0, "m": 0.5}),
 ])
 def test_inlined_runtime_is_self_contained(module, class_name, parameters, tmp_path):
-    """The renderer's scheme (common.py docstring): common.py + <family>.py with every line ending in
-    '# runtime-import' dropped must run on its own, with torch and math only, and agree with the modules."""
-    runtime = Path(common.__file__).resolve().parent
-    text = "\n".join(
-        line
-        for name in ("common.py", f"{module}.py")
-        for line in (runtime / name).read_text().splitlines()
-        if not line.rstrip().endswith("# runtime-import")
-    )
+    """What render inlines (runtime_common.py + <family>/runtime.py, '# runtime-import' lines dropped) must run
+    on its own, with torch and math only, and agree with the modules."""
+    text = runtime_source(module)
     imports = [line.strip() for line in text.splitlines() if line.lstrip().startswith(("import ", "from "))]
     assert all(line in ("import math", "import torch") or line.startswith("from fractions import") for line in imports), imports
     path = tmp_path / f"inlined_{module}.py"

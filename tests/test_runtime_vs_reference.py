@@ -1,11 +1,9 @@
-"""The torch runtime that ships (templates/runtime/<family>.py, inlined into every generated process.py) against
+"""The torch runtime that ships (pde2gen/families/<family>/runtime.py, inlined into every generated process.py) against
 the compiler's independent float64 NumPy/SciPy twin (pde2gen.reference), over one battery for every family of
 pde2gen.families.FAMILIES: the noise level sigma(t), its inverse and derivative, the log-kernel, the
 posterior-mean velocity, and the law of the exact sampler (two-sample KS)."""
 import importlib
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ from pde2gen.families import FAMILIES, FamilyConfig
 from pde2gen.lower import FAMILY_CLASSES
 
 torch = pytest.importorskip("torch")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "templates" / "runtime"))
 
 # Parameter values for the battery; any other parameter of a family is 1.
 SPECIAL_VALUES = {"alpha": 1.5, "D": 4.0, "m": 0.5, "kappa": 0.7, "a": 9.0, "c": 1.3}
@@ -31,7 +28,7 @@ def config(name):
 
 
 def runtime(name):
-    module = importlib.import_module(name)
+    module = importlib.import_module(f"pde2gen.families.{name}.runtime")
     return getattr(module, FAMILY_CLASSES[name])(**config(name).params)
 
 

@@ -3,7 +3,13 @@ of scale c t, d = sqrt(V) eps with V = (c t)^2 / Z^2; conditional velocity d / t
 import math  # runtime-import
 
 import torch  # runtime-import
-from common import batch_view, event_size, squared_norm, standard_normal  # runtime-import
+
+from pde2gen.families.runtime_common import (  # runtime-import
+    batch_view,
+    event_size,
+    squared_norm,
+    standard_normal,
+)
 
 
 class CauchyFamily(torch.nn.Module):

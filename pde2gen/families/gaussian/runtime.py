@@ -3,7 +3,13 @@ conditional velocity d / (2 t), sigma = sqrt(2 kappa t)."""
 import math  # runtime-import
 
 import torch  # runtime-import
-from common import batch_view, event_size, squared_norm, standard_normal  # runtime-import
+
+from pde2gen.families.runtime_common import (  # runtime-import
+    batch_view,
+    event_size,
+    squared_norm,
+    standard_normal,
+)
 
 
 class GaussianFamily(torch.nn.Module):

@@ -1,7 +1,8 @@
 """The kernel families pde2gen can derive, sample and transport exactly: the contract between the
 derive stage (which recognises a family and its parameters from the analysis) and the runtimes that
-implement it (``pde2gen.reference`` in NumPy/SciPy for the compiler's own checks, and the torch code in
-``templates/runtime/`` rendered into every generated ``process.py``).
+implement it. Each family has a folder ``pde2gen/families/<name>/``: its NumPy/SciPy reference
+(``reference.py``, for the compiler's own checks, reached through ``pde2gen.reference``) and its torch runtime
+(``runtime.py``, read as text and inlined into every generated ``process.py``; the compiler never imports it).
 
 Notation: data point y, time t (the PDE's own variable), displacement d = x - y in R^N, eps ~ N(0, I_N).
 Every isotropic family is a subordinated Gaussian  d = sqrt(V_t) * eps  with a scalar V_t >= 0
@@ -15,7 +16,11 @@ Parameters are plain floats; each runtime must accept exactly the names listed h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
+
+# The family folders, and runtime_common.py, the torch helpers every runtime.py inlines with it.
+FAMILIES_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)

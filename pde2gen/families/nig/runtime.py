@@ -8,7 +8,8 @@ u = (d / t) [1 - m sqrt(pi V / 2) erfcx((m V + tau) / sqrt(2 V))]; without V, it
 import math  # runtime-import
 
 import torch  # runtime-import
-from common import (  # runtime-import
+
+from pde2gen.families.runtime_common import (  # runtime-import
     batch_view,  # runtime-import
     event_size,  # runtime-import
     log_bessel_k,  # runtime-import

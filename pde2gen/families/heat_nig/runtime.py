@@ -9,7 +9,8 @@ mean given |d| (one integral over X, as for the kernel itself).
 import math  # runtime-import
 
 import torch  # runtime-import
-from common import (  # runtime-import
+
+from pde2gen.families.runtime_common import (  # runtime-import
     batch_view,  # runtime-import
     event_size,  # runtime-import
     sample_inverse_gaussian,  # runtime-import

@@ -2,12 +2,13 @@
 Gamma and Poisson samplers, special functions with gradients, and log-space quadrature.
 
 How the runtime is assembled (the renderer and the tests rely on this):
-- ``templates/runtime/common.py`` (this file) and ``templates/runtime/<family>.py`` are plain Python
-  modules. Tests put ``templates/runtime`` on ``sys.path`` and import them directly.
-- A generated ``process.py`` inlines ``common.py`` followed by ``<family>.py``; every line ending with the
-  marker comment ``# runtime-import`` is dropped on the way. Family files therefore import only from this
-  module (``from common import squared_norm  # runtime-import``) and import ``math``/``torch`` with the
-  marker too, since this file already imports them at its top.
+- ``pde2gen/families/runtime_common.py`` (this file) and ``pde2gen/families/<family>/runtime.py`` are plain
+  Python modules that tests import (``pde2gen.families.<family>.runtime``); the compiler itself never imports
+  them (the renderer reads them as text, so the compiler core does not need torch).
+- A generated ``process.py`` inlines this file followed by the family's ``runtime.py``; every line ending
+  with the marker comment ``# runtime-import`` is dropped on the way. Family files therefore import only
+  from this module (``from pde2gen.families.runtime_common import squared_norm  # runtime-import``) and
+  import ``math``/``torch`` with the marker too, since this file already imports them at its top.
 - No ``from __future__`` import anywhere (it would land mid-file once inlined); dependencies: torch only.
 
 Conventions: a batch of times ``t`` has shape (B,); displacements ``d`` have shape (B, *shape); results

@@ -27,7 +27,8 @@ of marginal_velocity costs a few dozen flops. log_kernel_quadrature is the quadr
 import math  # runtime-import
 
 import torch  # runtime-import
-from common import (  # runtime-import
+
+from pde2gen.families.runtime_common import (  # runtime-import
     batch_view,  # runtime-import
     event_size,  # runtime-import
     gauss_legendre,  # runtime-import

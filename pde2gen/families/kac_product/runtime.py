@@ -22,7 +22,8 @@ without a latent, which coordinates move at +-c in conditional_velocity.
 import math  # runtime-import
 
 import torch  # runtime-import
-from common import (  # runtime-import
+
+from pde2gen.families.runtime_common import (  # runtime-import
     batch_view,  # runtime-import
     i1e_over_x,  # runtime-import
     poisson_bucket_counts,  # runtime-import

@@ -10,7 +10,14 @@ sigma = c t; the velocity d / t is the same law-transporting field in both cases
 import math  # runtime-import
 
 import torch  # runtime-import
-from common import batch_view, event_size, sample_gamma, squared_norm, standard_normal  # runtime-import
+
+from pde2gen.families.runtime_common import (  # runtime-import
+    batch_view,
+    event_size,
+    sample_gamma,
+    squared_norm,
+    standard_normal,
+)
 
 
 class StudentTFamily(torch.nn.Module):

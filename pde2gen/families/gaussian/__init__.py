@@ -1,0 +1,2 @@
+"""The gaussian kernel family: its declaration (this file), NumPy reference (reference.py) and torch runtime
+(runtime.py, read as text by the renderer; never imported by the compiler)."""
