@@ -156,7 +156,9 @@ def test_case4_thresholds_follow_from_the_false_alarm_rate():
 
     per_test = verify.FALSE_ALARM_PER_BUILD / verify.STATISTICAL_TESTS
     assert 2 * math.exp(-2 * verify.KS_CRITICAL**2) == pytest.approx(per_test, rel=1e-12)  # DKW
-    assert float(mp.erfc(verify.Z_CRITICAL / mp.sqrt(2))) == pytest.approx(per_test, rel=1e-9)
+    for p, n in ((0.3, 40_000), (1e-9, 10**6)):  # Bernstein's tail with the known variance, at the bound
+        eps = verify._bernstein_known(p, n)
+        assert 2 * math.exp(-n * eps**2 / (2 * (p * (1 - p) + eps / 3))) == pytest.approx(per_test, rel=1e-9)
 
 
 def test_case4_ks_bound_brackets_the_exact_statistic():
