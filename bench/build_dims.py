@@ -6,6 +6,8 @@ no catalog, e.g. heat plus Cauchy) are built as well.
 
     python bench/build_dims.py                       # all entries, all dimensions (~20-40 minutes on 2 cores)
     python bench/build_dims.py --dims 1 4 3072 --entries poisson kac
+
+A full run (all entries, all dimensions) writes bench/results/build_dims.json and build_dims.md (--out).
 """
 from __future__ import annotations
 
@@ -30,7 +32,12 @@ def main(argv=None) -> int:
     parser.add_argument("--dims", type=int, nargs="*", default=list(DIMS))
     parser.add_argument("--entries", nargs="*", default=None, help="catalog names (default: every equation)")
     parser.add_argument("--expressions", nargs="*", default=list(EXPRESSIONS), help="PDE texts built as well")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results stem (default bench/results/build_dims for a full run, none otherwise)")
     args = parser.parse_args(argv)
+    full = args.entries is None and list(args.dims) == list(DIMS) and list(args.expressions) == list(EXPRESSIONS)
+    out = args.out or (Path(__file__).resolve().parent / "results" / "build_dims" if full else None)
+    started = time.perf_counter()
     names = args.entries or [name for name, entry in load_catalog().items() if entry.kind == "equation"]
     names = list(names) + list(args.expressions)
     rows: dict[str, dict[int, str]] = {}
@@ -52,14 +59,23 @@ def main(argv=None) -> int:
                 rows.setdefault(name, {})[dim] = cell
                 print(f"{name:14s} N={dim:<5d} {cell}", file=sys.stderr, flush=True)
     rows = {name: cells for name, cells in rows.items() if any(c != "-" for c in cells.values())}
-    print("| entry | " + " | ".join(f"N={d}" for d in args.dims) + " |")
-    print("|---|" + "---|" * len(args.dims))
-    for name, cells in rows.items():
-        print(f"| {name} | " + " | ".join(cells.get(d, "") for d in args.dims) + " |")
+    lines = ["| entry | " + " | ".join(f"N={d}" for d in args.dims) + " |", "|---|" + "---|" * len(args.dims)]
+    lines += [f"| {name} | " + " | ".join(cells.get(d, "") for d in args.dims) + " |" for name, cells in rows.items()]
     builds = sum(c != "-" for cells in rows.values() for c in cells.values())
-    print(f"\n{builds} builds of {len(rows)} s-generative entries, {len(failures)} failed")
-    for line in failures:
-        print(f"- {line}")
+    lines += ["", f"{builds} builds of {len(rows)} s-generative entries, {len(failures)} failed"]
+    lines += [f"- {line}" for line in failures]
+    print("\n".join(lines))
+    if out is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import _common as C
+
+        info = C.machine(threads=1)
+        record = {"command": "python bench/build_dims.py", "machine": info, "dims": list(args.dims),
+                  "rows": rows, "builds": builds, "failures": failures,
+                  "wall_seconds": round(time.perf_counter() - started, 1)}
+        C.write_json(out.with_suffix(".json"), record)
+        C.write_text(out.with_suffix(".md"), "`python bench/build_dims.py` (cells: build seconds; '-': not "
+                     "s-generative in that N)\n\n" + C.machine_line(info) + "\n\n" + "\n".join(lines) + "\n")
     return 1 if failures else 0
 
 
