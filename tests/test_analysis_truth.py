@@ -213,6 +213,51 @@ def test_case7_oscillating_mass_fails_in_every_dimension(dim):
     assert c0.witness["first_zero_t"] == pytest.approx((math.pi - math.atan(2)) / 2, rel=1e-9)
 
 
+def kg_ghat(a: float, m2: float, c: float, k: float, t: float) -> mp.mpf:
+    """Normalised ghat of damped Klein-Gordon in 40 digits: e^(-at)(cosh Wt + a sinh(Wt)/W) / mass(t),
+    W = sqrt(a^2 - m^2 - c^2 k^2) (possibly imaginary)."""
+    with mp.workdps(40):
+        W = mp.sqrt(mp.mpc(a * a - m2 - (c * mp.mpf(k)) ** 2))
+        value = mp.re(mp.exp(-a * t) * (mp.cosh(W * t) + a * mp.sinh(W * t) / W))
+        return value / kg_mass(a, math.sqrt(m2), t)
+
+
+@pytest.mark.parametrize("a,m2,c", [(3, 1, 2), (1, 0.5, 3)])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_damped_klein_gordon_isotropic_in_two_and_three_dimensions(a, m2, c, dim):
+    """a^2 > m^2 (positive mass, positive 1-D kernel) but N >= 2: ghat carries e^(-at) cos(c k t) from the atoms and
+    dips below Schoenberg's floor inf Lambda_N: C1 fails with a witness that holds in mpmath (kg_ghat)."""
+    report = check(KG, dim=dim, a=a, m2=m2, c=c)
+    assert statuses(report)["C0"] == PASS and statuses(report)["C2"] == PASS
+    c1 = report.condition("C1")
+    assert c1.status == FAIL and "Schoenberg" in c1.method
+    assert kg_ghat(a, m2, c, c1.witness["k"], c1.witness["t"]) < c1.witness["schoenberg_floor"]
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_damped_klein_gordon_critical_damping_in_every_dimension(dim):
+    """a^2 = m^2 = 4, c = 1/2: lambda = -2 +- i k / 2, Re lambda = -2 = lambda*(0) for every k: C2 fails with a zero
+    gap (by hand) in every N."""
+    report = check(KG, dim=dim, a=2, m2=4, c="1/2")
+    c2 = report.condition("C2")
+    assert c2.status == FAIL and abs(c2.witness["gap"]) < 1e-30
+
+
+def test_sum_of_three_symbols_with_a_constant():
+    """u_t = lap(u) - (-lap)^(1/2) u - 2 u: f(s) = s + sqrt(s) + 2 before normalising; the constant is the uniform
+    death rate 2 (mass e^(-2t) > 0), the normalised kernel is heat plus Cauchy (heat_nig, kappa = c = 1, m = 0),
+    and the prior is Cauchy with scale 1 (f - 2 ~ sqrt(s) at small s): all by hand."""
+    from pde2gen.recognise import recognise_family
+
+    for dim in (1, 3):
+        report = check("u_t = lap(u) - fraclap(u, 1/2) - 2*u", dim=dim)
+        assert statuses(report) == {"C0": PASS, "C1": PASS, "C2": PASS}
+        assert report.density_split.reaction_kind == "uniform"
+    assert report.prior.alpha == 1.0 and report.prior.scale == pytest.approx(1.0, rel=1e-9)
+    family = recognise_family(report.dispersion)
+    assert family.name == "heat_nig" and family.params == {"kappa": 1.0, "c": 1.0, "m": 0.0}
+
+
 @pytest.mark.parametrize("dim", [2, 3])
 def test_case7_isotropic_fails_c1_and_the_product_repairs_it(dim):
     """In N >= 2 the isotropic kernel has the 1-D atoms' Fourier transform e^(-at) cos(c k t) in ghat, which
