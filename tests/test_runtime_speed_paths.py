@@ -174,23 +174,33 @@ def test_kac_fused_log_kernel_and_velocity_equal_the_separate_calls(t):
 
 
 def test_kac_bessel_series_match_mpmath():
-    """I0(z) and I1(z)/z by the power series (marginal velocity's fast path) against mpmath, z in [0, 30]."""
-    from pde2gen.families.kac_product.runtime import BESSEL_SERIES_MAX_Z, bessel_series
+    """I0(z) and I1(z)/z by the power series, and e^-z I0(z), e^-z I1(z)/z by the power series below z = 30 and the
+    asymptotic series above (marginal velocity's fast paths), against mpmath."""
+    from pde2gen.families.kac_product.runtime import BESSEL_SERIES_MAX_Z, bessel_scaled, bessel_series
+
+    mpmath.mp.dps = 30
+
+    def reference(z, scaled):
+        i0 = [mpmath.besseli(0, float(v)) * (mpmath.exp(-float(v)) if scaled else 1) for v in z]
+        i1 = [(mpmath.besseli(1, float(v)) / float(v) if v > 0 else mpmath.mpf(0.5)) * (mpmath.exp(-float(v)) if scaled else 1)
+              for v in z]
+        return np.array([float(v) for v in i0]), np.array([float(v) for v in i1])
 
     z = torch.cat([torch.tensor([0.0, 1e-8, 1e-3], dtype=F64), torch.linspace(0.01, BESSEL_SERIES_MAX_Z, 157, dtype=F64)])
-    i0, i1_over_z = bessel_series(z * z / 4)
-    mpmath.mp.dps = 30
-    i0_mp = np.array([float(mpmath.besseli(0, float(v))) for v in z])
-    i1_mp = np.array([0.5 if v == 0 else float(mpmath.besseli(1, float(v)) / float(v)) for v in z])
-    np.testing.assert_allclose(i0.numpy(), i0_mp, rtol=4e-15, atol=0)
-    np.testing.assert_allclose(i1_over_z.numpy(), i1_mp, rtol=4e-15, atol=0)
+    for value, expected in zip(bessel_series(z * z / 4), reference(z, False)):
+        np.testing.assert_allclose(value.numpy(), expected, rtol=4e-15, atol=0)
+    z = torch.cat([z, torch.logspace(math.log10(BESSEL_SERIES_MAX_Z), 6, 60, dtype=F64)])
+    for value, expected in zip(bessel_scaled(z, torch.ones_like(z)), reference(z, True)):
+        np.testing.assert_allclose(value.numpy(), expected, rtol=4e-15, atol=0)
 
 
-@pytest.mark.parametrize("rate", [1e-3, 0.3, 2.7, 9.0, 29.0])
+@pytest.mark.parametrize("rate", [1e-3, 0.3, 2.7, 9.0, 29.0, 31.0, 300.0, 1e4])
 @pytest.mark.parametrize("atom_rtol", [1e-4, 1e-12])
-def test_kac_series_log_kernel_and_velocity_equal_the_special_function_path(rate, atom_rtol, monkeypatch):
-    """The series path of log_kernel_and_velocity (a t <= 30) against the torch.special i0e/i1e path it replaced:
-    coordinates inside, on, just over and far over the cone (finite scores there), at the origin."""
+def test_kac_blocked_log_kernel_and_velocity_equal_the_special_function_calls(rate, atom_rtol, monkeypatch):
+    """log_kernel_and_velocity (own Bessel series, masks by multiplication, row blocks) against log_kernel and
+    conditional_velocity (torch.special.i0e/i1e, torch.where, logaddexp) for a t from 1e-3 to 1e4 (both block kinds):
+    coordinates inside, on, just over and far over the cone (finite scores there), at the origin, in blocks of
+    2 rows (the block budget shrunk)."""
     import pde2gen.families.kac_product.runtime as kac
 
     family = KacProductFamily(a=9.0, c=3.0, atom_rtol=atom_rtol)
@@ -198,13 +208,13 @@ def test_kac_series_log_kernel_and_velocity_equal_the_special_function_path(rate
     times = torch.full((16,), t, dtype=F64)
     generator = torch.Generator().manual_seed(5)
     d = 3 * t * (2 * torch.rand(16, 7, generator=generator, dtype=F64) - 1)
+    d[8:] *= 0.01  # far from the front (at large a t: z > 30 throughout, the power series skipped)
     d[:6, 0] = 3 * t * torch.tensor([1.0, -(1 + 1e-9), 1 - 1e-7, 0.0, 1 + 1e-3, -10.0], dtype=F64)
-    series = family.log_kernel_and_velocity(d, times)
-    monkeypatch.setattr(kac, "BESSEL_SERIES_MAX_Z", -1.0)  # every call through torch.special
-    special = family.log_kernel_and_velocity(d, times)
-    assert bool(torch.isfinite(series[0]).all())
-    torch.testing.assert_close(series[0], special[0], rtol=1e-13, atol=0)
-    torch.testing.assert_close(series[1], special[1], rtol=0, atol=1e-14)
+    monkeypatch.setattr(kac, "BESSEL_SERIES_BLOCK", 14)
+    log_kernel, velocity = family.log_kernel_and_velocity(d, times)
+    assert bool(torch.isfinite(log_kernel).all())
+    torch.testing.assert_close(log_kernel, family.log_kernel(d, times), rtol=1e-13, atol=0)
+    torch.testing.assert_close(velocity, family.conditional_velocity(d, times), rtol=0, atol=1e-14)
 
 
 # ------------------------------------------------------------------------------------------------

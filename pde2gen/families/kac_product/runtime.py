@@ -47,15 +47,22 @@ RADIAL_BITS = 31 - BUCKET_BITS
 # largest a t in a batch made 2-D training batches ~100x slower than torch.randn.
 CPU_TABLE_MAX_RATE = 16.0
 CPU_TABLE_ENTRIES_PER_DRAW = 1.0
-# log_kernel_and_velocity (Process.marginal_velocity's per-pair work): while z = a r / c <= a t stays below this
-# bound, I0(z) and I1(z)/z come from their power series (all terms positive, no cancellation; 46 terms at z = 30,
-# relative error a few ulp, tested against mpmath) evaluated in cache-sized blocks with plain multiply-adds, ~10x
-# cheaper per value than torch.special.i0e/i1e (scalar Chebyshev code, ~70 ns each); larger a t uses those.
+# log_kernel_and_velocity (Process.marginal_velocity's per-pair work) evaluates I0(z) and I1(z)/z itself, with
+# plain multiply-adds: torch.special.i0e/i1e are scalar Chebyshev code, ~70 ns per value each. Below this z, the
+# power series (all terms positive, no cancellation; 46 terms at z = 30); above, the asymptotic series in 1/z.
+# Both are within a few ulp (tests: mpmath).
 BESSEL_SERIES_MAX_Z = 30.0
-BESSEL_SERIES_BLOCK = 2**15  # values per block of the series' Horner passes (2 x 46 passes stay in cache)
+BESSEL_SERIES_BLOCK = 2**15  # coordinates per block of the series path: its ~100 passes over a block stay in cache
 BESSEL_SERIES_TOLERANCE = 2.0**-60  # the series stop where the next term is below this fraction of the sum
 _I0_SERIES = tuple(1.0 / math.factorial(k) ** 2 for k in range(64))  # I0(z) = sum_k y^k / (k!)^2, y = z^2/4
 _I1_SERIES = tuple(0.5 / (math.factorial(k) * math.factorial(k + 1)) for k in range(64))  # I1(z)/z
+# I_nu(z) ~ e^z / sqrt(2 pi z) sum_k (-1)^k a_k(nu) / z^k, a_k(nu) = prod_{j<=k} (4 nu^2 - (2j-1)^2) / (k! 8^k)
+# (DLMF 10.40.1); at z >= 30 the 18th term is below 2^-55 of the sum. Coefficients of 1/z^k for I0 and for I1.
+BESSEL_ASYMPTOTIC_TERMS = 18
+_I0_ASYMPTOTIC = tuple(math.prod((2 * j - 1) ** 2 for j in range(1, k + 1)) / (math.factorial(k) * 8**k)
+                       for k in range(BESSEL_ASYMPTOTIC_TERMS))
+_I1_ASYMPTOTIC = tuple((-1) ** k * math.prod(4 - (2 * j - 1) ** 2 for j in range(1, k + 1)) / (math.factorial(k) * 8**k)
+                       for k in range(BESSEL_ASYMPTOTIC_TERMS))
 T_OF_SIGMA_MAX_STEPS = 12  # Newton steps of t_of_sigma at most (5 suffice from its initial guess; see there)
 ANGLE_SCALE = 2 * math.pi / 2**31  # bits_b (31 bits) -> angle in (0, 2 pi)
 ATOM_ANGLE_MASK = 2**30  # atoms keep only bit 30 of bits_b: angle 0 or pi, cos = +-1 (the fair direction D0)
@@ -86,20 +93,39 @@ def _series_terms(y_max):
             return k + 1
 
 
-def bessel_series(y):
-    """(I0(z), I1(z)/z) at y = z^2/4 >= 0 (any shape; max z <= BESSEL_SERIES_MAX_Z) by Horner's rule on the power
-    series, block by block so that the passes over a block stay in cache."""
-    terms = _series_terms(float(y.max()) if y.numel() else 0.0)
-    flat = y.reshape(-1)
-    i0, i1_over_z = torch.empty_like(flat), torch.empty_like(flat)
-    for first in range(0, flat.numel(), BESSEL_SERIES_BLOCK):
-        block = flat[first : first + BESSEL_SERIES_BLOCK]
-        s0 = i0[first : first + BESSEL_SERIES_BLOCK].fill_(_I0_SERIES[terms - 1])
-        s1 = i1_over_z[first : first + BESSEL_SERIES_BLOCK].fill_(_I1_SERIES[terms - 1])
-        for k in range(terms - 2, -1, -1):
-            s0.mul_(block).add_(_I0_SERIES[k])
-            s1.mul_(block).add_(_I1_SERIES[k])
-    return i0.view(y.shape), i1_over_z.view(y.shape)
+def bessel_series(y, y_max=None):
+    """(I0(z), I1(z)/z) at y = z^2/4 >= 0 (any shape; z <= BESSEL_SERIES_MAX_Z) by Horner's rule on the power
+    series, with as many terms as y_max (default: max(y)) needs."""
+    terms = _series_terms(float(y.max()) if y_max is None else y_max)
+    i0 = torch.full_like(y, _I0_SERIES[terms - 1])
+    i1_over_z = torch.full_like(y, _I1_SERIES[terms - 1])
+    for k in range(terms - 2, -1, -1):
+        i0.mul_(y).add_(_I0_SERIES[k])
+        i1_over_z.mul_(y).add_(_I1_SERIES[k])
+    return i0, i1_over_z
+
+
+def bessel_scaled(z, weight):
+    """(e^-z I0(z), e^-z I1(z)/z) for z >= 0: the asymptotic series in 1/z (BESSEL_ASYMPTOTIC_TERMS terms, below
+    2^-55 relative from z = BESSEL_SERIES_MAX_Z on) above BESSEL_SERIES_MAX_Z, bessel_series times e^-z below; the
+    series is skipped when no entry with a nonzero ``weight`` lies below (large a t, coordinates off the front)."""
+    large = z.clamp_min(BESSEL_SERIES_MAX_Z)
+    inverse = large.reciprocal()
+    p0 = torch.full_like(z, _I0_ASYMPTOTIC[-1])
+    p1 = torch.full_like(z, _I1_ASYMPTOTIC[-1])
+    for k in range(len(_I0_ASYMPTOTIC) - 2, -1, -1):
+        p0.mul_(inverse).add_(_I0_ASYMPTOTIC[k])
+        p1.mul_(inverse).add_(_I1_ASYMPTOTIC[k])
+    scale = large.mul(2 * math.pi).rsqrt_()
+    i0e, i1e_over_z = p0.mul_(scale), p1.mul_(scale).mul_(inverse)
+    small = (z < BESSEL_SERIES_MAX_Z).to(z.dtype)
+    if bool((small * weight).any()):
+        below = z.clamp_max(BESSEL_SERIES_MAX_Z)
+        s0, s1 = bessel_series(below.square().mul_(0.25), BESSEL_SERIES_MAX_Z**2 / 4)
+        damping = below.neg().exp_()
+        i0e.add_(s0.mul_(damping).sub_(i0e).mul_(small))
+        i1e_over_z.add_(s1.mul_(damping).sub_(i1e_over_z).mul_(small))
+    return i0e, i1e_over_z
 
 
 class KacProductFamily(torch.nn.Module):
@@ -251,62 +277,67 @@ class KacProductFamily(torch.nn.Module):
 
     def log_kernel_and_velocity(self, d, t):
         """(log_kernel(d, t), conditional_velocity(d, t)) with r, z and the Bessel values computed once: what
-        Process.marginal_velocity needs per (sample, data point) pair. While a t <= BESSEL_SERIES_MAX_Z the Bessel
-        functions come from bessel_series and the atoms are blended in without torch.where / logaddexp
-        (_log_kernel_and_velocity_series, the same values to rounding); above, from torch.special."""
-        if d.numel() > 0 and self.rate * float(t.max()) <= BESSEL_SERIES_MAX_Z:
-            return self._log_kernel_and_velocity_series(d, t)
-        t_b = batch_view(t, d)
-        front = self.speed * t_b
-        at = self.rate * t_b
-        magnitude = d.abs()
-        width = batch_view(self.atom_width(t, d.dtype), d)
-        on_atom = magnitude >= front - width
-        inside = magnitude < front
-        d_in = torch.where(inside, d, torch.zeros_like(d))
-        magnitude_in = d_in.abs()
-        r = torch.sqrt((front - magnitude_in) * (front + magnitude_in))
-        z = self.rate / self.speed * r
-        i0e, i1e_z = torch.special.i0e(z), i1e_over_x(z)
-        log_ac = (
-            math.log(self.rate / (2 * self.speed)) - self.rate / self.speed * d_in.square() / (front + r)
-            + torch.log(i0e + at * i1e_z)
-        )
-        log_ac = torch.where(inside, log_ac, torch.full_like(log_ac, -math.inf))
-        distance = (magnitude - front) / width
-        log_atom = -at - math.log(2) - 0.5 * math.log(2 * math.pi) - torch.log(width) - 0.5 * distance.square()
-        log_kernel = torch.logaddexp(log_ac, log_atom).sum(tuple(range(1, d.dim())), dtype=torch.float64)
-        velocity = d_in / (t_b + i0e / (self.rate * i1e_z))
-        velocity = torch.where(on_atom | ~inside, torch.sign(d) * self.speed, velocity)
-        return log_kernel.to(d.dtype), velocity.clamp(-self.speed, self.speed)
+        Process.marginal_velocity needs per (sample, data point) pair (the same values as the two calls, to rounding;
+        tested). Rows are processed in blocks of about BESSEL_SERIES_BLOCK coordinates, so that the temporaries of
+        the ~100 elementwise passes stay in cache; no torch.where / logaddexp (several times the cost of an
+        arithmetic pass on CPU): masks are applied by multiplying with 0/1 (each product exact).
+        - a t <= BESSEL_SERIES_MAX_Z (_series_block): unscaled I0, I1/z from bessel_series and
+          e^{a t} p = (a/2c) (I0(z) + a t I1(z)/z) inside + e^u / (2 sqrt(2 pi) eps_atom), u = -(|d| - c t)^2 / (2 eps_atom^2);
+          e^u is floored at e^-700 (below it the atom bump is lost against the a.c. part inside the cone) and the cut
+          is added back in log space outside the cone, where the bump is all there is (finite scores over the cone).
+        - larger a t (_scaled_block): e^-z I0(z), e^-z I1(z)/z (bessel_scaled), log p_ac as in log_kernel and the atom
+          bump added by a max-shifted log-sum-exp."""
+        flat = d.reshape(d.shape[0], -1)
+        log_kernel = torch.empty(d.shape[0], dtype=torch.float64, device=d.device)
+        velocity = torch.empty_like(flat)
+        widths = self.atom_width(t, d.dtype)
+        max_rate = self.rate * float(t.max()) if t.numel() else 0.0  # z = (a/c) r <= a t
+        block_of = self._series_block if max_rate <= BESSEL_SERIES_MAX_Z else self._scaled_block
+        rows = max(1, BESSEL_SERIES_BLOCK // max(1, flat.shape[1]))
+        for first in range(0, flat.shape[0], rows):
+            block = slice(first, first + rows)
+            log_kernel[block], velocity[block] = block_of(flat[block], t[block], widths[block], max_rate**2 / 4)
+        return log_kernel.to(d.dtype), velocity.view(d.shape)
 
-    def _log_kernel_and_velocity_series(self, d, t):
-        """log_kernel_and_velocity for a t <= BESSEL_SERIES_MAX_Z. Per coordinate, with inside = [|d| < c t] and
-        u = -(|d| - c t)^2 / (2 eps_atom^2):
-        e^{a t} p = (a/2c) (I0(z) + a t I1(z)/z) inside + e^u / (2 sqrt(2 pi) eps_atom)
-        (I0 and I1/z unscaled: z <= 30). e^u is floored at e^-700 (below it the atom bump is lost against the a.c.
-        part inside the cone) and the cut is added back in log space outside the cone, where the bump is all there
-        is: log p matches the logaddexp form of log_kernel to rounding, and stays finite over the cone.
-        Velocity: d / (t + I0 / (a I1/z)) off the atoms, sign(d) c on them, selected by multiplying with 0/1
-        masks (each product is exact), which costs less than torch.where here."""
-        t_b = batch_view(t, d)
+    def _scaled_block(self, d, t, width, y_max):
+        """(sum of log p in float64, velocity) of the rows d (R, N) at times t (R,), any a t (log_kernel_and_velocity)."""
+        t_b, width = t.unsqueeze(-1), width.unsqueeze(-1)
         front = self.speed * t_b
         at = self.rate * t_b
         magnitude = d.abs()
-        width = batch_view(self.atom_width(t, d.dtype), d)
+        r = (front - magnitude).mul_(front + magnitude).clamp_min_(0.0).sqrt_()
+        inside = (magnitude < front).to(d.dtype)
+        i0e, i1e_over_z = bessel_scaled(r * (self.rate / self.speed), inside)
+        # log p_ac = log(a/2c) + (z - a t) + log(i0e + a t i1e/z), z - a t = -(a/c) d^2 / (c t + r); -inf outside
+        log_ac = (d * d).div_(front + r).mul_(-self.rate / self.speed).add_(math.log(self.rate / (2 * self.speed)))
+        log_ac.add_(torch.addcmul(i0e, at, i1e_over_z).log_()).add_(inside.log())
+        log_atom = (magnitude - front).div_(width).square_().mul_(-0.5)
+        log_atom.sub_(at + math.log(2 * math.sqrt(2 * math.pi)) + torch.log(width))
+        top = torch.maximum(log_ac, log_atom)  # finite: log_atom is
+        log_p = (log_ac - top).exp_().add_((log_atom - top).exp_()).log_().add_(top)
+        on_atom = (magnitude >= front - width).to(d.dtype)  # includes every coordinate on or over the cone
+        velocity = (d * (1 - on_atom)).div_(i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b))
+        velocity.add_(torch.sign(d).mul_(on_atom).mul_(self.speed)).clamp_(-self.speed, self.speed)
+        return log_p.sum(-1, dtype=torch.float64), velocity
+
+    def _series_block(self, d, t, width, y_max):
+        """(sum of log p in float64, velocity) of the rows d (R, N) at times t (R,), a t <= BESSEL_SERIES_MAX_Z."""
+        t_b, width = t.unsqueeze(-1), width.unsqueeze(-1)
+        front = self.speed * t_b
+        at = self.rate * t_b
+        magnitude = d.abs()
         y = (front - magnitude).mul_(front + magnitude).clamp_min_(0.0).mul_((self.rate / self.speed) ** 2 / 4)
-        i0, i1_over_z = bessel_series(y)  # on and outside the cone y = 0: finite values, masked below
+        i0, i1_over_z = bessel_series(y, y_max)  # on and outside the cone y = 0: finite values, masked below
         inside = (magnitude < front).to(d.dtype)
         u = (magnitude - front).div_(width).square_().mul_(-0.5)
         u_floor = u.clamp_min(-700.0)
         density = torch.addcmul(i0, at, i1_over_z).mul_(inside).mul_(self.rate / (2 * self.speed))
         density.add_(u_floor.exp().div_(width).mul_(1 / (2 * math.sqrt(2 * math.pi))))
         log_p = density.log_().add_(u.sub_(u_floor).mul_(1 - inside)).sub_(at)
-        log_kernel = log_p.sum(tuple(range(1, d.dim())), dtype=torch.float64)
         on_atom = (magnitude >= front - width).to(d.dtype)  # includes every coordinate on or over the cone
         velocity = (d * (1 - on_atom)).div_(i0.div_(i1_over_z.mul_(self.rate)).add_(t_b))
-        velocity.add_(torch.sign(d).mul_(on_atom).mul_(self.speed))
-        return log_kernel.to(d.dtype), velocity.clamp_(-self.speed, self.speed)
+        velocity.add_(torch.sign(d).mul_(on_atom).mul_(self.speed)).clamp_(-self.speed, self.speed)
+        return log_p.sum(-1, dtype=torch.float64), velocity
 
     # ---- noise alignment: sigma^2 = Var K_t = (c^2/a) [t - (1 - e^{-2at}) / (2a)]
 
