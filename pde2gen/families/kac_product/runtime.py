@@ -105,6 +105,14 @@ def bessel_series(y, y_max=None):
     return i0, i1_over_z
 
 
+def _indicator(value, inclusive=False):
+    """1.0 where value > 0 (>= 0 with ``inclusive``), else 0.0, in value's dtype: from sign, cheaper on CPU than a
+    comparison's bool tensor converted (the sign of a floating difference is exact)."""
+    if inclusive:
+        return 1 - value.neg().sign_().clamp_min_(0.0)
+    return value.sign().clamp_min_(0.0)
+
+
 def bessel_scaled(z, weight):
     """(e^-z I0(z), e^-z I1(z)/z) for z >= 0: the asymptotic series in 1/z (BESSEL_ASYMPTOTIC_TERMS terms, below
     2^-55 relative from z = BESSEL_SERIES_MAX_Z on) above BESSEL_SERIES_MAX_Z, bessel_series times e^-z below; the
@@ -118,7 +126,7 @@ def bessel_scaled(z, weight):
         p1.mul_(inverse).add_(_I1_ASYMPTOTIC[k])
     scale = large.mul(2 * math.pi).rsqrt_()
     i0e, i1e_over_z = p0.mul_(scale), p1.mul_(scale).mul_(inverse)
-    small = (z < BESSEL_SERIES_MAX_Z).to(z.dtype)
+    small = _indicator(BESSEL_SERIES_MAX_Z - z)
     if bool((small * weight).any()):
         below = z.clamp_max(BESSEL_SERIES_MAX_Z)
         s0, s1 = bessel_series(below.square().mul_(0.25), BESSEL_SERIES_MAX_Z**2 / 4)
@@ -306,7 +314,7 @@ class KacProductFamily(torch.nn.Module):
         at = self.rate * t_b
         magnitude = d.abs()
         r = (front - magnitude).mul_(front + magnitude).clamp_min_(0.0).sqrt_()
-        inside = (magnitude < front).to(d.dtype)
+        inside = _indicator(front - magnitude)
         i0e, i1e_over_z = bessel_scaled(r * (self.rate / self.speed), inside)
         # log p_ac = log(a/2c) + (z - a t) + log(i0e + a t i1e/z), z - a t = -(a/c) d^2 / (c t + r); -inf outside
         log_ac = (d * d).div_(front + r).mul_(-self.rate / self.speed).add_(math.log(self.rate / (2 * self.speed)))
@@ -314,8 +322,9 @@ class KacProductFamily(torch.nn.Module):
         log_atom = (magnitude - front).div_(width).square_().mul_(-0.5)
         log_atom.sub_(at + math.log(2 * math.sqrt(2 * math.pi)) + torch.log(width))
         top = torch.maximum(log_ac, log_atom)  # finite: log_atom is
-        log_p = (log_ac - top).exp_().add_((log_atom - top).exp_()).log_().add_(top)
-        on_atom = (magnitude >= front - width).to(d.dtype)  # includes every coordinate on or over the cone
+        # exponents floored at -700: exp's underflow to subnormals / 0 takes a slow path (the other term is 1)
+        log_p = (log_ac - top).clamp_min_(-700.0).exp_().add_((log_atom - top).clamp_min_(-700.0).exp_()).log_().add_(top)
+        on_atom = _indicator(magnitude - (front - width), inclusive=True)  # includes every coordinate on or over the cone
         velocity = (d * (1 - on_atom)).div_(i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b))
         velocity.add_(torch.sign(d).mul_(on_atom).mul_(self.speed)).clamp_(-self.speed, self.speed)
         return log_p.sum(-1, dtype=torch.float64), velocity
@@ -328,13 +337,13 @@ class KacProductFamily(torch.nn.Module):
         magnitude = d.abs()
         y = (front - magnitude).mul_(front + magnitude).clamp_min_(0.0).mul_((self.rate / self.speed) ** 2 / 4)
         i0, i1_over_z = bessel_series(y, y_max)  # on and outside the cone y = 0: finite values, masked below
-        inside = (magnitude < front).to(d.dtype)
+        inside = _indicator(front - magnitude)
         u = (magnitude - front).div_(width).square_().mul_(-0.5)
         u_floor = u.clamp_min(-700.0)
         density = torch.addcmul(i0, at, i1_over_z).mul_(inside).mul_(self.rate / (2 * self.speed))
         density.add_(u_floor.exp().div_(width).mul_(1 / (2 * math.sqrt(2 * math.pi))))
         log_p = density.log_().add_(u.sub_(u_floor).mul_(1 - inside)).sub_(at)
-        on_atom = (magnitude >= front - width).to(d.dtype)  # includes every coordinate on or over the cone
+        on_atom = _indicator(magnitude - (front - width), inclusive=True)  # includes every coordinate on or over the cone
         velocity = (d * (1 - on_atom)).div_(i0.div_(i1_over_z.mul_(self.rate)).add_(t_b))
         velocity.add_(torch.sign(d).mul_(on_atom).mul_(self.speed)).clamp_(-self.speed, self.speed)
         return log_p.sum(-1, dtype=torch.float64), velocity
