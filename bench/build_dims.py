@@ -12,6 +12,8 @@ A full run (all entries, all dimensions) writes bench/results/build_dims.json an
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,7 +71,11 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import _common as C
 
-        info = C.machine(threads=1)
+        try:
+            info = C.machine(threads=1)
+        except subprocess.SubprocessError:  # outside a git checkout (e.g. a git-archive snapshot): name it
+            os.environ.setdefault("PDE2GEN_BENCH_COMMIT", "unknown (not a git checkout)")
+            info = C.machine(threads=1)
         record = {"command": "python bench/build_dims.py", "machine": info, "dims": list(args.dims),
                   "rows": rows, "builds": builds, "failures": failures,
                   "wall_seconds": round(time.perf_counter() - started, 1)}
