@@ -30,6 +30,7 @@ import sympy as sp
 from . import positivity
 from .dispersion import AUGMENTED, EVOLUTION, S_GRID, Dispersion, analyse_dispersion, branch_growth
 from .errors import UsageError
+from .families import FamilyConfig, ghat_numeric
 from .spec import LAM, PDESpec, S, T, Term
 
 PASS, FAIL, UNDECIDED = "PASS", "FAIL", "UNDECIDED"
@@ -1130,8 +1131,8 @@ def _equivalences(disp: Dispersion, numeric: Dispersion | None, split: DensitySp
         recognition = recognise(numeric)
         family = recognition.family
         if family is not None:
-            error = _family_ghat_error(numeric, family.name, family.params)
-            text = _family_text(family.name, family.params)
+            error = _family_ghat_error(numeric, family)
+            text = family.info.describe(family.params)
             if error is None:
                 found.append(f"{text} (recognised from the structure of the symbol)")
             elif error < 1e-8:
@@ -1158,57 +1159,16 @@ def _symbolic_equivalence(f: sp.Expr | None) -> str | None:
     return None
 
 
-def _family_text(name: str, params: dict) -> str:
-    if name == "gaussian":
-        kappa = params["kappa"]
-        rescale = "" if abs(kappa - 1) < 1e-12 else f", time rescaled t -> {kappa:.6g} t"
-        return f"same normalised kernel as diffusion: a rescaled diffusion, kappa = {kappa:.6g}{rescale}"
-    if name == "cauchy":
-        return f"PFGM (D = 1) with time rescaled by c = {params['c']:.6g}"
-    if name == "nig":
-        return f"Yukawa with m = {params['m']:.6g}, time rescaled by c = {params['c']:.6g}"
-    if name == "stable":
-        return (f"fractional diffusion (-Lap)^(alpha/2) with alpha = {params['alpha']:.6g}, "
-                f"kappa = {params['kappa']:.6g}")
-    if name == "student_t":
-        return f"PFGM++ with D = {params['D']:.6g} (speed c = {params['c']:.6g}); D = 1 is PFGM"
-    if name == "kac_product":
-        return f"Kac process (persistent random walk) with a = {params['a']:.6g}, c = {params['c']:.6g}"
-    if name == "heat_nig":
-        other = "Cauchy (PFGM)" if params["m"] == 0 else f"Yukawa (NIG, m = {params['m']:.6g})"
-        return (f"diffusion (kappa = {params['kappa']:.6g}) convolved with {other} of speed c = {params['c']:.6g}: "
-                "the sum of the two subordinators")
-    return name
-
-
-def _family_ghat_error(numeric: Dispersion, name: str, params: dict) -> float | None:
+def _family_ghat_error(numeric: Dispersion, family: FamilyConfig) -> float | None:
     """max |ghat - family ghat| over a (k, t) grid, or None when there is no independent closed form to compare
-    with (PFGM++'s numeric ghat is the Student-t formula itself)."""
-    if name not in ("gaussian", "cauchy", "stable", "nig", "kac_product", "heat_nig"):
+    with (e.g. PFGM++'s numeric ghat is the Student-t formula itself). The family's ghat is its one SymPy
+    closed form (pde2gen/families/<name>/__init__.py), evaluated in complex arithmetic."""
+    if not family.info.checked_against_analysis:
         return None
     s = S_GRID[::40]
-    k = np.sqrt(s)
     times = np.array([0.1, 1.0, 3.0])
     g = positivity.normalised_transform(numeric, s, times)
-    t = times[:, None]
-    if name == "gaussian":
-        reference = np.exp(-params["kappa"] * t * s)
-    elif name == "cauchy":
-        reference = np.exp(-params["c"] * t * k)
-    elif name == "stable":
-        reference = np.exp(-params["kappa"] * t * k ** params["alpha"])
-    elif name == "nig":
-        reference = np.exp(-params["c"] * t * (np.sqrt(s + params["m"] ** 2) - params["m"]))
-    elif name == "heat_nig":
-        reference = np.exp(-t * (params["kappa"] * s + params["c"] * (np.sqrt(s + params["m"] ** 2) - params["m"])))
-    elif name == "kac_product":
-        a, c = params["a"], params["c"]
-        w = np.sqrt((a * a - c * c * s).astype(complex))
-        safe = np.where(np.abs(w) < 1e-12, 1.0, w)
-        # e^(-at) cosh(wt) and e^(-at) sinh(wt) as differences of decaying exponentials (no overflow at large a)
-        up, down = np.exp((w - a) * t), np.exp(-(w + a) * t)
-        sinh_over_w = np.where(np.abs(w) < 1e-12, t * np.exp(-a * t), (up - down) / (2 * safe))
-        reference = ((up + down) / 2 + a * sinh_over_w).real
+    reference = ghat_numeric(family.info, family.parameters)(s.astype(complex), times[:, None]).real
     return float(np.max(np.abs(g - reference)))
 
 

@@ -21,7 +21,7 @@ import sympy as sp
 from . import reference
 from .dispersion import AUGMENTED, Dispersion, analyse_dispersion
 from .errors import DerivationError, UsageError
-from .families import FAMILIES, FamilyConfig
+from .families import FamilyConfig
 from .recognise import NOT_DERIVABLE, recognise
 from .spec import LAM, PDESpec
 from .verify import Check, run_checks
@@ -135,71 +135,32 @@ def _time_text(dispersion: Dispersion) -> str:
 
 def _formulas(dispersion: Dispersion, family: FamilyConfig, t_min: float, t_max: float, *, sigma_min: float,
               sigma_max: float, rho: float) -> dict[str, str]:
-    info = FAMILIES[family.name]
+    info = family.info
     p = {name: _number(value) for name, value in family.parameters}
     values = dispersion.spec.parameter_values()
     mass = dispersion.mass
     mass_text = sp.sstr(sp.sympify(mass).xreplace(values)) if mass is not None else "1 (normalised)"
     params = ", ".join(f"{name} = {value}" for name, value in p.items())
-    kernel, log_kernel, prior = _kernel_text(family, p, t_max)
     return {
         "family": f"{family.name} ({params})",
-        "ghat": info.ghat + f"  ({params})",
-        "kernel": kernel,
-        "log_kernel": log_kernel,
+        "ghat": info.ghat_text + f"  ({params})",
+        "kernel": info.kernel,
+        "log_kernel": info.log_kernel,
         "mass": f"p_hat(0, t) = {mass_text}; the kernel is normalised by it",
         "sampler": "x = y + d, " + info.sampler,
-        "velocity": info.velocity + ("  (exact coupling; without its latent: the posterior mean given d)"
-                                     if family.name in ("nig", "heat_nig") else ""),
-        "prior": prior + f"  at t_max = {_number(t_max)} (sigma_max = {_number(sigma_max)})",
+        "velocity": info.velocity + info.velocity_note,
+        "prior": info.prior(family.params, t_max) + f"  at t_max = {_number(t_max)} (sigma_max = {_number(sigma_max)})",
         "sigma": f"sigma(t) = {info.sigma}; t_min = {_number(t_min)}, t_max = {_number(t_max)}, grid uniform in "
                  f"sigma^(1/{_number(rho)}) from {_number(sigma_max)} to {_number(sigma_min)}",
         "time": _time_text(dispersion),
     }
 
 
-def _kernel_text(family: FamilyConfig, p: dict[str, str], t_max: float) -> tuple[str, str, str]:
-    name = family.name
-    if name == "gaussian":
-        return ("(4 pi kappa t)^(-N/2) exp(-|d|^2 / (4 kappa t))",
-                "-(N/2) log(4 pi kappa t) - |d|^2 / (4 kappa t)",
-                f"y + N(0, 2 kappa t_max I) = N(0, {_number(2 * family.params['kappa'] * t_max)} I)")
-    if name == "cauchy":
-        return ("Gamma((N+1)/2) c t / (pi^((N+1)/2) (|d|^2 + (c t)^2)^((N+1)/2))",
-                "lgamma((N+1)/2) - ((N+1)/2) log(pi) + log(c t) - ((N+1)/2) log(|d|^2 + (c t)^2)",
-                "y + multivariate Cauchy of scale c t_max (radii heavy-tailed; not clipped)")
-    if name == "student_t":
-        return ("Gamma((N+D)/2) / (Gamma(D/2) (pi D)^(N/2) s^N) (1 + |d|^2 / (D s^2))^(-(N+D)/2), s = c t / sqrt(D)",
-                "lgamma((N+D)/2) - lgamma(D/2) - (N/2) log(pi D) - N log s - ((N+D)/2) log1p(|d|^2 / (D s^2))",
-                "y + multivariate Student-t, D degrees of freedom, scale c t_max / sqrt(D)")
-    if name == "nig":
-        return (("2 e^(m tau) (2 pi)^(-(N+1)/2) m^((N+1)/2) tau r^(-(N+1)/2) K_((N+1)/2)(m r), tau = c t, "
-                "r = sqrt(|d|^2 + tau^2)"),
-                ("log 2 + m tau - ((N+1)/2) log(2 pi) + ((N+1)/2) log m + log tau - ((N+1)/2) log r "
-                "+ log K_((N+1)/2)(m r)  (large order: uniform Debye expansion)"),
-                "y + sqrt(V) eps, V ~ InverseGaussian(c t_max / m, (c t_max)^2)")
-    if name == "heat_nig":
-        return (("E_X[N(d; 0, (2 kappa t + X) I)], X ~ InverseGaussian(c t / m, (c t)^2) (m = 0: the Levy law "
-                 "of (c t)^2 / Z^2): the heat kernel convolved with the NIG (Cauchy) kernel"),
-                "log of that one-dimensional mixture, by the trapezoid rule in log X on the integrand's support",
-                "y + sqrt(2 kappa t_max + X) eps, X ~ InverseGaussian(c t_max / m, (c t_max)^2)"
-                + (" (heavy-tailed: Cauchy component)" if family.params["m"] == 0 else ""))
-    if name == "stable":
-        return ("E_S[N(d; 0, 2 (kappa t)^(2/alpha) S I)], S positive (alpha/2)-stable: no closed form",
-                "log of the Zolotarev-density mixture, by quadrature in log S",
-                "y + sqrt(2 (kappa t_max)^(2/alpha) S) eps (isotropic alpha-stable, heavy-tailed)")
-    return (("prod_i [(a e^(-a t) / 2c)(I0(z_i) + a t I1(z_i)/z_i) on |d_i| < c t, z_i = a sqrt(c^2 t^2 - d_i^2)/c] "
-            "+ atoms e^(-a t)/2 at d_i = +-c t"),
-            "sum_i of log a.c. density (|d_i| < c t) or log(e^(-a t)/2) on an atom (via i0e, i1e)",
-            "y + N independent Kac coordinates at t_max, in [-c t_max, c t_max]")
-
-
 def _birth_death(dispersion: Dispersion, family: FamilyConfig, t_min: float, t_max: float) -> str:
     values = dispersion.spec.parameter_values()
     reaction = sp.sympify(dispersion.reaction).xreplace(values)
-    if family.name == "kac_product":
-        return ("none (R = 0); each coordinate has atoms e^(-a t)/2 at +-c t that feed the a.c. part at the light "
-                "cone: they are sampled explicitly in the latent and move at +-c")
+    if family.info.atoms is not None:
+        return family.info.atoms
     if reaction == 0:
         return "none: R = 0, the mass is conserved"
     density_factor = sp.sympify(dispersion.density_factor).xreplace(values)
@@ -207,14 +168,9 @@ def _birth_death(dispersion: Dispersion, family: FamilyConfig, t_min: float, t_m
         rate = sp.sstr(sp.nsimplify(reaction / density_factor))
         return (f"R = ({rate}) p is proportional to p: a uniform death rate, dropped after normalising "
                 f"(the mass p_hat(0, t) carries it); the velocity transports the normalised kernel exactly")
-    if family.name == "nig":
-        m, c = family.params["m"], family.params["c"]
-        spread = [1.0 / math.sqrt(max(m * c * t, 1e-300)) for t in (t_min, t_max)]
-        return (f"R = ({sp.sstr(reaction)}) phi is not proportional to p (the death rate R/p varies in x): the "
-                "default velocity is the quantile coupling, a pure transport of the normalised kernel (no weights). "
-                "The PDE's own flow J/p = d/t would need importance weights d log w/dt = R/p ~ m^2 V/t, whose "
-                f"relative spread ~ 1/sqrt(m c t) is {_number(spread[0])} at t_min and {_number(spread[1])} at "
-                "t_max: the weights degenerate unless m c t >> 1 (monitor the ESS if used)")
+    weights = family.info.weights(family.params, t_min, t_max, sp.sstr(reaction))
+    if weights is not None:
+        return weights
     return (f"R = ({sp.sstr(reaction)}) phi is not proportional to p: the velocity is the pure transport of the "
             "normalised kernel (no weights)")
 

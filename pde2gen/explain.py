@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .citations import EDM, GENPHYS, KAC, PFGM, PFGM_PP
 from .spec import LAM, PDESpec, T
 
 
@@ -34,16 +35,6 @@ Line = tuple  # of segments: str (prose) or Math
 Section = tuple  # (title, tuple[Line, ...])
 
 # The papers, and when each applies (see ``references``).
-GENPHYS = ("GenPhys: Liu, Luo, Xu, Jaakkola, Tegmark, arXiv:2304.02637",
-           "s-generative PDEs: a density flow (C1) and smoothing, Im omega(k) < Im omega(0) (C2)")
-PFGM = ("PFGM: Xu, Liu, Tegmark, Jaakkola, arXiv:2209.11178",
-        "Poisson flow: the electric field of the data in N + 1 dimensions, Cauchy-type prior")
-PFGM_PP = ("PFGM++: Xu et al., arXiv:2302.04265",
-           "Poisson in N + D dimensions read at radius r = sigma sqrt(D): Student-t; D -> oo is diffusion")
-KAC = ("Kac flows: Duong, Chemseddine, Friz, Steidl, arXiv:2506.20641",
-       "a 1-D Kac process (telegraph equation) per coordinate: the product construction, speed bounded by c")
-EDM = ("EDM: Karras, Aittala, Aila, Laine, arXiv:2206.00364",
-       "the noise grid sigma_i (rho = 7) that sets the time grid, and diffusion's probability-flow ODE")
 FORMULA_ORDER = ("ghat", "mass", "kernel", "log_kernel", "sampler", "velocity", "prior", "sigma", "time")
 # (Dispersion field, label, left-hand side as text and as LaTeX) of the kernel's Fourier transforms.
 KERNEL_TRANSFORMS = (
@@ -274,18 +265,20 @@ def _number(value) -> str:
 
 def references(analysis, derivation) -> tuple[tuple[str, str], ...]:
     """The papers that apply to this PDE: (citation, what it contributes here)."""
-    family = getattr(getattr(derivation, "family", None), "name", None)
+    family = getattr(derivation, "family", None)
+    cited = family.info.citations if family is not None else ()
     disp = analysis.dispersion
     augmented = disp is not None and disp.problem_type == "augmented"
     radial = disp is not None and disp.augmented_dims is not None
     product_repair = any(r.passes and r.spec.construction == "product" for r in analysis.repairs)
     found = [GENPHYS]
-    if family in ("cauchy", "student_t") or augmented:
+    if PFGM in cited or augmented:
         found.append(PFGM)
-    if family == "student_t" or radial:
+    if PFGM_PP in cited or radial:
         found.append(PFGM_PP)
-    if family == "kac_product" or analysis.spec.construction == "product" or product_repair:
+    if KAC in cited or analysis.spec.construction == "product" or product_repair:
         found.append(KAC)
+    found += [paper for paper in cited if paper not in found]
     if family is not None:
         found.append(EDM)
     return tuple(found)

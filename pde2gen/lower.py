@@ -64,6 +64,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from types import MappingProxyType
 
 from . import __version__
 from .errors import DerivationError, RenderError, UsageError
@@ -73,16 +74,8 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TEXT = 1000  # characters of one safe_text value; longer text is cut with an ellipsis
 MAX_SHAPE_ELEMENTS = 1 << 24
 
-# The torch runtime class of each family (pde2gen/families/<family>/runtime.py).
-FAMILY_CLASSES = {
-    "gaussian": "GaussianFamily",
-    "cauchy": "CauchyFamily",
-    "student_t": "StudentTFamily",
-    "nig": "NIGFamily",
-    "stable": "StableFamily",
-    "kac_product": "KacProductFamily",
-    "heat_nig": "HeatNIGFamily",
-}
+# The torch runtime class of each family (pde2gen/families/<family>/runtime.py), from its declaration.
+FAMILY_CLASSES = MappingProxyType({name: info.runtime_class for name, info in FAMILIES.items()})
 
 # Build options: defaults the generated files are rendered with (the model card's example and the exact-flow
 # test of the generated scripts use the sampling grid and solver; the generated tests use the seed).
@@ -123,7 +116,7 @@ def resolve_path(family: str, path: str | None = None, *, schedule: str | None =
             raise UsageError("path schedule, horizon and scale apply to --path linear only")
         return {"path": "ve", "path_schedule": "", "path_horizon": 0.0, "path_sigma_end": 0.0}
     if schedule is None:
-        schedule = "identity" if family == "kac_product" else "scale_linear"
+        schedule = FAMILIES[family].linear_path_schedule
     schedule = str(schedule).replace("-", "_")
     if schedule not in PATH_SCHEDULES:
         raise UsageError(f"unknown path schedule {safe_text(repr(schedule), limit=60)}",

@@ -1,24 +1,20 @@
 """Recognise the kernel family of a PDE from its dispersion analysis (the mathematics, never the names).
 
-Three routes, tried in this order (physics.md §3, §4):
+The recogniser reads a ``Shape`` off the symbol (pde2gen.families.declaration) by one of three routes, tried in
+this order (physics.md §3, §4), and asks every family of the registry whether the shape is its own:
 
-1. Kac: a telegraph-type symbol  A (lambda^2 + 2 a lambda + c^2 s)  with a, c > 0, in the product
-   construction or in one space dimension, is the Kac process -> ``kac_product(a, c)``.
-2. PFGM++: Poisson with a radial augmentation of D extra dimensions, A (lambda^2 - c^2 s), is the
-   multivariate Student-t with D degrees of freedom -> ``student_t(c, D)`` (D = 1: ``cauchy(c)``).
-3. Semigroups: ghat = exp(-t f(s)), with f decomposed term by term:
-       kappa s                    -> gaussian(kappa)
-       c sqrt(s)                  -> cauchy(c)
-       kappa s^(alpha/2), 0<alpha<2 -> stable(kappa, alpha)
-       A sqrt(B s + C) - A sqrt(C) -> nig(c = A sqrt(B), m = sqrt(C / B))
-   Terms of one kind are summed first (u_t = lap(u) + 2 lap(u) is gaussian(3)); branches the density does not
-   excite are cancelled first ((d_t + 1)(d_t + 2)(d_t - lap) u = 0 is diffusion); f must vanish at s = 0,
-   which is what normalising the mass (e.g. damped diffusion's e^{-m^2 t}) leaves.  A sum of two distinct
-   subordinators is the convolution of their kernels (V = V_1 + V_2, independent draws):
-       kappa s + c (sqrt(s + m^2) - m), m >= 0 -> heat_nig(kappa, c, m)   (m = 0: heat plus Cauchy)
-   other sums (a stable component, two non-Gaussian components) are not derivable yet, said precisely.
+1. telegraph: a symbol  A (lambda^2 + 2 a lambda + c^2 s)  with a, c > 0, in the product construction or in
+   one space dimension (the Kac process);
+2. radial augmentation: Poisson A (lambda^2 - c^2 s) with D extra dimensions read at radius t (PFGM++);
+3. semigroup: ghat = exp(-t f(s)), f decomposed term by term into kappa s^p and A sqrt(B s + C) - A sqrt(C)
+   = c (sqrt(s + m^2) - m) parts. Terms of one kind are summed first (u_t = lap(u) + 2 lap(u) has f = 3 s);
+   branches the density does not excite are cancelled first ((d_t + 1)(d_t + 2)(d_t - lap) u = 0 is
+   diffusion); f must vanish at s = 0, which is what normalising the mass (e.g. damped diffusion's e^{-m^2 t})
+   leaves; every coefficient must be positive and a single power must lie in (0, 1] (Bernstein). A sum of
+   subordinators is the convolution of their kernels (V = V_1 + V_2, independent draws) when a family says so.
 
-Families need numbers: parameters without values are reported, never guessed.
+No family matching a shape is "not derivable yet", said precisely. Families need numbers: parameters without
+values are reported, never guessed.
 """
 from __future__ import annotations
 
@@ -27,7 +23,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .dispersion import EVOLUTION, Dispersion
-from .families import FamilyConfig
+from .families import FAMILIES, FamilyConfig, Shape
 from .spec import LAM, S, T
 
 NOT_DERIVABLE = "not derivable yet: "
@@ -65,10 +61,10 @@ def recognise(dispersion: Dispersion) -> Recognition:
         return Recognition(None, NOT_DERIVABLE + _damped_klein_gordon_text(*damped_kg))
     if spec.construction == "product":
         if telegraph is not None and dispersion.problem_type == EVOLUTION:
-            return _kac(*telegraph, "product construction of the telegraph symbol")
+            return _telegraph(*telegraph, "product construction of the telegraph symbol")
         semigroup = _semigroup_recognition(dispersion, values)
-        if semigroup.family is not None and semigroup.family.name == "gaussian":
-            # A product of independent 1-D Gaussians is the isotropic Gaussian.
+        if semigroup.family is not None and semigroup.family.info.product_is_itself:
+            # e.g. a product of independent 1-D Gaussians is the isotropic Gaussian
             return Recognition(semigroup.family, semigroup.reason + "; the product of 1-D Gaussians is isotropic")
         return Recognition(None, NOT_DERIVABLE + "the product construction is derived for the telegraph "
                            "symbol lambda^2 + 2 a lambda + c^2 s (Kac) and for diffusion only")
@@ -78,7 +74,7 @@ def recognise(dispersion: Dispersion) -> Recognition:
 
     if telegraph is not None and dispersion.problem_type == EVOLUTION:
         if spec.dim == 1:
-            return _kac(*telegraph, "one-dimensional telegraph symbol")
+            return _telegraph(*telegraph, "one-dimensional telegraph symbol")
         return Recognition(None, NOT_DERIVABLE + f"the isotropic telegraph kernel in N = {spec.dim} dimensions "
                            "is not a positive density; use the product construction (Kac)")
 
@@ -93,9 +89,23 @@ def _missing_parameters(dispersion: Dispersion, values: dict) -> list[str]:
     return sorted(str(symbol) for symbol in free)
 
 
-def _kac(a: float, c: float, how: str) -> Recognition:
-    family = FamilyConfig("kac_product", (("a", a), ("c", c)))
-    return Recognition(family, f"{how}: lambda^2 + 2 a lambda + c^2 s with a = {a:.6g}, c = {c:.6g} (Kac process)")
+def _match(shape: Shape) -> Recognition | None:
+    """The family of the registry whose declaration claims ``shape`` (at most one may), or None."""
+    matches = []
+    for info in FAMILIES.values():
+        found = info.recognise(shape)
+        if found is not None:
+            params, reason = found
+            matches.append(Recognition(FamilyConfig(info.name, tuple((n, params[n]) for n in info.parameters)),
+                                       reason))
+    if len(matches) > 1:
+        raise AssertionError(f"families {', '.join(m.family.name for m in matches)} all claim the shape {shape}")
+    return matches[0] if matches else None
+
+
+def _telegraph(a: float, c: float, how: str) -> Recognition:
+    found = _match(Shape("telegraph", a=a, c=c, context=how))
+    return found or Recognition(None, NOT_DERIVABLE + f"{how} (a = {a:.6g}, c = {c:.6g}): no family takes it")
 
 
 def _telegraph_parameters(symbol: sp.Expr) -> tuple[float, float] | None:
@@ -164,12 +174,9 @@ def _radial_augmentation(dispersion: Dispersion, symbol: sp.Expr, values: dict) 
         return Recognition(None, NOT_DERIVABLE + "the radial augmentation is derived for Poisson's symbol "
                            "A (lambda^2 - c^2 s) only (no damping, mass or other space terms)")
     c = c_squared**0.5
-    if D == 1:
-        return Recognition(FamilyConfig("cauchy", (("c", c),)),
-                           f"radial augmentation with D = 1 is Poisson: f(s) = {c:.6g} sqrt(s) (Cauchy)")
-    return Recognition(FamilyConfig("student_t", (("c", c), ("D", D))),
-                       f"Poisson in N + D dimensions read at radius t, D = {D:.6g}: Student-t with D degrees "
-                       f"of freedom and scale {c:.6g} t / sqrt(D) (PFGM++)")
+    found = _match(Shape("radial_augmentation", c=c, D=D))
+    return found or Recognition(None, NOT_DERIVABLE + f"radial augmentation with c = {c:.6g}, D = {D:.6g}: no "
+                                "family takes it")
 
 
 def _semigroup_exponent(dispersion: Dispersion) -> sp.Expr | None:
@@ -212,55 +219,33 @@ def _semigroup_recognition(dispersion: Dispersion, values: dict) -> Recognition:
     if not components:
         return Recognition(None, NOT_DERIVABLE + "f(s) = 0: the PDE does not spread mass in space")
     if len(components) > 1:
-        return _convolution(f, powers, nig_by_m)
+        negative = [c for c in list(powers.values()) + list(nig_by_m.values()) if c <= 0]
+        if negative:
+            return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} has a non-positive coefficient")
+        return _match(Shape("semigroup", powers=powers, nig=nig_by_m)) or _unknown_sum(f, powers, nig_by_m)
     if nig_by_m:
         (m, c), = nig_by_m.items()
         if c <= 0:
             return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} has a negative coefficient "
                                "(not Bernstein)")
-        return Recognition(FamilyConfig("nig", (("c", c), ("m", m))),
-                           f"f(s) = {c:.6g} (sqrt(s + m^2) - m), m = {m:.6g}: normal inverse Gaussian (Yukawa)")
-    (power, coefficient), = powers.items()
-    if coefficient <= 0:
-        return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} has a negative coefficient "
-                           "(not Bernstein: ghat grows)")
-    if not (0 < power <= 1):
-        return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)}: s^({power}) is not Bernstein "
-                           "(power outside (0, 1]), no subordinated-Gaussian kernel")
-    if power == 1:
-        return Recognition(FamilyConfig("gaussian", (("kappa", coefficient),)),
-                           f"f(s) = {coefficient:.6g} s: Gaussian (diffusion)")
-    if power == sp.Rational(1, 2):
-        return Recognition(FamilyConfig("cauchy", (("c", coefficient),)),
-                           f"f(s) = {coefficient:.6g} sqrt(s): Cauchy (Poisson / PFGM)")
-    alpha = float(2 * power)
-    return Recognition(FamilyConfig("stable", (("kappa", coefficient), ("alpha", alpha))),
-                       f"f(s) = {coefficient:.6g} s^({power}): isotropic {alpha:.6g}-stable (fractional diffusion)")
+    else:
+        (power, coefficient), = powers.items()
+        if coefficient <= 0:
+            return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} has a negative coefficient "
+                               "(not Bernstein: ghat grows)")
+        if not (0 < power <= 1):
+            return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)}: s^({power}) is not Bernstein "
+                               "(power outside (0, 1]), no subordinated-Gaussian kernel")
+    found = _match(Shape("semigroup", powers=powers, nig=nig_by_m))
+    return found or Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)}: no family takes this subordinator")
 
 
-def _convolution(f: sp.Expr, powers: dict, nig_by_m: dict) -> Recognition:
-    """f = kappa s + c sqrt(s) or kappa s + c (sqrt(s + m^2) - m): the heat kernel convolved with a Cauchy or NIG
-    kernel (heat_nig: V = 2 kappa t + X, independent draws). Other sums have no family yet, said precisely."""
-    kappa = powers.get(sp.Integer(1))
-    others = {p: c for p, c in powers.items() if p != 1}
-    negative = [c for c in list(powers.values()) + list(nig_by_m.values()) if c <= 0]
-    if negative:
-        return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} has a non-positive coefficient")
-    if kappa is not None and len(others) + len(nig_by_m) == 1 and \
-            (set(others) == {sp.Rational(1, 2)} or len(nig_by_m) == 1):
-        if nig_by_m:
-            (m, c), = nig_by_m.items()
-        else:
-            m, c = 0.0, others[sp.Rational(1, 2)]
-        family = FamilyConfig("heat_nig", (("kappa", kappa), ("c", c), ("m", m)))
-        what = "Cauchy" if m == 0 else f"NIG (m = {m:.6g})"
-        return Recognition(family, f"f(s) = {kappa:.6g} s + {c:.6g} (sqrt(s + m^2) - m), m = {m:.6g}: heat kernel "
-                           f"convolved with {what} (V = 2 kappa t + X, independent draws)")
+def _unknown_sum(f: sp.Expr, powers: dict, nig_by_m: dict) -> Recognition:
+    """A sum of subordinators that no family takes, said precisely."""
     names = [f"s^({sp.sstr(p)})" for p in powers] + [f"sqrt(s + {m * m:.6g})" for m in nig_by_m]
     return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} sums the subordinators {', '.join(names)}; "
-                       "only heat plus one Cauchy or NIG term (heat_nig) has a runtime: a stable component "
-                       "(s^beta, beta != 1/2) or two non-Gaussian components need the law of a sum of random "
-                       "variances, not implemented yet")
+                       "no family of pde2gen takes this sum (two non-Gaussian components, for instance, need the "
+                       "law of a sum of random variances, not implemented yet)")
 
 
 def _bernstein_parts(f: sp.Expr):

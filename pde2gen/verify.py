@@ -312,11 +312,8 @@ def check_mass(dispersion: Dispersion, rng, t_min: float, t_max: float) -> Check
 
 # ================================================================================ the family's kernel
 def _tail_index(family: FamilyConfig) -> float:
-    """a with P(|d| > r) ~ r^{-a}; inf for light tails."""
-    if family.name == "heat_nig" and family.params["m"] == 0:
-        return 1.0  # the Cauchy component's tail
-    return {"cauchy": 1.0, "student_t": family.params.get("D", 1.0),
-            "stable": family.params.get("alpha", 2.0)}.get(family.name, math.inf)
+    """a with P(|d| > r) ~ r^{-a}; inf for light tails (the family's reference knows its law)."""
+    return reference.implementation(family).tail_index()
 
 
 def _radial_panels(family: FamilyConfig, t: float):
@@ -324,16 +321,7 @@ def _radial_panels(family: FamilyConfig, t: float):
     center = math.log(float(reference.sigma(family, t)))
     # out to where the tail P(|d| > rho) ~ (rho / sigma)^-a is below e^-25, while |d|^2 stays a float64
     top = min(center + 25.0 / _tail_index(family) + 5.0, max(center + 80.0, RADIAL_LOG_LIMIT))
-    if family.name in ("nig", "heat_nig") and family.params["m"] > 0:
-        # Cauchy-like out to |d| ~ 1/m when m c t is small, then e^{-m |d|}
-        top = max(top, math.log(60.0 / family.params["m"]))
-    bottom = center - 30.0
-    if family.name == "stable":
-        # the positive (alpha/2)-stable law's lower tail, log P(S < x) ~ -A(0) x^(-gamma), reaches far below its
-        # median when gamma = beta / (1 - beta) is small: start where A(0) x^(-gamma) = 40 (and 15 lower for eps)
-        law = reference.positive_stable(0.5 * family.params["alpha"])
-        log_scale = math.log(2.0) + (2.0 / family.params["alpha"]) * math.log(family.params["kappa"] * t)
-        bottom = min(bottom, 0.5 * (log_scale + (law.log_A0 - math.log(40.0)) / law.gamma) - 15.0)
+    bottom, top = reference.implementation(family).radial_log_range(t, center - 30.0, top)
     edges = np.arange(bottom, top + 0.5, 0.5)
     x, w = np.polynomial.legendre.leggauss(20)
     nodes = (edges[:-1, None] + 0.25 * (x[None, :] + 1.0))
@@ -362,10 +350,10 @@ def _kac_continuous_mass(family: FamilyConfig, t: float) -> float:
 
 def _check_times(family: FamilyConfig) -> list[float]:
     """Two times of the kernel and statistical checks: sigma = 0.5 and 2; for Kac, where the atoms carry
-    e^{-1/2} and e^{-3} of each coordinate (at sigma = 0.5 a fast Kac process has long lost its atoms)."""
-    if family.name == "kac_product":
-        return [0.5 / family.params["a"], 3.0 / family.params["a"]]
-    return [float(reference.t_of_sigma(family, s)) for s in SAMPLE_SIGMAS]
+    e^{-1/2} and e^{-3} of each coordinate (at sigma = 0.5 a fast Kac process has long lost its atoms): the
+    family's reference says when it has times of its own."""
+    own = reference.implementation(family).check_times()
+    return own if own is not None else [float(reference.t_of_sigma(family, s)) for s in SAMPLE_SIGMAS]
 
 
 def check_kernel_normalised(family: FamilyConfig) -> Check:
@@ -590,10 +578,9 @@ TAIL_FLOOR = 1e-13
 
 
 def _has_fourth_moment(family: FamilyConfig) -> bool:
-    if family.name == "heat_nig":
-        return family.params["m"] > 0
-    return family.name in ("gaussian", "nig", "kac_product") or (
-        family.name == "student_t" and family.params["D"] > 8)
+    """E|d|^4 < inf with room to spare: the truncated mean of |d|^2 is checked where its estimator has a
+    variance (tail index above 8)."""
+    return _tail_index(family) > 8
 
 
 def check_velocity_transport(family: FamilyConfig, rng) -> Check:

@@ -111,7 +111,7 @@ def test_birth_and_death_are_explained():
     (spec((1, 1, 0), (1, 0, 2)), "not Bernstein"),  # hyperdiffusion
     (spec((1, 2, 0), (1, 0, 1), dim=1), "semigroup"),  # wave
     (telegraph(9, 3, dim=3), "not a positive density"),  # isotropic telegraph in N = 3
-    (spec((1, 1, 0), (2, 0, 1), (3, 0, sp.Rational(3, 4))), "stable component"),  # heat + 1.5-stable
+    (spec((1, 1, 0), (2, 0, 1), (3, 0, sp.Rational(3, 4))), "sums the subordinators"),  # heat + 1.5-stable
     (yukawa(None), "parameters without values: m"),
 ])
 def test_not_derivable_says_what_is_missing(pde, fragment):
@@ -153,14 +153,14 @@ def test_a_sampler_with_a_wrong_kappa_fails(monkeypatch):
     rng = np.random.default_rng(0)
     assert not _failed(verify.check_sampler(HEAT3, 2, rng))
     for factor, caught in ((1.03, {"sampler_moments"}), (1.1, {"sampler_ks", "sampler_moments"})):
-        monkeypatch.setattr(reference._Gaussian, "sample_variance",
+        monkeypatch.setattr(reference.implementation_class("gaussian"), "sample_variance",
                             lambda self, t, rng, factor=factor: 2.0 * factor * self.kappa * t)
         assert caught <= _failed(verify.check_sampler(HEAT3, 2, np.random.default_rng(0)))
 
 
 def test_a_wrong_velocity_fails_transport_and_flux(monkeypatch):
     assert verify.check_velocity_transport(HEAT3, np.random.default_rng(0)).passed
-    monkeypatch.setattr(reference._Gaussian, "velocity_exponent", 2.2)  # d / (2.2 t) instead of d / (2 t)
+    monkeypatch.setattr(reference.implementation_class("gaussian"), "velocity_exponent", 2.2)  # d / (2.2 t) instead of d / (2 t)
     assert not verify.check_velocity_transport(HEAT3, np.random.default_rng(0)).passed
     assert not verify.check_velocity_radial_flux(HEAT3).passed
 
@@ -168,32 +168,32 @@ def test_a_wrong_velocity_fails_transport_and_flux(monkeypatch):
 def test_a_wrong_quantile_coupling_fails(monkeypatch):
     nig = FamilyConfig("nig", (("c", 1.0), ("m", 2.0)))
     assert verify.check_velocity_transport(nig, np.random.default_rng(0)).passed
-    exact = reference._NIG._bracket
-    monkeypatch.setattr(reference._NIG, "_bracket", lambda self, V, tau: 0.97 * exact(self, V, tau))
+    exact = reference.implementation_class("nig")._bracket
+    monkeypatch.setattr(reference.implementation_class("nig"), "_bracket", lambda self, V, tau: 0.97 * exact(self, V, tau))
     assert not verify.check_velocity_radial_flux(nig).passed  # exact identity: a 3% error is caught
-    monkeypatch.setattr(reference._NIG, "_bracket", lambda self, V, tau: 0.9 * exact(self, V, tau))
+    monkeypatch.setattr(reference.implementation_class("nig"), "_bracket", lambda self, V, tau: 0.9 * exact(self, V, tau))
     assert not verify.check_velocity_transport(nig, np.random.default_rng(0)).passed  # statistical: 10%
 
 
 def test_wrong_kac_atoms_fail(monkeypatch):
     kac = FamilyConfig("kac_product", (("a", 9.0), ("c", 3.0)))
     assert not _failed(verify.check_sampler(kac, 3, np.random.default_rng(0)))
-    exact = reference._KacProduct.sample
+    exact = reference.implementation_class("kac_product").sample
 
     def leaky(self, t, n, N, rng):  # 30% of the atoms moved just inside the cone
         d, atoms = exact(self, t, n, N, rng)
         moved = (atoms != 0) & (rng.random(atoms.shape) < 0.3)
         return np.where(moved, d * (1 - 1e-6), d), np.where(moved, 0.0, atoms)
 
-    monkeypatch.setattr(reference._KacProduct, "sample", leaky)
+    monkeypatch.setattr(reference.implementation_class("kac_product"), "sample", leaky)
     assert "sampler_atom_mass" in _failed(verify.check_sampler(kac, 3, np.random.default_rng(0)))
 
 
 def test_a_wrong_kac_velocity_fails_the_front_balance(monkeypatch):
     kac = FamilyConfig("kac_product", (("a", 9.0), ("c", 3.0)))
     assert verify.check_kernel_vs_radial_law(kac).passed
-    exact = reference._KacProduct.conditional_velocity
-    monkeypatch.setattr(reference._KacProduct, "conditional_velocity",
+    exact = reference.implementation_class("kac_product").conditional_velocity
+    monkeypatch.setattr(reference.implementation_class("kac_product"), "conditional_velocity",
                         lambda self, d, t, latent: 1.001 * exact(self, d, t, latent))
     assert not verify.check_kernel_vs_radial_law(kac).passed
 
