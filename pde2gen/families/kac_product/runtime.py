@@ -35,7 +35,7 @@ from pde2gen.families.runtime_common import (  # runtime-import
     uniform_open,  # runtime-import
 )  # runtime-import
 
-CHUNK_ELEMENTS = 2**20  # CPU sampling works on row blocks of about this size (temporaries stay in cache)
+CHUNK_ELEMENTS = 2**18  # CPU sampling works on row blocks of about this size (temporaries stay in L2: 2^20 measured 15-20% slower)
 TABLE_ENTRIES = 2**22  # ... and of at most this many CDF entries (about 26 sqrt(a t) per row)
 TABLE_MAX_RATE = 2.0**20  # Poisson counts by table inversion up to this a t (tables of <= 26.7k entries), PTRS above
 BUCKET_BITS = 8  # bits_a = [8 bits: bucket of the Poisson uniform | 23 bits: radial uniform (float32 path)]
@@ -162,10 +162,10 @@ class KacProductFamily(torch.nn.Module):
         rows_per_chunk = batch
         if t.device.type == "cpu":
             rows_per_chunk = max(1, min(CHUNK_ELEMENTS // max(n, 1), TABLE_ENTRIES // table_size))
+        front = (self.speed * t).unsqueeze(-1)  # c t, applied per chunk (while it is in cache)
         for first in range(0, batch, rows_per_chunk):
             rows = slice(first, first + rows_per_chunk)
-            self._sample_unit_rows(rate[rows], tabled[rows], out[rows], atoms[rows], generator)
-        out.mul_(self.speed * t.unsqueeze(-1))
+            self._sample_unit_rows(rate[rows], tabled[rows], front[rows], out[rows], atoms[rows], generator)
         return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
 
     @staticmethod
@@ -178,8 +178,8 @@ class KacProductFamily(torch.nn.Module):
         size = torch.ceil(rate + spread + 30.0) - torch.floor((rate - spread - 10.0).clamp_min(0.0)) + 1
         return (rate <= CPU_TABLE_MAX_RATE) & (size + 2**BUCKET_BITS <= CPU_TABLE_ENTRIES_PER_DRAW * draws)
 
-    def _sample_unit_rows(self, rate, tabled, out, atoms, generator):
-        """Fill out (R, N) with Kac positions in units of c t and atoms (R, N) with the atom mask.
+    def _sample_unit_rows(self, rate, tabled, front, out, atoms, generator):
+        """Fill out (R, N) with Kac positions (front (R, 1) = c t) and atoms (R, N) with the atom mask.
 
         Bits: bits_a = [8 bits: bucket of the Poisson uniform U | 23 bits: radial uniform], bits_b = 31 bits of
         the angle. A row's table maps each of the 2^8 buckets of U to Ulrich's exponent when the bucket fixes the
@@ -229,7 +229,7 @@ class KacProductFamily(torch.nn.Module):
         else:  # float64: a full-precision radial uniform
             radial = uniform_open(shape, dtype, device, generator)
         # x / (c t) = sqrt(1 - U^e) cos(angle): Ulrich's symmetric Beta; e = inf with angle 0 or pi: the atoms
-        radial.log_().mul_(exponent).expm1_().neg_().sqrt_()
+        radial.log_().mul_(exponent).expm1_().neg_().sqrt_().mul_(front)  # atoms: exactly c t
         angle = bits_b.bitwise_and_(angle_mask).to(dtype).add_(0.5).mul_(ANGLE_SCALE).cos_()
         torch.mul(radial, angle, out=out)
 
