@@ -14,12 +14,16 @@ the two sides alternate ``repeat`` times in one process and the figure is the ra
 wall times (fresh interpreters) against ``python -c "import sympy"``, and kernel sampling throughput against
 torch.randn from bench/bench_sampling.py (run in a subprocess with its output redirected to
 bench/results/cost_<budget>_sampling.json, so that its own results file is left alone).
+Exact marginal velocity (Process.marginal_velocity, what ``sample.py --exact`` integrates) per (sample, data point)
+pair against the diffusion entry's (Gaussian), alternated in one process: N = 2 (64 samples x 2000 data points) and
+N = 3072 (8 x 200), at the times t(sigma) of the listed sigmas (issue 11's goal: <= 5x the Gaussian's).
 
 Writes bench/results/cost_<budget>.json and .md.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -36,10 +40,13 @@ import methods as M
 
 BUDGETS = {
     "tiny": {"entries": ("diffusion", "pfgm", "kac"), "repeat": 5, "cli_repeat": 1,
-             "sampling_args": ["--repeat", "2", "--batch", "512", "--dim", "3072"]},
+             "sampling_args": ["--repeat", "2", "--batch", "512", "--dim", "3072"], "marginal_sigmas": [0.5]},
     "small": {"entries": tuple(n for n, _ in C.ENTRIES), "repeat": 15, "cli_repeat": 3,
-              "sampling_args": ["--repeat", "5"]},
+              "sampling_args": ["--repeat", "5"], "marginal_sigmas": [0.05, 0.5, 5.0]},
 }
+# (label, N, samples, data points) of the marginal-velocity timing
+MARGINAL_CASES = (("N=2", 2, 64, 2000), ("N=3072", 3072, 8, 200))
+MARGINAL_BASELINE = "diffusion"
 
 
 def timed(call) -> float:
@@ -148,6 +155,27 @@ def kernel_throughput(args_list, budget: str) -> dict | None:
             "output": done.stdout, **json.loads(out.read_text())}
 
 
+def marginal_costs(module, baseline, sigmas, repeat: int) -> dict:
+    """Process.marginal_velocity of ``module`` against ``baseline``'s (the Gaussian), per (sample, data point) pair,
+    alternated ``repeat`` times after a warm-up (which also builds any per-(alpha, N) table of the stable family)."""
+    out = {}
+    for label, n, batch, references in MARGINAL_CASES:
+        generator = torch.Generator().manual_seed(0)
+        data = torch.randn(references, n, generator=generator)
+        x = data[:batch] + 0.3 * torch.randn(batch, n, generator=generator)
+        processes = [m.process.Process(shape=(n,)) for m in (baseline, module)]
+        for sigma in sigmas:
+            calls = []
+            for process in processes:
+                t = float(process.t_of_sigma(torch.tensor(sigma, dtype=torch.float64)))
+                calls.append(lambda process=process, t=t: process.marginal_velocity(x, t, data))
+            base_s, entry_s = alternate(calls[0], calls[1], repeat)
+            pairs = batch * references
+            out[f"{label} sigma={sigma:g}"] = {"gaussian_us_per_pair": 1e6 * base_s / pairs,
+                                                "us_per_pair": 1e6 * entry_s / pairs, "ratio": entry_s / base_s}
+    return out
+
+
 def run(args):
     budget = BUDGETS[args.budget]
     info, builds, modules = C.start_run("cost", args, budget["entries"])
@@ -159,6 +187,9 @@ def run(args):
         row = {"entry": entry, "family": modules[entry].config["family"] if entry in modules else None}
         if entry in modules:
             row["runtime"] = runtime_costs(modules[entry], fm, budget["repeat"])
+        if entry in modules and MARGINAL_BASELINE in modules:
+            C.log(f"{entry}: exact marginal velocity per pair against {MARGINAL_BASELINE}")
+            row["marginal"] = marginal_costs(modules[entry], modules[MARGINAL_BASELINE], budget["marginal_sigmas"], 3)
         row["cli"] = cli_times(entry, builds[entry], budget["cli_repeat"])
         rows.append(row)
         C.write_json(C.RESULTS / f"cost_{args.budget}.json", payload(args, info, budget, builds, rows, None, True))
@@ -171,7 +202,7 @@ def run(args):
 
 def payload(args, info, budget, builds, rows, throughput, partial):
     return {"benchmark": "cost", "command": f"python bench/cost.py --budget {args.budget}", "budget": args.budget,
-            "partial": partial, "machine": info, "settings": {k: list(v) if isinstance(v, tuple) else v
+            "partial": partial, "machine": info, "load_average_now": list(os.getloadavg()), "settings": {k: list(v) if isinstance(v, tuple) else v
                                                                for k, v in budget.items()},
             "builds": builds, "rows": rows, "kernel_throughput": throughput}
 
@@ -197,9 +228,22 @@ def tables(data) -> str:
         body.append([C.LABELS.get(r["entry"], r["entry"]), r["family"] or "-", *cells,
                      f"{cli['check_s']:.1f} (exit {cli['check_exit']})", build])
     sympy = [r["cli"]["sympy_import_s"] for r in data["rows"]]
+    if data.get("load_average_now"):
+        out += [f"Load average (1, 5, 15 min) when these results were written: "
+                f"{', '.join(f'{v:.2f}' for v in data['load_average_now'])} (2 cores)", ""]
     out += [("Ratios: entry / reference measured alternately in the same process (median of the repeats); "
             f"`python -c 'import sympy'` took {statistics.median(sympy):.2f} s (median) in the same run"), "",
             C.markdown_table(header, body), ""]
+    marginal_rows = [r for r in data["rows"] if r.get("marginal")]
+    if marginal_rows:
+        cases = list(marginal_rows[0]["marginal"])
+        header = ["entry", *[f"{case} [us/pair]" for case in cases]]
+        body = [[C.LABELS.get(r["entry"], r["entry"]),
+                 *[f"{r['marginal'][case]['ratio']:.2f} [{r['marginal'][case]['us_per_pair']:.3g}]" for case in cases]]
+                for r in marginal_rows]
+        out += [("Exact marginal velocity (Process.marginal_velocity) per (sample, data point) pair / the diffusion "
+                 "entry's (Gaussian), alternated in one process (goal <= 5); N = 2: 64 samples x 2000 data points, "
+                 "N = 3072: 8 x 200, at t(sigma)"), "", C.markdown_table(header, body), ""]
     kt = data.get("kernel_throughput")
     # bench/bench_sampling.py's JSON: "rows", or "tables": [{"threads": k, "rows": [...]}] in later versions
     tables_ = [{"threads": kt.get("threads"), "rows": kt["rows"]}] if kt and "rows" in kt else (
