@@ -403,7 +403,7 @@ def test_case6_torch_runtime_matches_the_reference():
 
 
 @pytest.mark.parametrize("text,fragment", [
-    ("u_t = lap(u) - 2*fraclap(u, 3/4)", "sums the subordinators"),  # heat + 1.5-stable
+    ("u_t = -fraclap(u, 3/4) - fraclap(u, 1/4)", "sums the subordinators"),  # two stables (heat + stable: heat_stable)
     ("u_t = lap(u) - fraclap(u, 1/2) - 3*fraclap(u, 3/4)", "two non-Gaussian components"),
 ])
 def test_case6_other_sums_say_what_is_missing(text, fragment):

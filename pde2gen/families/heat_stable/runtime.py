@@ -1,0 +1,247 @@
+"""Heat kernel convolved with an isotropic alpha-stable one (a positive combination of Bernstein symbols,
+f(s) = kappa s + kappa2 s^(alpha/2), 0 < alpha < 2): d = sqrt(V) eps with V = 2 kappa t + X,
+X = 2 (kappa2 t)^(2/alpha) S, S positive (alpha/2)-stable (E e^(-u S) = e^(-u^(alpha/2))), drawn by Kanter's
+method independently of eps.
+
+Velocity: each component's coupling, summed, with S fixed along the path: u = (V_dot / (2 V)) d,
+V_dot = 2 kappa + (2 / alpha) X / t; without S, its posterior mean given |d| (one integral over w = log S, as for
+the kernel itself).
+
+The density of S: with beta = alpha/2, g = beta / (1 - beta), y = x^(-g) and Kanter's factor
+a(u) = sin(beta u)^(beta/(1-beta)) sin((1-beta) u) / sin(u)^(1/(1-beta)) (increasing from
+a(0) = (1 - beta) beta^(beta/(1-beta)) to infinity at u = pi), Zolotarev's integral is
+f(x) = (1/pi) int_0^pi g a(u) y / x exp(-a(u) y) du. It is tabulated once per instance as
+h(w) = log f(e^w) + a(0) e^(-g w), slowly varying, on a uniform grid in w (Gauss-Legendre panels in u, refined
+towards pi where a(u) blows up) up to where the convergent series
+f(x) = (1/pi) sum_k (-1)^(k+1) Gamma(beta k + 1) / k! sin(pi beta k) x^(-beta k - 1) takes over, and read by
+4-point Lagrange interpolation; below the table h is linear (Laplace asymptote), above it the series' first
+term.
+"""
+import math  # runtime-import
+
+import torch  # runtime-import
+
+from pde2gen.families.runtime_common import (  # runtime-import
+    batch_view,  # runtime-import
+    event_size,  # runtime-import
+    gauss_legendre,  # runtime-import
+    squared_norm,  # runtime-import
+    standard_normal,  # runtime-import
+    uniform_open,  # runtime-import
+)  # runtime-import
+
+ZOLOTAREV_PANELS = (0.0, math.pi - 1.0, math.pi - 0.3, math.pi - 0.05, math.pi)  # in u, refined towards pi
+ZOLOTAREV_NODES = 200  # Gauss-Legendre nodes per u-panel
+SERIES_TERMS = 80
+SERIES_FROM = 0.3  # the series replaces the quadrature where x^(-beta) <= this
+TABLE_DEPTH = 1e5  # the table starts where a(0) y = 1e5 (below: h is linear in w to rounding)
+MIXTURE_COARSE = 256  # coarse pass over w = log S locating each row's support
+MIXTURE_MAX_NODES = 16384  # cap of the fine grid per row (the spacing rule needs at most a few thousand)
+MIXTURE_BLOCK = 256  # rows per quadrature block (memory: rows x fine nodes float64, a few times)
+
+
+class HeatStableFamily(torch.nn.Module):
+    """Heat (diffusivity ``kappa``) plus alpha-stable (``kappa2``, ``alpha`` in (0, 2)) kernel."""
+
+    def __init__(self, kappa, kappa2, alpha):
+        super().__init__()
+        if not kappa > 0:
+            raise ValueError(f"heat_stable: `kappa` must be > 0, got {kappa}")
+        if not kappa2 > 0:
+            raise ValueError(f"heat_stable: `kappa2` must be > 0, got {kappa2}")
+        if not 0 < alpha < 2:
+            raise ValueError(f"heat_stable: `alpha` must lie in (0, 2), got {alpha}")
+        beta = alpha / 2
+        self.beta, self.g, self.exponent = beta, beta / (1 - beta), float(alpha)
+        self.log_a0 = math.log(1 - beta) + self.g * math.log(beta)
+        self.register_buffer("kappa", torch.tensor(float(kappa), dtype=torch.float64))
+        self.register_buffer("kappa2", torch.tensor(float(kappa2), dtype=torch.float64))
+        self.register_buffer("alpha", torch.tensor(float(alpha), dtype=torch.float64))
+        self._build_density_table()
+        self.register_buffer("median_s", torch.exp(self._log_median_s()))
+
+    # ---- the positive (alpha/2)-stable law of S
+
+    def _zolotarev_nodes(self):
+        points, weights = gauss_legendre(ZOLOTAREV_NODES)
+        edges = torch.tensor(ZOLOTAREV_PANELS, dtype=torch.float64)
+        half = (edges[1:] - edges[:-1]).unsqueeze(-1) / 2
+        u = (edges[:-1].unsqueeze(-1) + half * (points + 1)).reshape(-1)
+        return u, torch.log(half * weights).reshape(-1)
+
+    def _log_a(self, u):
+        b = self.beta
+        return self.g * torch.log(torch.sin(b * u)) + torch.log(torch.sin((1 - b) * u)) - torch.log(torch.sin(u)) / (1 - b)
+
+    def _build_density_table(self):
+        b, g = self.beta, self.g
+        ks = torch.arange(1, SERIES_TERMS + 1, dtype=torch.float64)
+        series = torch.exp(torch.lgamma(b * ks + 1) - torch.lgamma(ks + 1)) * torch.sin(math.pi * b * ks) / math.pi
+        self.register_buffer("series", series * torch.where(ks % 2 == 1, 1.0, -1.0).to(torch.float64))
+        self.register_buffer("series_k", ks)
+        self.w_low = (self.log_a0 - math.log(TABLE_DEPTH)) / g
+        w_series = -math.log(SERIES_FROM) / b
+        self.w_far = w_series + 50.0 / b  # the first series term is exact to e^-50 beyond
+        self.spacing = 0.01 * min(1.0, 1.0 / g)
+        count = math.ceil((self.w_far - self.w_low) / self.spacing) + 1
+        w = self.w_low + self.spacing * torch.arange(count, dtype=torch.float64)
+        u, log_du = self._zolotarev_nodes()
+        log_a = self._log_a(u)
+        h = torch.empty_like(w)
+        quadrature = w < w_series
+        for start in range(0, int(quadrature.sum()), 1024):
+            chunk = w[start:start + 1024].unsqueeze(-1)
+            log_y = -g * chunk
+            excess = torch.exp(log_a + log_y) - torch.exp(self.log_a0 + log_y)  # (a(u) - a(0)) y >= 0
+            terms = log_du + math.log(g) + log_a + log_y - chunk - excess
+            h[start:start + 1024] = torch.logsumexp(terms, -1) - math.log(math.pi)
+        tail = w[~quadrature]
+        powers = torch.exp(-b * torch.outer(tail, self.series_k))
+        h[~quadrature] = torch.log(powers @ self.series) - tail + torch.exp(self.log_a0 - g * tail)
+        self.register_buffer("table_h", h)
+        self.low_slope = float((h[1] - h[0]) / self.spacing)
+
+    def log_density_of_log(self, w):
+        """log f_S(e^w), any shape, float64."""
+        table = self.table_h
+        last = table.shape[0] - 1
+        position = ((w - self.w_low) / self.spacing).clamp(1.0, last - 2 - 1e-9)
+        index = position.floor().long()
+        x = position - index  # interpolate between nodes index and index + 1, with index - 1 and index + 2
+        p0, p1, p2, p3 = (table[index + k] for k in (-1, 0, 1, 2))
+        # 4-point Lagrange interpolation on nodes -1, 0, 1, 2 (error ~ spacing^4 |h''''| / 24)
+        lagrange = (-x * (x - 1) * (x - 2) / 6 * p0 + (x + 1) * (x - 1) * (x - 2) / 2 * p1
+                    - (x + 1) * x * (x - 2) / 2 * p2 + (x + 1) * x * (x - 1) / 6 * p3)
+        below = table[0] + self.low_slope * (w - self.w_low)
+        above = math.log(float(self.series[0])) - (1 + self.beta) * w
+        h = torch.where(w < self.w_low + self.spacing, below, torch.where(w > self.w_far - 2 * self.spacing, above, lagrange))
+        # f itself: h - a(0) e^(-g w) (below the table the Laplace term dominates and -> -inf)
+        shift = torch.exp(torch.clamp(self.log_a0 - self.g * w, max=700.0))
+        return torch.where(w > self.w_far - 2 * self.spacing, above, h - shift)
+
+    def _log_median_s(self):
+        """log median(S): bisection in w of F(e^w) = (1/pi) int exp(-a(u) e^(-g w)) du = 1/2."""
+        u, log_du = self._zolotarev_nodes()
+        log_a = self._log_a(u)
+        low, high = -60.0 / self.g - 60.0, 60.0 / self.beta + 60.0
+        for _ in range(100):
+            mid = (low + high) / 2
+            cdf = float(torch.exp(torch.logsumexp(log_du - torch.exp(log_a - self.g * mid), 0)) / math.pi)
+            low, high = (low, mid) if cdf > 0.5 else (mid, high)
+        return torch.tensor((low + high) / 2, dtype=torch.float64)
+
+    def sample_stable(self, t, generator=None):
+        """S ~ positive (alpha/2)-stable per sample (float64), Kanter: S = (a(U) / E)^(1/g), U ~ U(0, pi), E ~ Exp(1);
+        sin(U) and sin(pi - U) are both taken from the nearer end point."""
+        v = uniform_open(t.shape, torch.float64, t.device, generator)
+        log_e = torch.log(-torch.log(uniform_open(t.shape, torch.float64, t.device, generator)))
+        u = math.pi * v
+        near = torch.minimum(v, 1 - v) * math.pi
+        b = self.beta
+        log_a = self.g * torch.log(torch.sin(b * u)) + torch.log(torch.sin((1 - b) * u)) - torch.log(torch.sin(near)) / (1 - b)
+        return torch.exp((log_a - log_e) / self.g)
+
+    # ---- runtime interface
+
+    def _stable_scale(self, t):
+        """2 (kappa2 t)^(2/alpha), float64: X = scale * S."""
+        return 2 * torch.exp(2 / self.exponent * torch.log(self.kappa2 * t.to(torch.float64)))
+
+    def sample_mixing_variance(self, t, generator=None):
+        """X = 2 (kappa2 t)^(2/alpha) S (float64); V = 2 kappa t + X."""
+        return self._stable_scale(t) * self.sample_stable(t, generator)
+
+    def sample_displacement(self, t, shape, generator=None):
+        s = self.sample_stable(t, generator)
+        variance = 2 * self.kappa * t.to(torch.float64) + self._stable_scale(t) * s
+        eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
+        return eps.mul_(batch_view(torch.sqrt(variance).to(t.dtype), eps)), s.to(t.dtype)
+
+    def _factor(self, s, t):
+        """V_dot / (2 V) given S: (kappa t + X / alpha) / (t (2 kappa t + X))."""
+        x = self._stable_scale(t) * s
+        return (self.kappa * t + x / self.exponent) / (t * (2 * self.kappa * t + x))
+
+    def _mixture(self, rho2, t, n, with_factor):
+        """log int f_S(s) N_n(d; 0, (a + c s) I) ds (a = 2 kappa t, c = 2 (kappa2 t)^(2/alpha)) and
+        E[V_dot / (2 V) | d], trapezoid rule in w = log s: a coarse pass finds each row's support (within e^-40
+        of its maximum); a fine uniform grid covers it with spacing <= min(0.05, 0.2 sqrt(2/n), 0.2/g), which
+        resolves the Gaussian factor (width sqrt(2/n) in log V, and log V moves no faster than w) and the
+        lower tail of f_S (width 1/g)."""
+        log_a = torch.log(2 * self.kappa * t)
+        log_c = torch.log(self._stable_scale(t))
+        log_rho2 = torch.log(rho2)
+
+        def log_integrand(w):
+            log_v = torch.logaddexp(log_a.unsqueeze(-1), log_c.unsqueeze(-1) + w)
+            return (self.log_density_of_log(w) + w - 0.5 * n * (math.log(2 * math.pi) + log_v)
+                    - 0.5 * torch.exp(log_rho2.unsqueeze(-1) - log_v))
+
+        low = self.w_low - 40 / self.g
+        high = self.w_far + 60 / (0.5 * n + self.beta)
+        coarse = torch.linspace(low, high, MIXTURE_COARSE, dtype=torch.float64, device=rho2.device)
+        values = log_integrand(coarse.expand(rho2.shape[0], -1))
+        keep = values > values.max(-1, keepdim=True).values - 40
+        index = torch.arange(MIXTURE_COARSE, device=rho2.device)
+        first = torch.where(keep, index, MIXTURE_COARSE).min(-1).values
+        last = torch.where(keep, index, -1).max(-1).values
+        left = coarse[(first - 1).clamp_min(0)]
+        right = coarse[(last + 1).clamp_max(MIXTURE_COARSE - 1)]
+        spacing = min(0.05, 0.2 * math.sqrt(2 / n), 0.2 / self.g)
+        nodes = int(min(MIXTURE_MAX_NODES, math.ceil(float((right - left).max()) / spacing) + 1))
+        grid = torch.linspace(0, 1, nodes, dtype=torch.float64, device=rho2.device)
+        fine = left.unsqueeze(-1) + (right - left).unsqueeze(-1) * grid
+        ends = torch.zeros(nodes, dtype=torch.float64, device=rho2.device)
+        ends[0] = ends[-1] = math.log(0.5)
+        log_terms = log_integrand(fine) + ends
+        log_p = torch.logsumexp(log_terms, -1) + torch.log((right - left) / (nodes - 1))
+        if not with_factor:
+            return log_p, None
+        weights = torch.softmax(log_terms, -1)
+        return log_p, (weights * self._factor(torch.exp(fine), t.unsqueeze(-1))).sum(-1)
+
+    def _blocks(self, d, t, with_factor):
+        n = event_size(d)
+        rho2 = squared_norm(d).to(torch.float64)
+        times = t.to(torch.float64).expand(rho2.shape)
+        parts = [self._mixture(rho2[i:i + MIXTURE_BLOCK], times[i:i + MIXTURE_BLOCK], n, with_factor)
+                 for i in range(0, rho2.shape[0], MIXTURE_BLOCK)]
+        log_p = torch.cat([p[0] for p in parts]) if parts else rho2
+        factor = torch.cat([p[1] for p in parts]) if parts and with_factor else None
+        return log_p, factor
+
+    def conditional_velocity(self, d, t, latent=None):
+        if latent is not None:
+            factor = self._factor(latent.to(torch.float64), t.to(torch.float64))
+        else:
+            factor = self._blocks(d, t, with_factor=True)[1]
+        return d * batch_view(factor.to(d.dtype), d)
+
+    def log_kernel(self, d, t):
+        return self._blocks(d, t, with_factor=False)[0].to(d.dtype)
+
+    def _sigma2(self, t):
+        t = t.to(torch.float64)
+        return 2 * self.kappa * t + self.median_s * self._stable_scale(t)
+
+    def sigma(self, t):
+        return torch.sqrt(self._sigma2(t)).to(t.dtype)
+
+    def dsigma_dt(self, t):
+        t64 = t.to(torch.float64)
+        slope = 2 * self.kappa + (2 / self.exponent) * self.median_s * self._stable_scale(t64) / t64
+        return (slope / (2 * torch.sqrt(self._sigma2(t64)))).to(t.dtype)
+
+    def t_of_sigma(self, sigma):
+        """sigma^2(t) = 2 kappa t + C t^(2/alpha) is increasing and convex: Newton from the smaller of the
+        components' inverses (above the root) converges monotonically; 200 steps bound the work."""
+        s2 = sigma.to(torch.float64).square()
+        p = 2 / self.exponent
+        c = 2 * self.median_s * self.kappa2 ** p
+        t = torch.minimum(s2 / (2 * self.kappa), (s2 / c) ** (1 / p))
+        for _ in range(200):
+            step = (2 * self.kappa * t + c * t**p - s2) / (2 * self.kappa + p * c * t ** (p - 1))
+            t = t - step
+            if bool((step.abs() <= 1e-15 * t.abs()).all()):
+                break
+        return t.to(sigma.dtype)
