@@ -63,6 +63,7 @@ FALSE_ALARM_PER_TEST = FALSE_ALARM_PER_BUILD / STATISTICAL_TESTS
 # KS: Dvoretzky-Kiefer-Wolfowitz-Massart, P(sqrt(n) D_n > x) <= 2 exp(-2 x^2) for every n (one sample).
 KS_CRITICAL = math.sqrt(math.log(2.0 / FALSE_ALARM_PER_TEST) / 2.0)
 DRAWS = 160_000  # power: a 3% error of the variance moves the truncated mean |d|^2 by ~1.8 bounds in N = 3
+TRANSPORT_DRAWS = 40_000  # velocity_transport (RK4 over every draw: its cost); a 10% velocity error is caught
 TRUNCATION = 6.0  # |d|^2 is compared as min(|d|^2, TRUNCATION E|d|^2): bounded, its mean exact from the law
 SAMPLE_SIGMAS = (0.5, 2.0)  # noise levels (physics.md §4.7) of the kernel and statistical checks (not Kac)
 TRANSPORT_STEPS = 12
@@ -589,13 +590,13 @@ def check_velocity_transport(family: FamilyConfig, rng) -> Check:
     worst = 0.0
     for N, t in zip((1, 3 if isotropic else 2), _check_times(family)):
         later = (2.0 if isotropic else 1.5) * t
-        start, latent = reference.sample(family, later, DRAWS, N, rng)
+        start, latent = reference.sample(family, later, TRANSPORT_DRAWS, N, rng)
         moved, moved_latent = reference.transport(family, start, later, t, latent, steps=TRANSPORT_STEPS)
         # the transported draws must follow the law at t: one-sample comparisons with the exact law
         if isotropic:
             rho = np.linalg.norm(moved, axis=1)
             worst = max(worst, _ks_statistic(rho, lambda r, t=t, N=N: reference.radial_cdf(family, r, t, N))
-                        * math.sqrt(DRAWS) / KS_CRITICAL)
+                        * math.sqrt(TRANSPORT_DRAWS) / KS_CRITICAL)
             if _has_fourth_moment(family):  # the second moment is far more sensitive than KS to a scale error
                 worst = max(worst, _square_radius_statistic(family, moved, t))
         else:

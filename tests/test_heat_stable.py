@@ -101,3 +101,14 @@ def test_two_non_gaussian_terms_are_not_derivable_yet_and_say_what_is_missing(te
     assert recognition.family is None and recognition.reason.startswith(NOT_DERIVABLE)
     assert all(term in recognition.reason for term in missing)
     assert "two non-Gaussian" in recognition.reason
+
+
+def test_heat_plus_a_half_stable_derives_and_passes_its_self_checks():
+    """alpha = 1/2 (f = s + s^(1/4)): the mixing law of S is far more spread than at 1.5; the same self-checks hold
+    (kernel normalised, radial law, sampler, transport, delta limit, finite in N = 1, 2, 3072)."""
+    from pde2gen.derive import derive
+
+    spec = parse("u_t = lap(u) - fraclap(u, 1/4)", dim=1)
+    derivation = derive(spec, analyse(spec, repairs=False))
+    assert derivation.family.name == "heat_stable" and derivation.family.params["alpha"] == 0.5
+    assert all(c.passed for c in derivation.checks), [(c.name, c.value) for c in derivation.checks if not c.passed]
