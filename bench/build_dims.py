@@ -74,9 +74,16 @@ def main(argv=None) -> int:
 
         try:
             info = C.machine(threads=1)
-        except subprocess.SubprocessError:  # outside a git checkout (e.g. a git-archive snapshot): name it
-            os.environ.setdefault("PDE2GEN_BENCH_COMMIT", "unknown (not a git checkout)")
-            info = C.machine(threads=1)
+        except subprocess.SubprocessError:  # outside a git checkout (e.g. a git-archive snapshot)
+            import platform
+
+            import torch
+
+            info = {"cpu": platform.processor() or "unknown", "cores": os.cpu_count(), "usable_cores": os.cpu_count(),
+                    "torch_threads": 1, "torch": torch.__version__, "python": platform.python_version(),
+                    "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+                    "git": os.environ.get("PDE2GEN_BENCH_COMMIT", "unknown (not a git checkout)"),
+                    "compiler": "the pde2gen on PYTHONPATH"}
         record = {"command": "python bench/build_dims.py", "machine": info, "dims": list(args.dims),
                   "rows": rows, "builds": builds, "failures": failures,
                   "wall_seconds": round(time.perf_counter() - started, 1)}
