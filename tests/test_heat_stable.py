@@ -66,7 +66,7 @@ def test_reference_kernel_is_the_convolution(alpha):
 
 def test_heat_plus_stable_builds_and_its_module_samples(tmp_path):
     """u_t = lap(u) - 2 fraclap(u, 3/4): every self-check passes, and the generated process.py draws finite
-    displacements whose exact velocity (with the latent S) is (V_dot / (2V)) d, V_dot = 2 + (4/3) X / t (by hand)."""
+    displacements whose exact velocity (with the latent log S) is (V_dot / (2V)) d, V_dot = 2 + (4/3) X / t (by hand)."""
     import torch
 
     from pde2gen.build import build
@@ -79,11 +79,11 @@ def test_heat_plus_stable_builds_and_its_module_samples(tmp_path):
     spec.loader.exec_module(process)
     family = process.HeatStableFamily(1.0, 2.0, 1.5).double()
     t = torch.full((64,), 0.7, dtype=torch.float64)
-    d, s = family.sample_displacement(t, (3,), generator=torch.Generator().manual_seed(0))
-    assert torch.isfinite(d).all() and torch.isfinite(s).all()
-    x = 2 * (2.0 * 0.7) ** (4 / 3) * s
+    d, log_s = family.sample_displacement(t, (3,), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(d).all() and torch.isfinite(log_s).all()
+    x = 2 * (2.0 * 0.7) ** (4 / 3) * torch.exp(log_s)
     expected = (2 + (4 / 3) * x / 0.7) / (2 * (2 * 0.7 + x))
-    velocity = family.conditional_velocity(d, t, s)
+    velocity = family.conditional_velocity(d, t, log_s)
     assert torch.allclose(velocity, d * expected[:, None], rtol=1e-12)
 
 

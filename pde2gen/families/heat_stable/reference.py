@@ -20,8 +20,8 @@ class Reference(ReferenceFamily):
     """V = 2 kappa t + X, X = 2 (kappa2 t)^(2/alpha) S (the stable law's variance, shifted by the heat kernel's).
 
     Coupled velocity: each component's own coupling, summed (S is fixed along the path, as for the stable family
-    alone): u = (V_dot / (2 V)) d, V_dot = 2 kappa + (2 / alpha) X / t. Latent: S. The kernel and the posterior
-    mean of the velocity given d are one integral over w = log S (``_mixture``)."""
+    alone): u = (V_dot / (2 V)) d, V_dot = 2 kappa + (2 / alpha) X / t. Latent: log S. The kernel and the
+    posterior mean of the velocity given d are one integral over w = log S (``_mixture``)."""
 
     def __init__(self, kappa, kappa2, alpha):
         super().__init__(kappa=kappa, kappa2=kappa2, alpha=alpha)
@@ -37,7 +37,8 @@ class Reference(ReferenceFamily):
     def sample(self, t, n, N, rng):
         S = self.law.sample(n, rng)
         V = 2.0 * self.kappa * t + self._stable_scale(t) * S
-        return np.sqrt(V)[:, None] * rng.standard_normal((n, N)), S
+        with np.errstate(divide="ignore"):
+            return np.sqrt(V)[:, None] * rng.standard_normal((n, N)), np.log(S)
 
     def sample_variance(self, t, rng):
         return 2.0 * self.kappa * t + self._stable_scale(t) * self.law.sample(len(t), rng)
@@ -47,10 +48,11 @@ class Reference(ReferenceFamily):
         return np.exp(-t * (self.kappa * k**2 + self.kappa2 * k**self.alpha))
 
     # ---- velocity
-    def _factor(self, S, t):
-        """V_dot / (2 V) given S: (kappa t + X / alpha) / (t (2 kappa t + X))."""
-        X = self._stable_scale(t) * S
-        return (self.kappa * t + X / self.alpha) / (t * (2.0 * self.kappa * t + X))
+    def _factor(self, log_S, t):
+        """V_dot / (2 V) given log S: (kappa t + X / alpha) / (t (2 kappa t + X)) = ((1 - w)/2 + w/alpha) / t,
+        w = X / V (so that S beyond the float range still gives a number)."""
+        w = special.expit(np.log(self._stable_scale(t)) + log_S - np.log(2.0 * self.kappa * t))
+        return ((1.0 - w) / 2.0 + w / self.alpha) / t
 
     def conditional_velocity(self, d, t, latent):
         if latent is not None:
@@ -108,7 +110,7 @@ class Reference(ReferenceFamily):
             if with_factor:
                 weights = np.exp(integrand - log_p[block, None]) * spacing
                 weights[:, [0, -1]] *= 0.5
-                factor[block] = np.sum(weights * self._factor(np.exp(fine)[None, :], t[block, None]), axis=1)
+                factor[block] = np.sum(weights * self._factor(fine[None, :], t[block, None]), axis=1)
         return log_p, factor
 
     def tail_index(self) -> float:

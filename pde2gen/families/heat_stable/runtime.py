@@ -4,8 +4,8 @@ X = 2 (kappa2 t)^(2/alpha) S, S positive (alpha/2)-stable (E e^(-u S) = e^(-u^(a
 method independently of eps.
 
 Velocity: each component's coupling, summed, with S fixed along the path: u = (V_dot / (2 V)) d,
-V_dot = 2 kappa + (2 / alpha) X / t; without S, its posterior mean given |d| (one integral over w = log S, as for
-the kernel itself).
+V_dot = 2 kappa + (2 / alpha) X / t; the latent is log S; without it, the posterior mean given |d| (one integral
+over w = log S, as for the kernel itself).
 
 The density of S: with beta = alpha/2, g = beta / (1 - beta), y = x^(-g) and Kanter's factor
 a(u) = sin(beta u)^(beta/(1-beta)) sin((1-beta) u) / sin(u)^(1/(1-beta)) (increasing from
@@ -130,37 +130,43 @@ class HeatStableFamily(torch.nn.Module):
             low, high = (low, mid) if cdf > 0.5 else (mid, high)
         return torch.tensor((low + high) / 2, dtype=torch.float64)
 
-    def sample_stable(self, t, generator=None):
-        """S ~ positive (alpha/2)-stable per sample (float64), Kanter: S = (a(U) / E)^(1/g), U ~ U(0, pi), E ~ Exp(1);
-        sin(U) and sin(pi - U) are both taken from the nearer end point."""
+    def sample_log_stable(self, t, generator=None):
+        """log S, S ~ positive (alpha/2)-stable per sample (float64), Kanter: S = (a(U) / E)^(1/g), U ~ U(0, pi),
+        E ~ Exp(1); sin(U) and sin(pi - U) are both taken from the nearer end point. In logs: at alpha = 1/16,
+        S exceeds the float32 range in 6% of the draws."""
         v = uniform_open(t.shape, torch.float64, t.device, generator)
         log_e = torch.log(-torch.log(uniform_open(t.shape, torch.float64, t.device, generator)))
         u = math.pi * v
         near = torch.minimum(v, 1 - v) * math.pi
         b = self.beta
         log_a = self.g * torch.log(torch.sin(b * u)) + torch.log(torch.sin((1 - b) * u)) - torch.log(torch.sin(near)) / (1 - b)
-        return torch.exp((log_a - log_e) / self.g)
+        return (log_a - log_e) / self.g
 
     # ---- runtime interface
 
+    def _log_stable_scale(self, t):
+        """log (2 (kappa2 t)^(2/alpha)), float64: X = scale * S."""
+        return math.log(2) + 2 / self.exponent * torch.log(self.kappa2 * t.to(torch.float64))
+
     def _stable_scale(self, t):
-        """2 (kappa2 t)^(2/alpha), float64: X = scale * S."""
-        return 2 * torch.exp(2 / self.exponent * torch.log(self.kappa2 * t.to(torch.float64)))
+        return torch.exp(self._log_stable_scale(t))
 
     def sample_mixing_variance(self, t, generator=None):
         """X = 2 (kappa2 t)^(2/alpha) S (float64); V = 2 kappa t + X."""
-        return self._stable_scale(t) * self.sample_stable(t, generator)
+        return torch.exp(self._log_stable_scale(t) + self.sample_log_stable(t, generator))
 
     def sample_displacement(self, t, shape, generator=None):
-        s = self.sample_stable(t, generator)
-        variance = 2 * self.kappa * t.to(torch.float64) + self._stable_scale(t) * s
+        """(d, latent): d = sqrt(V) eps, latent log S (in t's dtype: S itself may overflow float32)."""
+        log_s = self.sample_log_stable(t, generator)
+        log_v = torch.logaddexp(torch.log(2 * self.kappa * t.to(torch.float64)), self._log_stable_scale(t) + log_s)
         eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
-        return eps.mul_(batch_view(torch.sqrt(variance).to(t.dtype), eps)), s.to(t.dtype)
+        return eps.mul_(batch_view(torch.exp(0.5 * log_v).to(t.dtype), eps)), log_s.to(t.dtype)
 
-    def _factor(self, s, t):
-        """V_dot / (2 V) given S: (kappa t + X / alpha) / (t (2 kappa t + X))."""
-        x = self._stable_scale(t) * s
-        return (self.kappa * t + x / self.exponent) / (t * (2 * self.kappa * t + x))
+    def _factor(self, log_s, t):
+        """V_dot / (2 V) given log S: (kappa t + X / alpha) / (t (2 kappa t + X)) = ((1 - w) / 2 + w / alpha) / t
+        with w = X / V = sigmoid(log X - log 2 kappa t) (finite for every S)."""
+        w = torch.sigmoid(self._log_stable_scale(t) + log_s - torch.log(2 * self.kappa * t))
+        return ((1 - w) / 2 + w / self.exponent) / t
 
     def _mixture(self, rho2, t, n, with_factor):
         """log int f_S(s) N_n(d; 0, (a + c s) I) ds (a = 2 kappa t, c = 2 (kappa2 t)^(2/alpha)) and
@@ -169,7 +175,7 @@ class HeatStableFamily(torch.nn.Module):
         resolves the Gaussian factor (width sqrt(2/n) in log V, and log V moves no faster than w) and the
         lower tail of f_S (width 1/g)."""
         log_a = torch.log(2 * self.kappa * t)
-        log_c = torch.log(self._stable_scale(t))
+        log_c = self._log_stable_scale(t)
         log_rho2 = torch.log(rho2)
 
         def log_integrand(w):
@@ -198,7 +204,7 @@ class HeatStableFamily(torch.nn.Module):
         if not with_factor:
             return log_p, None
         weights = torch.softmax(log_terms, -1)
-        return log_p, (weights * self._factor(torch.exp(fine), t.unsqueeze(-1))).sum(-1)
+        return log_p, (weights * self._factor(fine, t.unsqueeze(-1))).sum(-1)
 
     def _blocks(self, d, t, with_factor):
         n = event_size(d)
