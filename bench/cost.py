@@ -189,7 +189,7 @@ def run(args):
             row["runtime"] = runtime_costs(modules[entry], fm, budget["repeat"])
         if entry in modules and MARGINAL_BASELINE in modules:
             C.log(f"{entry}: exact marginal velocity per pair against {MARGINAL_BASELINE}")
-            row["marginal"] = marginal_costs(modules[entry], modules[MARGINAL_BASELINE], budget["marginal_sigmas"], 3)
+            row["marginal"] = marginal_costs(modules[entry], modules[MARGINAL_BASELINE], budget["marginal_sigmas"], 5)
         row["cli"] = cli_times(entry, builds[entry], budget["cli_repeat"])
         rows.append(row)
         C.write_json(C.RESULTS / f"cost_{args.budget}.json", payload(args, info, budget, builds, rows, None, True))

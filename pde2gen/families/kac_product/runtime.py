@@ -115,8 +115,9 @@ def _indicator(value, inclusive=False):
 
 def bessel_scaled(z, weight):
     """(e^-z I0(z), e^-z I1(z)/z) for z >= 0: the asymptotic series in 1/z (BESSEL_ASYMPTOTIC_TERMS terms, below
-    2^-55 relative from z = BESSEL_SERIES_MAX_Z on) above BESSEL_SERIES_MAX_Z, bessel_series times e^-z below; the
-    series is skipped when no entry with a nonzero ``weight`` lies below (large a t, coordinates off the front)."""
+    2^-55 relative from z = BESSEL_SERIES_MAX_Z on) everywhere, then bessel_series times e^-z written over the
+    entries below BESSEL_SERIES_MAX_Z that have a nonzero ``weight`` (gathered: at large a t they are the few
+    coordinates near the front; entries of zero weight keep finite placeholder values)."""
     large = z.clamp_min(BESSEL_SERIES_MAX_Z)
     inverse = large.reciprocal()
     p0 = torch.full_like(z, _I0_ASYMPTOTIC[-1])
@@ -126,13 +127,13 @@ def bessel_scaled(z, weight):
         p1.mul_(inverse).add_(_I1_ASYMPTOTIC[k])
     scale = large.mul(2 * math.pi).rsqrt_()
     i0e, i1e_over_z = p0.mul_(scale), p1.mul_(scale).mul_(inverse)
-    small = _indicator(BESSEL_SERIES_MAX_Z - z)
-    if bool((small * weight).any()):
-        below = z.clamp_max(BESSEL_SERIES_MAX_Z)
-        s0, s1 = bessel_series(below.square().mul_(0.25), BESSEL_SERIES_MAX_Z**2 / 4)
-        damping = below.neg().exp_()
-        i0e.add_(s0.mul_(damping).sub_(i0e).mul_(small))
-        i1e_over_z.add_(s1.mul_(damping).sub_(i1e_over_z).mul_(small))
+    below = ((z < BESSEL_SERIES_MAX_Z) & (weight != 0)).reshape(-1).nonzero().squeeze(-1)
+    if below.numel() > 0:
+        z_below = z.reshape(-1).index_select(0, below)
+        s0, s1 = bessel_series(z_below.square().mul_(0.25), BESSEL_SERIES_MAX_Z**2 / 4)
+        damping = z_below.neg_().exp_()
+        i0e.view(-1).index_copy_(0, below, s0.mul_(damping))
+        i1e_over_z.view(-1).index_copy_(0, below, s1.mul_(damping))
     return i0e, i1e_over_z
 
 
