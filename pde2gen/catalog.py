@@ -33,7 +33,7 @@ import sympy as sp
 import tomllib
 
 from .errors import ParseError
-from .parse import _extract, leading_phase, parse_text, parse_value
+from .frontend import extract_terms, leading_phase, parse_text, parse_value
 from .resources import resource_dir
 from .spec import CONSTRUCTIONS, T
 
@@ -180,7 +180,7 @@ def compose(text: str) -> Composition:
     for entry in ordered:
         operator = entry.expression()
         if entry.kind == "equation" and len(ordered) > 1:
-            phase = leading_phase(_extract(operator, defaults, normalise=False).terms, defaults)
+            phase = leading_phase(extract_terms(operator, defaults, normalise=False).terms, defaults)
             if phase is not None and phase != 1:
                 operator = sp.expand(operator * sp.conjugate(phase))
                 notes.append(f"{entry.name} multiplied by {sp.conjugate(phase)} before adding terms")

@@ -15,6 +15,7 @@ import time
 import warnings
 
 from .errors import AnalysisError, DerivationError, Pde2genError, UsageError, numeric_failures_as
+from .stages import STAGES
 
 EXIT_OK, EXIT_NOT_GENERATIVE, EXIT_INTERNAL = 0, 1, 70
 
@@ -136,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="inspect one compiler stage's result")
     _add_pde_arguments(show)
-    show.add_argument("--stage", choices=("parse", "analysis", "derive", "ir", "source"), default="analysis")
+    show.add_argument("--stage", choices=STAGES, default="analyse",
+                      help="the stage whose result to print (render: the generated process.py)")
 
     build = sub.add_parser("build", help="render a standalone PyTorch module for an s-generative PDE")
     _add_pde_arguments(build)
@@ -234,7 +236,7 @@ def _cmd_catalog(args) -> int:
 def _cmd_show(args) -> int:
     from .stages import show_stage
 
-    stage_error = AnalysisError if args.stage in ("parse", "analysis") else DerivationError
+    stage_error = AnalysisError if args.stage in ("parse", "analyse") else DerivationError
     with numeric_failures_as(stage_error, f"stage {args.stage}"):
         text = show_stage(args.expr, args.stage, dim=args.dim, params=_parse_params(args.param),
                           construction=args.construction, problem_type=args.problem_type)

@@ -301,7 +301,7 @@ def prune_runtime(name: str, source: str, runtime: str) -> str:
     text = "\n".join(line for index, line in enumerate(lines) if index not in drop)
     text = re.sub(r"\n{4,}", "\n\n\n", text)
     # A runtime section left empty keeps no header.
-    text = re.sub(r"^# ---- runtime/[^\n]*\n+(?=# ----|class |def |[A-Z_]+ = )", "", text, flags=re.MULTILINE)
+    text = re.sub(r"^# ---- runtime/[^\n]*\n+(?=# ----|class |def |[A-Z_]+ = |\Z)", "", text, flags=re.MULTILINE)
     check_python(name, text)
     return text.strip("\n") + "\n"
 

@@ -7,7 +7,8 @@
     render   : ModuleIR -> {file name: text}                  (pde2gen.render)
 
 ``compile_pde`` runs them up to a named stage and keeps every intermediate result (as Devito's IRs do), so
-``pde2gen show EXPR --stage analysis|derive|ir|source`` can print any of them.
+``pde2gen show EXPR --stage parse|analyse|derive|lower|render`` can print any of them (the same names here, in the
+CLI and in docs/DESIGN.md).
 """
 from __future__ import annotations
 
@@ -77,16 +78,15 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
 
 
 def show_stage(spec_source, stage: str, **kwargs) -> str:
-    """Printable result of one stage: JSON for data, the generated source for ``source``."""
-    until = {"parse": "parse", "analysis": "analyse", "derive": "derive", "ir": "lower", "source": "render"}[stage]
-    result = compile_pde(spec_source, until=until, **kwargs)
+    """Printable result of one stage: JSON for data, the generated process.py for ``render``."""
+    result = compile_pde(spec_source, until=stage, **kwargs)
     if stage == "parse":
         return json.dumps(spec_to_dict(result.spec), indent=2)
-    if stage == "analysis":
+    if stage == "analyse":
         return json.dumps(result.analysis.to_dict(), indent=2, sort_keys=True)
     if stage == "derive":
         return json.dumps(result.derivation.to_dict(), indent=2, sort_keys=True)
-    if stage == "ir":
+    if stage == "lower":
         from dataclasses import asdict
 
         return json.dumps(asdict(result.ir), indent=2, sort_keys=True, default=list)
