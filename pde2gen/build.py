@@ -32,16 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import (
-    AnalysisError,
-    DerivationError,
     OutputPathError,
     Pde2genError,
     RenderError,
     UsageError,
-    numeric_failures_as,
 )
-from .lower import ModuleIR, lower, safe_text
-from .render import CONFIG_FILE, render
+from .lower import ModuleIR, safe_text
+from .pipeline import compile_pde
+from .render import CONFIG_FILE
 
 # Generated file names are fixed by the templates; this only guards the writer against anything else.
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
@@ -431,23 +429,18 @@ def build(source, outdir, *, dim: int = 2, params=None, construction: str | None
     that is not s-generative (unless ``force_unsafe``), UsageError for bad paths/options, and each stage's error class otherwise.
     """
     check_outdir(outdir, force=force)  # fail fast, before the expensive stages
-    from .analyse import analyse
-    from .derive import derive
-    from .parse import parse
 
-    spec = parse(source, params=params, dim=dim, construction=construction, problem_type=problem_type)
-    with numeric_failures_as(AnalysisError, "the analysis"):
-        analysis = analyse(spec)
-    if not analysis.s_generative and not force_unsafe:
-        raise BuildRefused(
-            f"{safe_text(spec.pretty(), limit=120)} is not s-generative; nothing was built",
-            report_text=refusal_report(analysis),
-            hint="pass --force-unsafe (force_unsafe=True) to build it anyway",
-        )
-    with numeric_failures_as(DerivationError, "the derivation"):
-        derivation = derive(spec, analysis)
-        path_choice = {"path": path, "schedule": path_schedule, "horizon": path_horizon, "sigma_end": path_scale}
-        ir = lower(spec, analysis, derivation, options=options, shape=shape, path=path_choice)
-    files = render(ir)
-    target = write_atomically(files, outdir, force=force)
-    return BuildResult(target, tuple(files), ir, spec, analysis, derivation)
+    def refuse_unless_generative(analysis):
+        if not analysis.s_generative and not force_unsafe:
+            raise BuildRefused(
+                f"{safe_text(analysis.spec.pretty(), limit=120)} is not s-generative; nothing was built",
+                report_text=refusal_report(analysis),
+                hint="pass --force-unsafe (force_unsafe=True) to build it anyway",
+            )
+
+    path_choice = {"path": path, "schedule": path_schedule, "horizon": path_horizon, "sigma_end": path_scale}
+    result = compile_pde(source, until="render", dim=dim, params=params, construction=construction,
+                         problem_type=problem_type, options=options, path=path_choice, shape=shape,
+                         after_analyse=refuse_unless_generative)
+    target = write_atomically(result.files, outdir, force=force)
+    return BuildResult(target, tuple(result.files), result.ir, result.spec, result.analysis, result.derivation)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 
 from .errors import AnalysisError, DerivationError, Pde2genError, UsageError, numeric_failures_as
-from .stages import STAGES
+from .pipeline import STAGES, compile_pde
 
 EXIT_OK, EXIT_NOT_GENERATIVE, EXIT_INTERNAL = 0, 1, 70
 
@@ -107,11 +106,10 @@ def _add_pde_arguments(p: argparse.ArgumentParser) -> None:
                    help="override the problem type chosen by the analysis")
 
 
-def _spec_from_args(args):
-    from .parse import parse
-
-    return parse(args.expr, params=_parse_params(args.param), dim=args.dim, construction=args.construction,
-                 problem_type=args.problem_type)
+def _pde_arguments(args) -> dict:
+    """The parse arguments of a command, for pde2gen.pipeline.compile_pde."""
+    return {"params": _parse_params(args.param), "dim": args.dim, "construction": args.construction,
+            "problem_type": args.problem_type}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,17 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ----------------------------------------------------------------------------------------------- commands
 def _cmd_check(args) -> int:
-    from .analyse import analyse
     from .report import format_check
 
-    timings = {}
-    start = time.perf_counter()
-    spec = _spec_from_args(args)
-    timings["parse"] = time.perf_counter() - start
-    start = time.perf_counter()
-    with numeric_failures_as(AnalysisError, "the analysis"):
-        report = analyse(spec)
-    timings["analyse"] = time.perf_counter() - start
+    result = compile_pde(args.expr, until="analyse", **_pde_arguments(args))
+    report, timings = result.analysis, result.timings
     if args.json:
         data = report.to_dict()
         data["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
@@ -196,9 +187,7 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_catalog(args) -> int:
-    from .analyse import analyse
     from .catalog import load_catalog
-    from .parse import parse
     from .report import format_catalog_line
 
     rows = []
@@ -207,8 +196,7 @@ def _cmd_catalog(args) -> int:
             rows.append((name, entry, None, None))
             continue
         try:
-            with numeric_failures_as(AnalysisError, "the analysis"):
-                report = analyse(parse(name, dim=args.dim), repairs=False)
+            report = compile_pde(name, until="analyse", dim=args.dim, repairs=False).analysis
             rows.append((name, entry, report, None))
         except Pde2genError as exc:
             rows.append((name, entry, None, exc.one_line()))
@@ -234,7 +222,7 @@ def _cmd_catalog(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from .stages import show_stage
+    from .pipeline import show_stage
 
     stage_error = AnalysisError if args.stage in ("parse", "analyse") else DerivationError
     with numeric_failures_as(stage_error, f"stage {args.stage}"):
@@ -263,7 +251,6 @@ def _cmd_build(args) -> int:
 def _cmd_plot(args) -> int:
     from pathlib import Path
 
-    from .analyse import analyse
     from .explain import derive_for_report
     from .plots import write_plots
 
@@ -271,9 +258,9 @@ def _cmd_plot(args) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write the plots to {args.out!r}: {exc.strerror or exc}") from None
-    spec = _spec_from_args(args)
-    with numeric_failures_as(AnalysisError, "the analysis"):
-        analysis = analyse(spec, repairs=False)  # the plots show this PDE only, not its repairs
+    # the plots show this PDE only, not its repairs
+    result = compile_pde(args.expr, until="analyse", repairs=False, **_pde_arguments(args))
+    spec, analysis = result.spec, result.analysis
     with numeric_failures_as(DerivationError, "the derivation"):
         derivation, derivation_error = derive_for_report(spec, analysis)
     if derivation_error:
@@ -284,12 +271,10 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_explain(args) -> int:
-    from .analyse import analyse
     from .explain import derive_for_report, explain_latex, explain_markdown
 
-    spec = _spec_from_args(args)
-    with numeric_failures_as(AnalysisError, "the analysis"):
-        analysis = analyse(spec)
+    result = compile_pde(args.expr, until="analyse", **_pde_arguments(args))
+    spec, analysis = result.spec, result.analysis
     with numeric_failures_as(DerivationError, "the derivation"):
         derivation, derivation_error = derive_for_report(spec, analysis)
     render = explain_latex if args.format == "tex" else explain_markdown

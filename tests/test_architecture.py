@@ -75,7 +75,7 @@ def test_the_compiler_core_imports_no_torch():
                    if isinstance(node, ast.ImportFrom) and node.module and not node.level}
         assert "torch" not in imports | modules, name
     # and at run time: a whole compile (every stage) leaves torch unloaded
-    code = ("import sys; from pde2gen.stages import compile_pde; compile_pde('diffusion', until='render'); "
+    code = ("import sys; from pde2gen.pipeline import compile_pde; compile_pde('diffusion', until='render'); "
             "import pde2gen.cli, pde2gen.build; print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "False"
@@ -113,7 +113,7 @@ def test_every_family_folder_is_complete_and_registered():
 
 def test_stage_names_are_the_same_in_the_cli_the_driver_and_the_docs():
     from pde2gen.cli import build_parser
-    from pde2gen.stages import STAGES
+    from pde2gen.pipeline import STAGES
 
     commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
     stage = next(action for action in commands.choices["show"]._actions if action.dest == "stage")

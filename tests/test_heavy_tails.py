@@ -152,7 +152,7 @@ def test_the_tail_radius_is_off_for_kernels_of_bounded_support(entry, radius):
     learned velocity broke |v| <= c (bounded_support keeps EDM's preconditioning there)."""
     import ast
 
-    from pde2gen.stages import compile_pde
+    from pde2gen.pipeline import compile_pde
 
     files = compile_pde(entry, dim=2, repairs=False).files
     values = [node.value for node in ast.parse(files["model.py"]).body

@@ -23,7 +23,7 @@ from pde2gen.build import build
 from pde2gen.cli import main
 from pde2gen.errors import UsageError
 from pde2gen.lower import LINEAR_OPTION_DEFAULTS, resolve_path
-from pde2gen.stages import compile_pde
+from pde2gen.pipeline import compile_pde
 
 LINEAR_BUILDS = {  # name -> (catalog entry, build keyword arguments)
     "kac": ("kac", {}),

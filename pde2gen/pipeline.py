@@ -1,4 +1,4 @@
-"""The compiler's stages as one pipeline with per-stage timing, and their printable results.
+"""The one driver of the compiler's stages: every stage timed, every result kept, the same names everywhere.
 
     parse    : text | SymPy | catalog terms -> PDESpec          (pde2gen.parse)
     analyse  : PDESpec -> AnalysisReport                      (pde2gen.analyse, on pde2gen.dispersion)
@@ -7,8 +7,9 @@
     render   : ModuleIR -> {file name: text}                  (pde2gen.render)
 
 ``compile_pde`` runs them up to a named stage and keeps every intermediate result (as Devito's IRs do), so
-``pde2gen show EXPR --stage parse|analyse|derive|lower|render`` can print any of them (the same names here, in the
-CLI and in docs/DESIGN.md).
+``pde2gen show EXPR --stage parse|analyse|derive|lower|render`` can print any of them (the same names here, in
+the CLI and in docs/DESIGN.md). ``pde2gen build`` (pde2gen.build) and ``pde2gen check`` run through it; it is
+the one place that times the stages. A numerical failure inside a stage is that stage's error class.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from .errors import AnalysisError, DerivationError, numeric_failures_as
 
 logger = logging.getLogger("pde2gen")
 
@@ -34,11 +37,14 @@ class CompileResult:
 
 
 def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, construction=None,
-                problem_type=None, repairs: bool = True, options=None, path=None) -> CompileResult:
+                problem_type=None, repairs: bool = True, options=None, path=None, shape=None,
+                after_analyse=None) -> CompileResult:
     """Run the pipeline on ``source`` up to and including stage ``until``.
 
     ``path``: the probability path, a dict of pde2gen.lower.resolve_path's arguments (path "ve" | "linear",
-    schedule, horizon, sigma_end), e.g. {"path": "linear"}; default the ve path."""
+    schedule, horizon, sigma_end), e.g. {"path": "linear"}; default the ve path. ``shape``: one sample's shape
+    (default (dim,)). ``after_analyse(analysis)``, if given, runs between analyse and derive and may raise
+    (pde2gen.build refuses a PDE that is not s-generative there)."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
     from .parse import parse
@@ -58,17 +64,21 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
         return CompileResult(spec, timings=timings)
     from .analyse import analyse
 
-    analysis = timed("analyse", analyse, spec, repairs=repairs)
+    with numeric_failures_as(AnalysisError, "the analysis"):
+        analysis = timed("analyse", analyse, spec, repairs=repairs)
     if until == "analyse":
         return CompileResult(spec, analysis, timings=timings)
+    if after_analyse is not None:
+        after_analyse(analysis)
     from .derive import derive
 
-    derivation = timed("derive", derive, spec, analysis)
-    if until == "derive":
-        return CompileResult(spec, analysis, derivation, timings=timings)
-    from .lower import lower
+    with numeric_failures_as(DerivationError, "the derivation"):
+        derivation = timed("derive", derive, spec, analysis)
+        if until == "derive":
+            return CompileResult(spec, analysis, derivation, timings=timings)
+        from .lower import lower
 
-    ir = timed("lower", lower, spec, analysis, derivation, options=options, path=path)
+        ir = timed("lower", lower, spec, analysis, derivation, options=options, shape=shape, path=path)
     if until == "lower":
         return CompileResult(spec, analysis, derivation, ir, timings=timings)
     from .render import render
