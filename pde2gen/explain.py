@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .citations import EDM, GENPHYS, KAC, PFGM, PFGM_PP
+from .lower import is_markdown_line, one_line, safe_text
 from .spec import LAM, PDESpec, T
 
 
@@ -317,35 +318,17 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\*\[\]<`]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])
 
 def markdown_text(text: str) -> str:
     """Prose for markdown: one line, control characters dropped, markdown/HTML specials escaped."""
-    text = _one_line(text)
+    text = one_line(text)
     return _MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(0), text.replace("&", "&amp;"))
 
 
 def markdown_code(text: str) -> str:
     """A code span that holds ``text`` whatever backticks it contains."""
-    text = _one_line(text).strip()
+    text = one_line(text).strip()
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _one_line(text: str) -> str:
-    """Control characters (newlines included) dropped; whitespace runs become one space (ends kept)."""
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in str(text))
-    return re.sub(r"\s+", " ", text)
-
-
-_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
-
-
-def is_markdown_line(text: str) -> bool:
-    """True for one line as ``markdown_line`` makes it: printable, no control characters, and outside its
-    closed code spans no unescaped backtick or '<' (no raw HTML). For validating sections reused elsewhere."""
-    if not isinstance(text, str) or text != _one_line(text).strip():
-        return False
-    outside = _CODE_SPAN.sub("", text)
-    return re.search(r"(?<!\\)[`<]", outside) is None
 
 
 def markdown_line(line: Line) -> str:
@@ -358,6 +341,14 @@ def explain_sections(spec: PDESpec, analysis, derivation, *,
     spans), without list markers; the model card of ``build`` can print them as list items."""
     return tuple((title, tuple(markdown_line(line) for line in lines))
                  for title, lines in document(spec, analysis, derivation, derivation_error=derivation_error))
+
+
+def model_card_sections(spec, analysis, derivation) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The derivation report of `pde2gen explain`, without its checks section (the card lists the checks)."""
+    if not hasattr(analysis, "to_dict"):  # stand-in analyses in tests carry no report
+        return ()
+    return tuple((safe_text(title, limit=120), lines) for title, lines in explain_sections(spec, analysis, derivation)
+                 if not title.lower().startswith("checks"))
 
 
 def explain_markdown(spec: PDESpec, analysis, derivation, *, derivation_error: str | None = None) -> str:
@@ -385,7 +376,7 @@ def latex_text(text: str) -> str:
     """User or derived text for LaTeX: specials escaped, a few symbols typeset, other non-ASCII
     transliterated."""
     out = []
-    for ch in _one_line(text):
+    for ch in one_line(text):
         if ch in _LATEX_SPECIAL:
             out.append(_LATEX_SPECIAL[ch])
         elif ch in _LATEX_UNICODE:

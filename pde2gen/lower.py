@@ -39,7 +39,7 @@ Template context (the fields of ``ModuleIR``; every template of ``templates/`` m
   checks           tuple[(name, passed, value_text, tolerance_text, detail), ...]  derive's self-checks
   options          dict[str, int | str]  build options (sampling defaults, test seed), see OPTION_DEFAULTS
   explanation      tuple[(title, tuple[str, ...]), ...]  the `pde2gen explain` report (markdown lines, validated
-                   by explain.is_markdown_line instead of safe_text: formulas sit in code spans)
+                   by is_markdown_line instead of safe_text: formulas sit in code spans)
   semigroup        bool   the normalised kernel is a convolution semigroup in t (ghat = exp(-t f(s)), isotropic
                    construction): K_t * K_d = K_(t+d), so a step from t to t + d adds an exact draw of K_d
                    (the stochastic sampler's noise increment); False on the linear path (no exact increment)
@@ -238,8 +238,6 @@ class ModuleIR:
     path_sigma_end: float = 0.0
 
     def __post_init__(self):
-        from .explain import is_markdown_line
-
         for field in fields(self):
             if field.name != "explanation":
                 _check_plain(field.name, getattr(self, field.name))
@@ -356,8 +354,27 @@ def _shape(dim: int, shape) -> tuple[int, ...]:
     return shape
 
 
+def one_line(text: str) -> str:
+    """Control characters (newlines included) dropped; whitespace runs become one space (ends kept)."""
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in str(text))
+    return re.sub(r"\s+", " ", text)
+
+
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
+
+
+def is_markdown_line(text: str) -> bool:
+    """True for one line as ``markdown_line`` makes it: printable, no control characters, and outside its
+    closed code spans no unescaped backtick or '<' (no raw HTML). For validating sections reused elsewhere."""
+    if not isinstance(text, str) or text != one_line(text).strip():
+        return False
+    outside = _CODE_SPAN.sub("", text)
+    return re.search(r"(?<!\\)[`<]", outside) is None
+
+
+
 def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = None, shape=None,
-          path: Mapping[str, object] | None = None) -> ModuleIR:
+          path: Mapping[str, object] | None = None, explanation=()) -> ModuleIR:
     """The ModuleIR of a derived PDE (DerivationError if nothing was derived, UsageError on bad options).
 
     ``path``: keyword arguments of resolve_path (path, schedule, horizon, sigma_end); default the ve path."""
@@ -417,7 +434,7 @@ def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = 
             for check in derivation.checks
         ),
         options=resolve_options(options, path_fields["path"]),
-        explanation=_explanation(spec, analysis, derivation),
+        explanation=tuple(explanation),
         semigroup=(not linear and spec.construction == "isotropic"
                    and getattr(dispersion, "semigroup_exponent", None) is not None),
         bounded_support=FAMILIES[family.name].bounded_support,
@@ -425,13 +442,3 @@ def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = 
         path_schedule=path_fields["path_schedule"],
         path_sigma_end=float(path_fields["path_sigma_end"]),
     )
-
-
-def _explanation(spec, analysis, derivation) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """The derivation report of `pde2gen explain`, without its checks section (the card lists the checks)."""
-    if not hasattr(analysis, "to_dict"):  # stand-in analyses in tests carry no report
-        return ()
-    from .explain import explain_sections
-
-    return tuple((safe_text(title, limit=120), lines) for title, lines in explain_sections(spec, analysis, derivation)
-                 if not title.lower().startswith("checks"))

@@ -76,9 +76,14 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
         derivation = timed("derive", derive, spec, analysis)
         if until == "derive":
             return CompileResult(spec, analysis, derivation, timings=timings)
+        from .explain import model_card_sections  # the report writer: the driver's business, not a stage's
         from .lower import lower
 
-        ir = timed("lower", lower, spec, analysis, derivation, options=options, shape=shape, path=path)
+        def lower_with_card(spec, analysis, derivation):
+            explanation = model_card_sections(spec, analysis, derivation)
+            return lower(spec, analysis, derivation, options=options, shape=shape, path=path, explanation=explanation)
+
+        ir = timed("lower", lower_with_card, spec, analysis, derivation)
     if until == "lower":
         return CompileResult(spec, analysis, derivation, ir, timings=timings)
     from .render import render

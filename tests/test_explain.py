@@ -203,5 +203,8 @@ def test_model_card_states_birth_and_death_once(diffusion):
     from pde2gen.render import render
 
     analysis, derivation = diffusion
-    card = render(lower(analysis.spec, analysis, derivation))["README.md"]
+    from pde2gen.explain import model_card_sections
+
+    sections = model_card_sections(analysis.spec, analysis, derivation)
+    card = render(lower(analysis.spec, analysis, derivation, explanation=sections))["README.md"]
     assert card.lower().count("birth/death") + card.lower().count("birth death") == 1
