@@ -178,9 +178,10 @@ def poisson_search(cdf, row, first, last, u):
     steps as the widest bracket needs."""
     flat, size = cdf.reshape(-1), cdf.shape[-1]
     low, high = first.clone(), last.clone()  # invariant: F(low - 1) <= u < F(high)
+    row_start = row * size
     for _ in range(int(high.sub(low).max()).bit_length() if u.numel() else 0):
-        middle = (low + high) // 2
-        above = flat[row * size + middle] > u
+        middle = (low + high) >> 1  # counts >= 0: the floor of the mean (int64 division is slow on CPU)
+        above = flat.index_select(0, row_start + middle) > u
         high = torch.where(above, middle, high)
         low = torch.where(above, low, middle + 1)
     return low

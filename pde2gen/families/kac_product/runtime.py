@@ -208,27 +208,30 @@ class KacProductFamily(torch.nn.Module):
             start, size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
             cdf = poisson_cdf(torch.where(tabled, rate, torch.zeros_like(rate)), start, size)
             low, high = poisson_bucket_counts(cdf, buckets)
-            single = (low == high) & tabled.unsqueeze(-1)  # rows without tables: every entry NaN, overwritten
+            # NaN marks the buckets that hold several counts; rows without tables get finite placeholders
+            # (overwritten below), so that isnan alone finds the draws to refine
+            single = (low == high) | ~tabled.unsqueeze(-1)
             count_low = low + start.unsqueeze(-1)
             exponent_table = torch.where(single, _radial_exponent(count_low), math.nan).to(dtype).reshape(-1)
-            atom_table = (single & (count_low == 0)).reshape(-1)
+            atom_table = ((low == high) & (count_low == 0)).reshape(-1)
             mask_table = torch.where(atom_table, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
             row_offset = torch.arange(shape[0], dtype=torch.int32, device=device).mul_(buckets).unsqueeze(-1)
-            flat = (bits_a >> RADIAL_BITS).add_(row_offset).reshape(-1)  # bucket + row offset
+            flat = (bits_a >> RADIAL_BITS).add_(row_offset).reshape(-1)  # row * 2^8 + bucket: a flat table index
             exponent = exponent_table.index_select(0, flat).view(shape)
             angle_mask = mask_table.index_select(0, flat).view(shape)
             atoms.copy_(atom_table.index_select(0, flat).view(shape))
-            where = (torch.isnan(exponent) & tabled.unsqueeze(-1)).nonzero(as_tuple=True)
+            refine = torch.isnan(exponent).view(-1).nonzero().squeeze(-1)  # flat positions in this chunk
         else:  # every row's counts drawn below
             exponent = torch.empty(shape, dtype=dtype, device=device)
             angle_mask = torch.empty(shape, dtype=torch.int32, device=device)
-            where = (torch.empty(0, dtype=torch.long, device=device),)
-        if where[0].numel() > 0:
-            row = where[0]
-            j = flat.view(shape)[where].long() - row * buckets
+            refine = torch.empty(0, dtype=torch.long, device=device)
+        if refine.numel() > 0:  # flat indices throughout: 1-D gathers and puts (2-D advanced indexing is slow)
+            entry = flat.index_select(0, refine).long()
+            row, j = entry >> BUCKET_BITS, entry & (buckets - 1)
             u = (j + uniform_open(j.shape, torch.float64, device, generator)) / buckets
-            index = poisson_search(cdf, row, low[row, j], high[row, j], u)
-            self._set_counts(index + start[row], exponent, angle_mask, atoms, where)
+            index = poisson_search(cdf, row, low.reshape(-1).index_select(0, entry), high.reshape(-1).index_select(0, entry), u)
+            self._set_counts(index + start.index_select(0, row), exponent.view(-1), angle_mask.view(-1),
+                             atoms.view(-1), refine)
         if not bool(tabled.all()):  # whole rows without tables (_table_rows)
             large = (~tabled).nonzero().squeeze(-1)
             rates = rate[large].unsqueeze(-1).expand(-1, shape[1])
