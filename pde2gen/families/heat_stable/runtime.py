@@ -36,7 +36,7 @@ SERIES_TERMS = 80
 SERIES_FROM = 0.3  # the series replaces the quadrature where x^(-beta) <= this
 TABLE_DEPTH = 1e5  # the table starts where a(0) y = 1e5 (below: h is linear in w to rounding)
 MIXTURE_COARSE = 256  # coarse pass over w = log S locating each row's support
-MIXTURE_MAX_NODES = 16384  # cap of the fine grid per row (the spacing rule needs at most a few thousand)
+MIXTURE_MAX_NODES = 16384  # cap of the fine grid per block (bounds memory and time)
 MIXTURE_BLOCK = 256  # rows per quadrature block (memory: rows x fine nodes float64, a few times)
 
 
@@ -77,8 +77,10 @@ class HeatStableFamily(torch.nn.Module):
         b, g = self.beta, self.g
         ks = torch.arange(1, SERIES_TERMS + 1, dtype=torch.float64)
         series = torch.exp(torch.lgamma(b * ks + 1) - torch.lgamma(ks + 1)) * torch.sin(math.pi * b * ks) / math.pi
-        self.register_buffer("series", series * torch.where(ks % 2 == 1, 1.0, -1.0).to(torch.float64))
-        self.register_buffer("series_k", ks)
+        # tables: rebuilt from (kappa, kappa2, alpha) by __init__, so kept out of state_dict (persistent=False)
+        self.register_buffer("series", series * torch.where(ks % 2 == 1, 1.0, -1.0).to(torch.float64),
+                             persistent=False)
+        self.register_buffer("series_k", ks, persistent=False)
         self.w_low = (self.log_a0 - math.log(TABLE_DEPTH)) / g
         w_series = -math.log(SERIES_FROM) / b
         self.w_far = w_series + 50.0 / b  # the first series term is exact to e^-50 beyond
@@ -98,7 +100,7 @@ class HeatStableFamily(torch.nn.Module):
         tail = w[~quadrature]
         powers = torch.exp(-b * torch.outer(tail, self.series_k))
         h[~quadrature] = torch.log(powers @ self.series) - tail + torch.exp(self.log_a0 - g * tail)
-        self.register_buffer("table_h", h)
+        self.register_buffer("table_h", h, persistent=False)
         self.low_slope = float((h[1] - h[0]) / self.spacing)
 
     def log_density_of_log(self, w):
@@ -173,7 +175,8 @@ class HeatStableFamily(torch.nn.Module):
         E[V_dot / (2 V) | d], trapezoid rule in w = log s: a coarse pass finds each row's support (within e^-40
         of its maximum); a fine uniform grid covers it with spacing <= min(0.05, 0.2 sqrt(2/n), 0.2/g), which
         resolves the Gaussian factor (width sqrt(2/n) in log V, and log V moves no faster than w) and the
-        lower tail of f_S (width 1/g)."""
+        lower tail of f_S (width 1/g). The grid ends at w_far + 60 / (n/2 + beta), so |d|^2 / (n c) beyond
+        e^(w_far) (>= e^54: probability < 1e-22 under the kernel) is integrated only up to there."""
         log_a = torch.log(2 * self.kappa * t)
         log_c = self._log_stable_scale(t)
         log_rho2 = torch.log(rho2)
