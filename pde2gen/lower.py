@@ -56,6 +56,7 @@ Template context (the fields of ``ModuleIR``; every template of ``templates/`` m
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import keyword
@@ -64,11 +65,15 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 from types import MappingProxyType
+
+import sympy as sp
+from sympy.printing.pycode import MpmathPrinter
 
 from . import __version__
 from .errors import DerivationError, RenderError, UsageError
-from .families import FAMILIES
+from .families import FAMILIES, S_SYMBOL, T_SYMBOL
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TEXT = 1000  # characters of one safe_text value; longer text is cut with an ellipsis
@@ -236,8 +241,16 @@ class ModuleIR:
     path: str = "ve"
     path_schedule: str = ""
     path_sigma_end: float = 0.0
+    # From the family's declaration when not given: its SymPy ghat printed (ghat_code) and its isotropy.
+    ghat_code: str | None = None
+    isotropic: bool | None = None
 
     def __post_init__(self):
+        if self.family in FAMILIES:
+            if self.ghat_code is None:
+                object.__setattr__(self, "ghat_code", ghat_code(self.family))
+            if self.isotropic is None:
+                object.__setattr__(self, "isotropic", FAMILIES[self.family].isotropic)
         for field in fields(self):
             if field.name != "explanation":
                 _check_plain(field.name, getattr(self, field.name))
@@ -371,6 +384,20 @@ def is_markdown_line(text: str) -> bool:
     outside = _CODE_SPAN.sub("", text)
     return re.search(r"(?<!\\)[`<]", outside) is None
 
+
+
+@cache
+def ghat_code(family: str) -> str:
+    """The family's one closed form of ghat (its SymPy ``ghat``, pde2gen/families/<name>/__init__.py) printed as a
+    Python expression in s (|k|^2, or k_i^2 of one coordinate), t, the parameter names and ``mpmath``: the
+    generated tests evaluate it in high precision (no overflow of a Bessel K of order 1024, complex branches)."""
+    info = FAMILIES[family]
+    params = {name: sp.Symbol(check_identifier(name), positive=True) for name in info.parameters}
+    code = MpmathPrinter({"fully_qualified_modules": True}).doprint(info.ghat(params, S_SYMBOL, T_SYMBOL))
+    names = {node.id for node in ast.walk(ast.parse(code, mode="eval")) if isinstance(node, ast.Name)}
+    if not names <= {"s", "t", "mpmath", *info.parameters}:
+        raise RenderError(f"the ghat of {family} prints with unknown names {sorted(names - set(params))}")
+    return code
 
 
 def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = None, shape=None,
