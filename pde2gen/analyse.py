@@ -28,7 +28,15 @@ import numpy as np
 import sympy as sp
 
 from . import positivity
-from .dispersion import AUGMENTED, EVOLUTION, S_GRID, Dispersion, analyse_dispersion, branch_growth
+from .dispersion import (
+    AUGMENTED,
+    EVOLUTION,
+    S_GRID,
+    Dispersion,
+    analyse_dispersion,
+    branch_growth,
+    with_semigroup_exponent,
+)
 from .errors import UsageError
 from .families import FamilyConfig, ghat_numeric
 from .spec import LAM, PDESpec, S, T, Term
@@ -159,7 +167,7 @@ def analyse(spec: PDESpec, *, repairs: bool = True) -> AnalysisReport:
     if structural is not None:
         return _structural_failure(spec, structural, clock)
 
-    disp = _with_semigroup_exponent(analyse_dispersion(spec))
+    disp = with_semigroup_exponent(analyse_dispersion(spec))
     clock.lap("dispersion")
     numeric, numeric_note = _numeric_dispersion(disp)
     warnings: list[str] = [numeric_note] if numeric_note else []
@@ -231,22 +239,6 @@ def _structural_failure(spec: PDESpec, term: Term, clock: _Clock) -> AnalysisRep
     clock.lap("C0")
     return AnalysisReport(spec, None, None, conditions, Prior(None, None, None, None, skipped), (), (), False,
                           (f"C0: {admissibility.reason}",), clock.laps)
-
-
-def _with_semigroup_exponent(disp: Dispersion) -> Dispersion:
-    """Fill in f(s) with ghat = exp(-t f(s)) for higher-order PDEs whose branches are polynomial in s: their
-    ghat is a rational function times exponentials, and cancelling the amplitudes of the branches that the
-    density does not excite can leave a pure semigroup (e.g. (d_t+1)(d_t+2)(d_t-Lap) u = 0 is diffusion)."""
-    if disp.semigroup_exponent is not None or disp.ghat is None or disp.branches is None:
-        return disp
-    if not all(sp.sympify(b).is_polynomial(S) for b in disp.branches):
-        return disp
-    ghat = sp.cancel(disp.ghat)
-    log_g = sp.expand_log(sp.log(ghat), force=True)
-    exponent = sp.expand(-log_g / T)
-    if exponent.has(T) or exponent.has(sp.log):
-        return disp
-    return replace(disp, ghat=ghat, semigroup_exponent=exponent)
 
 
 def _numeric_dispersion(disp: Dispersion) -> tuple[Dispersion | None, str]:

@@ -17,7 +17,7 @@ coincide, e.g. the telegraph at c k = a, where the branch-sum formula divides by
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -544,6 +544,22 @@ def _symbolic_kernel(poly, J, density_factor, problem_type, branches, sign, D):
 def _numeric_real_part(expr: sp.Expr) -> float:
     trial = {sym: sp.Integer(1) for sym in expr.free_symbols if sym != S}
     return float(sp.re(sp.N(expr.xreplace(trial).subs(S, 1))))
+
+
+def with_semigroup_exponent(disp: Dispersion) -> Dispersion:
+    """Fill in f(s) with ghat = exp(-t f(s)) for higher-order PDEs whose branches are polynomial in s: their
+    ghat is a rational function times exponentials, and cancelling the amplitudes of the branches that the
+    density does not excite can leave a pure semigroup (e.g. (d_t+1)(d_t+2)(d_t-Lap) u = 0 is diffusion).
+    The one place besides the first-order case below that derives f (the analysis and the recogniser use it)."""
+    if disp.semigroup_exponent is not None or disp.ghat is None or disp.branches is None:
+        return disp
+    if not all(sp.sympify(b).is_polynomial(S) for b in disp.branches):
+        return disp
+    ghat = sp.cancel(disp.ghat)
+    exponent = _semigroup_exponent(ghat)
+    if exponent is None or exponent.has(sp.log):
+        return disp
+    return replace(disp, ghat=ghat, semigroup_exponent=exponent)
 
 
 def _semigroup_exponent(ghat: sp.Expr) -> sp.Expr | None:

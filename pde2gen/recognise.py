@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .dispersion import EVOLUTION, Dispersion
+from .dispersion import EVOLUTION, Dispersion, with_semigroup_exponent
 from .families import FAMILIES, FamilyConfig, Shape
-from .spec import LAM, S, T
+from .spec import LAM, S
 
 NOT_DERIVABLE = "not derivable yet: "
 # Relative tolerance for "this coefficient is zero" on numbers that went through float parameters.
@@ -179,19 +179,10 @@ def _radial_augmentation(dispersion: Dispersion, symbol: sp.Expr, values: dict) 
                                 "family takes it")
 
 
-def _semigroup_exponent(dispersion: Dispersion) -> sp.Expr | None:
-    """f(s) with ghat = exp(-t f(s)); for higher-order PDEs after cancelling the branches the density does not
-    excite (e.g. (d_t + 1)(d_t + 2)(d_t - lap) u = 0 is diffusion), checked by f being free of t."""
-    if dispersion.semigroup_exponent is not None or dispersion.ghat is None:
-        return dispersion.semigroup_exponent
-    if dispersion.branches is None or not all(sp.sympify(b).is_polynomial(S) for b in dispersion.branches):
-        return None
-    candidate = sp.expand(-sp.expand_log(sp.log(sp.cancel(dispersion.ghat)), force=True) / T)
-    return None if candidate.has(T) or candidate.has(sp.log) else candidate
-
-
 def _semigroup_recognition(dispersion: Dispersion, values: dict) -> Recognition:
-    exponent = _semigroup_exponent(dispersion)
+    # f(s) with ghat = exp(-t f(s)); for higher-order PDEs after cancelling the branches the density does not
+    # excite (pde2gen.dispersion.with_semigroup_exponent, the derivation the analysis uses too)
+    exponent = with_semigroup_exponent(dispersion).semigroup_exponent
     if exponent is None:
         if dispersion.ghat is None:
             return Recognition(None, NOT_DERIVABLE + "no closed-form Fourier kernel ghat(s, t)")
