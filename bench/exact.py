@@ -54,7 +54,7 @@ def nearest_distance(samples: np.ndarray, reference: np.ndarray) -> float:
 
 
 def score(samples: np.ndarray, reference: np.ndarray) -> dict:
-    from pde2gen.metrics import mmd_rbf, sliced_wasserstein
+    from pde2gen.report.metrics import mmd_rbf, sliced_wasserstein
 
     finite = np.isfinite(samples).all(1)
     good = samples[finite]

@@ -13,7 +13,7 @@ optimiser, warm-up, clipping, EMA, steps and batch, in the same run. Every model
 Heun at NFE 5, 10, 20, 50 (exactly that many network evaluations); the generated ones as their sample.py does
 by default (in the noise level sigma), and also in the PDE time t (sample.py --variable t) for comparison.
 
-Metrics: 2-D toys (checkerboard, 8gaussians, moons): sliced Wasserstein-1 and MMD^2 (pde2gen.metrics) between
+Metrics: 2-D toys (checkerboard, 8gaussians, moons): sliced Wasserstein-1 and MMD^2 (pde2gen.report.metrics) between
 the samples and held-out data; digits: Frechet distance in the 64-d feature space of bench/digits_classifier.pt
 to the 360 held-out images, and that classifier's label entropy. Each table also has a "data" row: fresh data
 of the same size against the same held-out set (the floor a perfect model would reach).
@@ -87,7 +87,7 @@ def load_sets(loader, dataset: str, seed: int, n_samples: int):
 
 
 def metrics(dataset: str, samples: np.ndarray, held_out: np.ndarray, classifier=None) -> dict:
-    from pde2gen.metrics import mmd_rbf, sliced_wasserstein
+    from pde2gen.report.metrics import mmd_rbf, sliced_wasserstein
 
     flat = samples.reshape(len(samples), -1)
     finite = np.isfinite(flat).all(axis=1)

@@ -411,7 +411,7 @@ def _marker_owner_is_gone(marker: Path) -> bool:
 # ------------------------------------------------------------------------------------------- the pipeline
 def refusal_report(analysis) -> str:
     """The ``pde2gen check`` report of a PDE that is not s-generative (one formatter for both commands)."""
-    from .report import format_check
+    from .report.check import format_check
 
     return format_check(analysis)
 

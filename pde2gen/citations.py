@@ -1,5 +1,5 @@
 """The papers pde2gen cites: (citation, what it contributes here). Plain data, shared by the family
-declarations (pde2gen/families/<name>/) and the report writer (pde2gen.explain)."""
+declarations (pde2gen/families/<name>/) and the report writer (pde2gen.report.explain)."""
 GENPHYS = ("GenPhys: Liu, Luo, Xu, Jaakkola, Tegmark, arXiv:2304.02637",
            "s-generative PDEs: a density flow (C1) and smoothing, Im omega(k) < Im omega(0) (C2)")
 PFGM = ("PFGM: Xu, Liu, Tegmark, Jaakkola, arXiv:2209.11178",

@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ----------------------------------------------------------------------------------------------- commands
 def _cmd_check(args) -> int:
-    from .report import format_check
+    from .report.check import format_check
 
     result = compile_pde(args.expr, until="analyse", **_pde_arguments(args))
     report, timings = result.analysis, result.timings
@@ -188,7 +188,7 @@ def _cmd_check(args) -> int:
 
 def _cmd_catalog(args) -> int:
     from .catalog import load_catalog
-    from .report import format_catalog_line
+    from .report.check import format_catalog_line
 
     rows = []
     for name, entry in sorted(load_catalog().items()):
@@ -251,8 +251,8 @@ def _cmd_build(args) -> int:
 def _cmd_plot(args) -> int:
     from pathlib import Path
 
-    from .explain import derive_for_report
-    from .plots import write_plots
+    from .report.explain import derive_for_report
+    from .report.plots import write_plots
 
     try:  # fail fast, before the expensive stages
         Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -271,7 +271,7 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_explain(args) -> int:
-    from .explain import derive_for_report, explain_latex, explain_markdown
+    from .report.explain import derive_for_report, explain_latex, explain_markdown
 
     result = compile_pde(args.expr, until="analyse", **_pde_arguments(args))
     spec, analysis = result.spec, result.analysis
@@ -292,7 +292,7 @@ def _cmd_explain(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .report.demo import run_demo
 
     return run_demo(out=args.out, steps=args.steps, data=args.data)
 

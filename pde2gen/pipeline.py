@@ -76,8 +76,10 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
         derivation = timed("derive", derive, spec, analysis)
         if until == "derive":
             return CompileResult(spec, analysis, derivation, timings=timings)
-        from .explain import model_card_sections  # the report writer: the driver's business, not a stage's
         from .lower import lower
+        from .report.explain import (
+            model_card_sections,  # the report writer: the driver's business, not a stage's
+        )
 
         def lower_with_card(spec, analysis, derivation):
             explanation = model_card_sections(spec, analysis, derivation)

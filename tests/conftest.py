@@ -2,7 +2,7 @@
 import pytest
 
 from pde2gen.analyse import analyse
-from pde2gen.explain import derive_for_report
+from pde2gen.report.explain import derive_for_report
 from pde2gen.parse import parse
 
 

@@ -65,6 +65,16 @@ def test_no_import_cycle_inside_pde2gen():
     assert "pde2gen.frontend" in graph["pde2gen.catalog"] and "pde2gen.catalog" in graph["pde2gen.parse"]
 
 
+def test_no_stage_imports_a_report_writer():
+    """pde2gen/report/ (check report, explain, plots, demo, metrics) reads stage results; the driver
+    (pipeline), the CLI and build call it, no stage does."""
+    callers = {"pde2gen.pipeline", "pde2gen.cli", "pde2gen.build", "pde2gen.__main__"}
+    for name in MODULES:
+        if name in callers or name.startswith("pde2gen.report"):
+            continue
+        assert not {m for m in imported_modules(name) if m.startswith("pde2gen.report")}, name
+
+
 def test_the_compiler_core_imports_no_torch():
     for name, path in MODULES.items():
         if path in TORCH_FILES:

@@ -6,13 +6,13 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pde2gen import demo
 from pde2gen.cli import main as cli_main
+from pde2gen.report import demo
+from pde2gen.resources import resource_dir
 
 
 def spiral(n: int, seed: int = 0) -> np.ndarray:
@@ -80,7 +80,7 @@ def test_bad_arguments_fail_at_once_in_one_line(tmp_path, capsys, arguments, mes
 
 
 def test_toy_names_are_the_generated_train_scripts():
-    template = (Path(demo.__file__).parent.parent / "templates" / "train.py.j2").read_text()
+    template = (resource_dir("templates") / "train.py.j2").read_text()
     toys = re.search(r"TOY_DATA = \{(.*?)\}", template, re.DOTALL).group(1)
     assert tuple(re.findall(r'"(\w+)":', toys)) == demo.TOY_DATA
 

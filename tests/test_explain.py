@@ -8,7 +8,7 @@ import pytest
 
 from pde2gen.analyse import analyse
 from pde2gen.cli import main
-from pde2gen.explain import (
+from pde2gen.report.explain import (
     Math,
     document,
     explain_latex,
@@ -203,7 +203,7 @@ def test_model_card_states_birth_and_death_once(diffusion):
     from pde2gen.render import render
 
     analysis, derivation = diffusion
-    from pde2gen.explain import model_card_sections
+    from pde2gen.report.explain import model_card_sections
 
     sections = model_card_sections(analysis.spec, analysis, derivation)
     card = render(lower(analysis.spec, analysis, derivation, explanation=sections))["README.md"]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from pde2gen.metrics import mmd_rbf, sliced_wasserstein
+from pde2gen.report.metrics import mmd_rbf, sliced_wasserstein
 
 
 def test_sliced_wasserstein_of_a_shift_matches_its_expected_projection():

@@ -32,6 +32,7 @@ def test_wheel_ships_templates_and_catalog_and_runs_from_them(tmp_path):
             "assert str(r.resource_dir('catalog')).startswith(r'%s'); "
             "assert str(r.resource_dir('templates')).startswith(r'%s'); "
             "from pde2gen.families import FAMILIES; assert 'kac_product' in FAMILIES, sorted(FAMILIES); "
+            "import pde2gen.report.check, pde2gen.cli; "
             "print(sorted(c.load_catalog())[:3], c.compose('wave+damping') is not None)") % (site, site)
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})

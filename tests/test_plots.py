@@ -10,7 +10,7 @@ import pytest
 from pde2gen.analyse import analyse
 from pde2gen.cli import main
 from pde2gen.parse import parse
-from pde2gen.plots import (
+from pde2gen.report.plots import (
     DPI,
     FIGURE_SIZE,
     MIXTURE_2D,
@@ -193,7 +193,7 @@ def test_cli_plot_into_a_file_is_a_one_line_usage_error(tmp_path, capsys):
 
 
 def test_importing_the_modules_loads_neither_matplotlib_nor_torch():
-    code = ("import sys, pde2gen.plots, pde2gen.explain; "
+    code = ("import sys, pde2gen.report.plots, pde2gen.report.explain; "
             "print(sorted({'matplotlib', 'torch'} & set(sys.modules)))")
     run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
                          timeout=120)

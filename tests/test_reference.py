@@ -274,7 +274,7 @@ def test_marginal_velocity_softmax_equals_power_weights():
     assert reference.marginal_velocity(GAUSSIAN, x, t, data) == pytest.approx(expected, rel=1e-12)
 
 
-# The velocity plot's data (pde2gen.plots.MIXTURE_2D): the light cones of these points overlap from t ~ 0.3 on.
+# The velocity plot's data (pde2gen.report.plots.MIXTURE_2D): the light cones of these points overlap from t ~ 0.3 on.
 KAC_DATA = np.array([[-1.0, -0.6], [1.2, 0.9], [0.9, -1.1], [-0.8, 1.3]])
 
 
@@ -328,11 +328,11 @@ def test_kac_marginal_velocity_weighs_atoms_and_light_cones_exactly(t):
 
 
 def test_kac_exact_flow_from_the_prior_lands_on_the_data():
-    """RK4 of the marginal velocity (pde2gen.plots.exact_flow) on the plot's EDM time grid for the catalog's
+    """RK4 of the marginal velocity (pde2gen.report.plots.exact_flow) on the plot's EDM time grid for the catalog's
     kac (sigma 80 -> 0.002, rho = 7): the flow ends on the data points."""
     from types import SimpleNamespace
 
-    from pde2gen.plots import exact_flow, time_grid
+    from pde2gen.report.plots import exact_flow, time_grid
 
     times = time_grid(SimpleNamespace(family=KAC, sigma_max=80.0, sigma_min=0.002, rho=7.0), 48)
     rng = np.random.default_rng(14)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 from .metrics import mmd_rbf, sliced_wasserstein
 
 MODELS = (
@@ -101,10 +101,10 @@ def split_points(points: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def run_demo(out: str = "runs/demo", steps: int = 1500, data: str = "checkerboard") -> int:
-    from .analyse import analyse
-    from .build import build
-    from .parse import parse
-    from .report import format_verdict_line
+    from ..analyse import analyse
+    from ..build import build
+    from ..parse import parse
+    from .check import format_verdict_line
 
     file_points = check_arguments(steps, data)
     root = Path(out)

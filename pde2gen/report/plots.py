@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from .dispersion import AUGMENTED, Dispersion
-from .spec import S
+from ..dispersion import AUGMENTED, Dispersion
+from ..spec import S
 
 # Pixel size of every PNG: FIGURE_SIZE inches at DPI.
 DPI = 100
@@ -108,7 +108,7 @@ def _derived_family(analysis, derivation, what: str):
 
 
 def _times_of_sigmas(family, sigmas) -> list[float]:
-    from . import reference
+    from .. import reference
 
     return [float(reference.t_of_sigma(family, s)) for s in sigmas]
 
@@ -150,7 +150,7 @@ def carrying_branches(disp: Dispersion, s: np.ndarray, roots: np.ndarray) -> lis
 
 def smoothing_failure(disp: Dispersion, s: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """(lambda*(s), lambda*(0), mask where C2 fails: lambda*(k) >= lambda*(0) up to root accuracy)."""
-    from .analyse import GAP_TOLERANCE
+    from ..analyse import GAP_TOLERANCE
 
     growth = disp.numeric_growth(s)
     growth0 = float(disp.numeric_growth(np.zeros(1))[0])
@@ -306,7 +306,7 @@ def plot_kernel(analysis, derivation=None):
 
 def _family_profiles(analysis, family) -> tuple[list[KernelProfile], str]:
     """log_kernel of the derived family along the first axis of R^N at the times of KERNEL_SIGMAS."""
-    from . import reference
+    from .. import reference
 
     N = analysis.spec.dim
     kac = family.name == "kac_product"
@@ -335,7 +335,7 @@ def _family_profiles(analysis, family) -> tuple[list[KernelProfile], str]:
 
 def _one_dimensional_profiles(analysis) -> tuple[list[KernelProfile], str]:
     """The 1-D kernel by FFT of ghat, else its closed form (Riemann function with atoms at +-ct)."""
-    from . import positivity
+    from .. import positivity
 
     disp, note = numeric_dispersion(analysis)
     spec = analysis.spec
@@ -399,7 +399,7 @@ def _negative_minimum(x: np.ndarray, p: np.ndarray) -> tuple[float, float] | Non
 # ---------------------------------------------------------------------------------------------- velocity
 def time_grid(derivation, steps: int) -> np.ndarray:
     """EDM's noise grid (uniform in sigma^(1/rho), sigma_max -> sigma_min) mapped to times, t_max first."""
-    from . import reference
+    from .. import reference
 
     rho = float(derivation.rho)
     ramp = np.linspace(0.0, 1.0, steps)
@@ -410,7 +410,7 @@ def time_grid(derivation, steps: int) -> np.ndarray:
 
 def exact_flow(family, data: np.ndarray, x: np.ndarray, times: np.ndarray) -> np.ndarray:
     """RK4 of dx/dt = marginal_velocity(x, t) along ``times``: the path, shape (len(times), n, N)."""
-    from . import reference
+    from .. import reference
 
     def velocity(points, t):
         return reference.marginal_velocity(family, points, float(t), data)
@@ -438,7 +438,7 @@ def plot_velocity(analysis, derivation, seed: int = 0):
     """N = 2: the exact marginal velocity of MIXTURE_2D at three times, and the exact flow from the prior."""
     from scipy import special
 
-    from . import reference
+    from .. import reference
 
     family = _derived_family(analysis, derivation, "the velocity field")
     if analysis.spec.dim != 2:
@@ -501,7 +501,7 @@ def plot_prior(analysis, derivation, seed: int = 0):
     """The prior (kernel at t_max) against the marginal at t_max, as densities of log10 |x|."""
     from scipy import stats
 
-    from . import reference
+    from .. import reference
 
     family = _derived_family(analysis, derivation, "the prior")
     N = analysis.spec.dim
