@@ -38,8 +38,8 @@ from pathlib import Path
 
 import torch
 
-from pde2gen.lower import ModuleIR
-from pde2gen.render import render
+from pde2gen.codegen.lower import ModuleIR
+from pde2gen.codegen.render import render
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"
 CASES = (("2-D points, MLP", (2,), 512), ("8x8 images, U-Net", (1, 8, 8), 128))
@@ -85,7 +85,7 @@ def family_modules(directory: Path, shape):
     import dataclasses
     import importlib.util
 
-    from pde2gen.lower import FAMILY_CLASSES
+    from pde2gen.codegen.lower import FAMILY_CLASSES
 
     base = heat_ir(shape)
     out = {}

@@ -31,15 +31,15 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .codegen.lower import ModuleIR, safe_text
+from .codegen.render import CONFIG_FILE
 from .errors import (
     OutputPathError,
     Pde2genError,
     RenderError,
     UsageError,
 )
-from .lower import ModuleIR, safe_text
 from .pipeline import compile_pde
-from .render import CONFIG_FILE
 
 # Generated file names are fixed by the templates; this only guards the writer against anything else.
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
@@ -422,10 +422,10 @@ def build(source, outdir, *, dim: int = 2, params=None, construction: str | None
           path_scale: float | None = None, **options) -> BuildResult:
     """Compile the PDE ``source`` into a standalone PyTorch module in ``outdir``.
 
-    ``options`` are build options (see ``pde2gen.lower.OPTION_DEFAULTS``); ``shape`` is the shape of one
+    ``options`` are build options (see ``pde2gen.codegen.lower.OPTION_DEFAULTS``); ``shape`` is the shape of one
     sample (default ``(dim,)``). ``path`` is "ve" (x_t = y + K_t) or "linear" (x_t = (1 - t/T) y + K_g(t));
     ``path_schedule`` (identity | quadratic | scale-linear), ``path_horizon`` (T) and ``path_scale`` (sigma_T
-    of scale-linear) refine the linear path (pde2gen.lower.resolve_path). Raises BuildRefused for a PDE
+    of scale-linear) refine the linear path (pde2gen.codegen.lower.resolve_path). Raises BuildRefused for a PDE
     that is not s-generative (unless ``force_unsafe``), UsageError for bad paths/options, and each stage's error class otherwise.
     """
     check_outdir(outdir, force=force)  # fail fast, before the expensive stages

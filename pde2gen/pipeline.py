@@ -3,8 +3,8 @@
     parse    : text | SymPy | catalog terms -> PDESpec          (pde2gen.parse)
     analyse  : PDESpec -> AnalysisReport                      (pde2gen.analyse, on pde2gen.dispersion)
     derive   : (PDESpec, AnalysisReport) -> Derivation        (pde2gen.derive)
-    lower    : Derivation -> ModuleIR (plain data)            (pde2gen.lower)
-    render   : ModuleIR -> {file name: text}                  (pde2gen.render)
+    lower    : Derivation -> ModuleIR (plain data)            (pde2gen.codegen.lower)
+    render   : ModuleIR -> {file name: text}                  (pde2gen.codegen.render)
 
 ``compile_pde`` runs them up to a named stage and keeps every intermediate result (as Devito's IRs do), so
 ``pde2gen show EXPR --stage parse|analyse|derive|lower|render`` can print any of them (the same names here, in
@@ -41,7 +41,7 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
                 after_analyse=None) -> CompileResult:
     """Run the pipeline on ``source`` up to and including stage ``until``.
 
-    ``path``: the probability path, a dict of pde2gen.lower.resolve_path's arguments (path "ve" | "linear",
+    ``path``: the probability path, a dict of pde2gen.codegen.lower.resolve_path's arguments (path "ve" | "linear",
     schedule, horizon, sigma_end), e.g. {"path": "linear"}; default the ve path. ``shape``: one sample's shape
     (default (dim,)). ``after_analyse(analysis)``, if given, runs between analyse and derive and may raise
     (pde2gen.build refuses a PDE that is not s-generative there)."""
@@ -76,7 +76,7 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
         derivation = timed("derive", derive, spec, analysis)
         if until == "derive":
             return CompileResult(spec, analysis, derivation, timings=timings)
-        from .lower import lower
+        from .codegen.lower import lower
         from .report.explain import (
             model_card_sections,  # the report writer: the driver's business, not a stage's
         )
@@ -88,7 +88,7 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
         ir = timed("lower", lower_with_card, spec, analysis, derivation)
     if until == "lower":
         return CompileResult(spec, analysis, derivation, ir, timings=timings)
-    from .render import render
+    from .codegen.render import render
 
     files = timed("render", render, ir)
     return CompileResult(spec, analysis, derivation, ir, files, timings=timings)

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from pde2gen.analyse import analyse
 from pde2gen.build import build
 from pde2gen.catalog import load_catalog
-from pde2gen.lower import OPTION_DEFAULTS
+from pde2gen.codegen.lower import OPTION_DEFAULTS
 from pde2gen.parse import parse
 
 

@@ -199,8 +199,8 @@ def test_cli_explain_prints_markdown_and_writes_latex(tmp_path, capsys):
 
 
 def test_model_card_states_birth_and_death_once(diffusion):
-    from pde2gen.lower import lower
-    from pde2gen.render import render
+    from pde2gen.codegen.lower import lower
+    from pde2gen.codegen.render import render
 
     analysis, derivation = diffusion
     from pde2gen.report.explain import model_card_sections

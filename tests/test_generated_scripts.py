@@ -1,4 +1,4 @@
-"""The generated model.py / train.py / sample.py (templates/*.py.j2), on a module rendered by pde2gen.render.
+"""The generated model.py / train.py / sample.py (templates/*.py.j2), on a module rendered by pde2gen.codegen.render.
 
 The module is the heat kernel (family gaussian, kappa = 1) for 2-D samples, rendered into a temporary
 directory together with its process.py. The scripts run as a user runs them (subprocesses, a fresh
@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pde2gen.lower import FAMILY_CLASSES, ModuleIR
-from pde2gen.render import render
+from pde2gen.codegen.lower import FAMILY_CLASSES, ModuleIR
+from pde2gen.codegen.render import render
 
 torch = pytest.importorskip("torch")
 

@@ -1,10 +1,10 @@
-"""render inlines only the runtime a generated process.py reaches (pde2gen.render.prune_runtime)."""
+"""render inlines only the runtime a generated process.py reaches (pde2gen.codegen.render.prune_runtime)."""
 import ast
 
 import pytest
 from test_generated_scripts import FAMILY_PARAMETERS, module_ir
 
-from pde2gen.render import prune_runtime, render, runtime_source
+from pde2gen.codegen.render import prune_runtime, render, runtime_source
 
 
 def top_level_definitions(tree):

@@ -20,7 +20,7 @@ from pde2gen.families.kac_product.runtime import KacProductFamily
 from pde2gen.families.nig.runtime import NIGFamily
 from pde2gen.families.stable.runtime import StableFamily
 from pde2gen.families.student_t.runtime import StudentTFamily
-from pde2gen.render import runtime_source
+from pde2gen.codegen.render import runtime_source
 
 KS_ALPHA = 1e-3  # p-value below which a law is rejected; every test uses fixed seeds
 F64 = torch.float64

@@ -10,7 +10,7 @@ import pytest
 
 from pde2gen import reference
 from pde2gen.families import FAMILIES, FamilyConfig
-from pde2gen.lower import FAMILY_CLASSES
+from pde2gen.codegen.lower import FAMILY_CLASSES
 
 torch = pytest.importorskip("torch")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..citations import EDM, GENPHYS, KAC, PFGM, PFGM_PP
-from ..lower import is_markdown_line, one_line, safe_text
+from ..codegen.lower import is_markdown_line, one_line, safe_text
 from ..spec import LAM, PDESpec, T
 
 

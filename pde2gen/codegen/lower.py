@@ -71,9 +71,9 @@ from types import MappingProxyType
 import sympy as sp
 from sympy.printing.pycode import MpmathPrinter
 
-from . import __version__
-from .errors import DerivationError, RenderError, UsageError
-from .families import FAMILIES, S_SYMBOL, T_SYMBOL
+from .. import __version__
+from ..errors import DerivationError, RenderError, UsageError
+from ..families import FAMILIES, S_SYMBOL, T_SYMBOL
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TEXT = 1000  # characters of one safe_text value; longer text is cut with an ellipsis
@@ -204,6 +204,11 @@ def _check_plain(where: str, value: object) -> None:
 
 
 # ------------------------------------------------------------------------------------------- the IR
+# ModuleIR fields copied from the family's declaration (FamilyInfo) unless given.
+DECLARED_FIELDS = ("isotropic", "gaussian_kernel", "front_speed_parameter", "subordinated",
+                   "ancestral_denoiser_exact", "test_coordinate_law", "linear_path_note", "linear_path_note_brief")
+
+
 @dataclass(frozen=True)
 class ModuleIR:
     """Everything the templates need, as plain data (see the module docstring for each field)."""
@@ -241,19 +246,39 @@ class ModuleIR:
     path: str = "ve"
     path_schedule: str = ""
     path_sigma_end: float = 0.0
-    # From the family's declaration when not given: its SymPy ghat printed (ghat_code) and its isotropy.
+    # From the family's declaration when not given: its SymPy ghat printed (ghat_code), its isotropy, and the
+    # properties the templates branch on (FamilyInfo's fields of the same names).
     ghat_code: str | None = None
     isotropic: bool | None = None
+    gaussian_kernel: bool | None = None
+    front_speed_parameter: str | None = None
+    subordinated: bool | None = None
+    ancestral_denoiser_exact: bool | None = None
+    test_coordinate_law: str | None = None
+    linear_path_note: tuple[str, ...] | None = None
+    linear_path_note_brief: str | None = None
 
     def __post_init__(self):
         if self.family in FAMILIES:
             if self.ghat_code is None:
                 object.__setattr__(self, "ghat_code", ghat_code(self.family))
-            if self.isotropic is None:
-                object.__setattr__(self, "isotropic", FAMILIES[self.family].isotropic)
+            for name in DECLARED_FIELDS:
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, getattr(FAMILIES[self.family], name))
+            if self.front_speed_parameter is not None and self.front_speed_parameter not in dict(self.parameters):
+                raise RenderError(f"ModuleIR.front_speed_parameter {self.front_speed_parameter!r} is not a parameter")
         for field in fields(self):
-            if field.name != "explanation":
+            if field.name not in ("explanation", "test_coordinate_law", "linear_path_note", "linear_path_note_brief"):
                 _check_plain(field.name, getattr(self, field.name))
+        if not all(map(is_markdown_line, (*self.linear_path_note, self.linear_path_note_brief or "x"))):
+            raise RenderError("ModuleIR.linear_path_note(_brief) holds unsafe markdown")
+        if self.test_coordinate_law:  # the declaration's Python text: must be a function body, nothing more
+            try:
+                tree = ast.parse("def coordinate_law(process, g):\n" + self.test_coordinate_law)
+            except SyntaxError as error:
+                raise RenderError(f"ModuleIR.test_coordinate_law is not Python: {error.msg}") from None
+            if len(tree.body) != 1:
+                raise RenderError("ModuleIR.test_coordinate_law is not one function body")
         for title, lines in self.explanation:
             if not is_safe_text(title) or not all(is_markdown_line(line) for line in lines):
                 raise RenderError(f"ModuleIR.explanation section {title[:40]!r} holds unsafe markdown")

@@ -30,8 +30,8 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from .errors import RenderError, UsageError
-from .families import FAMILIES_DIR
+from ..errors import RenderError, UsageError
+from ..families import FAMILIES_DIR
 from .lower import ModuleIR, check_identifier, is_safe_text
 
 PROCESS_TEMPLATE = "process.py.j2"
@@ -109,7 +109,7 @@ def _environment(template_dir: Path) -> SandboxedEnvironment:
 
 # ------------------------------------------------------------------------------------------- inputs
 def _template_dir(template_dir: Path | None) -> Path:
-    from .resources import resource_dir
+    from ..resources import resource_dir
 
     directory = Path(template_dir) if template_dir is not None else resource_dir("templates")
     if not (directory / PROCESS_TEMPLATE).is_file():
