@@ -66,6 +66,20 @@ class FamilyInfo:
     isotropic: bool = True
     bounded_support: bool = False  # the kernel lives in a bounded set at every t (Kac: the light cone)
     product_is_itself: bool = False  # the product of its 1-D kernels is the same family (Gaussian)
+    gaussian_kernel: bool = False  # the kernel is N(0, 2 kappa t I): the reverse process is the diffusion SDE
+    # every coordinate's support is [-v g, v g] at kernel time g, v the parameter named here (a front moving at v)
+    front_speed_parameter: str | None = None
+    # the displacement is sqrt(V_t) eps with V_t a subordinator; the runtime has sample_mixing_variance(t, gen) -> V
+    subordinated: bool = False
+    # the conditional velocity is (sigma'/sigma) d for every latent (V_t self-similar), so the ancestral sampler's
+    # denoiser read off the velocity is exact
+    ancestral_denoiser_exact: bool = False
+    # the body of the generated test's coordinate_law(process, g) -> (cdf, atoms) | None: the exact law of one
+    # coordinate, written independently of the runtime (Python text, 4-space indented; "" = none)
+    test_coordinate_law: str = ""
+    # model-card paragraph on the linear path (measurements specific to the family), markdown lines
+    linear_path_note: tuple[str, ...] = ()
+    linear_path_note_brief: str = ""  # its summary in the ve model card (one markdown line, shown in parentheses)
     velocity_note: str = ""  # appended to the velocity formula
     linear_path_schedule: str = "scale_linear"  # default kernel clock g(t) of the linear path
     atoms: str | None = None  # birth/death text of a family whose kernel has atoms

@@ -307,19 +307,21 @@ def plot_kernel(analysis, derivation=None):
 def _family_profiles(analysis, family) -> tuple[list[KernelProfile], str]:
     """log_kernel of the derived family along the first axis of R^N at the times of KERNEL_SIGMAS."""
     from .. import reference
+    from ..families import FAMILIES
 
     N = analysis.spec.dim
-    kac = family.name == "kac_product"
+    # a product kernel whose coordinates live in [-v t, v t] (atoms on the front): plotted inside the cone
+    speed = FAMILIES[family.name].front_speed_parameter
     times = _times_of_sigmas(family, KERNEL_SIGMAS)
     reach = 5.0 * max(KERNEL_SIGMAS)
-    if kac:
-        reach = max(reach, 1.05 * family.params["c"] * max(times))
+    if speed:
+        reach = max(reach, 1.05 * family.params[speed] * max(times))
     profiles = []
     for sigma, t in zip(KERNEL_SIGMAS, times):
         x = np.linspace(0.0, reach, 500)
         atoms: tuple[tuple[float, float], ...] = ()
-        if kac:
-            front = family.params["c"] * t
+        if speed:
+            front = family.params[speed] * t
             x = x[x < front * (1.0 - 1e-9)]  # the cone's inside; the atom sits on the front
             at_front = np.zeros((1, N))
             at_front[0, 0] = front
@@ -329,7 +331,7 @@ def _family_profiles(analysis, family) -> tuple[list[KernelProfile], str]:
         log_p = reference.log_kernel(family, d, t)
         label = f"t = {t:.4g} (sigma = {sigma:g})"
         profiles.append(KernelProfile(t, x, log_p, np.ones_like(log_p), label, atoms))
-    where = "per coordinate product, along the first axis" if kac else "along a ray"
+    where = "along a ray" if FAMILIES[family.name].isotropic else "per coordinate product, along the first axis"
     return profiles, f"{family.name} kernel in N = {N}, {where}"
 
 

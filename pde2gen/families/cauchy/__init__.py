@@ -32,5 +32,7 @@ FAMILY = FamilyInfo(
     describe=lambda p: f"PFGM (D = 1) with time rescaled by c = {p['c']:.6g}",
     ghat=lambda p, s, t: sp.exp(-p["c"] * t * sp.sqrt(s)),
     recognise=_recognise,
+    subordinated=True,
+    ancestral_denoiser_exact=True,
     citations=(PFGM,),
 )

@@ -28,6 +28,12 @@ class CauchyFamily(torch.nn.Module):
         eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
         return eps.mul_(batch_view(scale, eps)), None
 
+    def sample_mixing_variance(self, t, generator=None):
+        """V_t = (c t / Z)^2 per sample (float64, shape of t), Z standard normal: d = sqrt(V_t) eps is Cauchy
+        (the ancestral sampler's variance path)."""
+        z = standard_normal(t.shape, torch.float64, t.device, generator)
+        return (self.c * t.to(torch.float64) / z).square()
+
     def conditional_velocity(self, d, t, latent=None):
         return d / batch_view(t, d)
 

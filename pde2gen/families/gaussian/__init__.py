@@ -21,6 +21,12 @@ def _describe(p: dict) -> str:
     return f"same normalised kernel as diffusion: a rescaled diffusion, kappa = {kappa:.6g}{rescale}"
 
 
+# The generated test's exact one-coordinate law (erf, independent of the runtime's sampler).
+_TEST_COORDINATE_LAW = """\
+    scale = math.sqrt(2 * process.family_parameters["kappa"] * g)
+    return (lambda x: 0.5 * (1 + torch.special.erf(torch.as_tensor(x) / (scale * math.sqrt(2)))).numpy()), ()
+"""
+
 FAMILY = FamilyInfo(
     name="gaussian",
     parameters=("kappa",),
@@ -36,4 +42,8 @@ FAMILY = FamilyInfo(
     ghat=lambda p, s, t: sp.exp(-p["kappa"] * t * s),
     recognise=_recognise,
     product_is_itself=True,  # a product of independent 1-D Gaussians is the isotropic Gaussian
+    gaussian_kernel=True,
+    subordinated=True,
+    ancestral_denoiser_exact=True,
+    test_coordinate_law=_TEST_COORDINATE_LAW,
 )

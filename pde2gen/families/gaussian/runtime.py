@@ -31,6 +31,11 @@ class GaussianFamily(torch.nn.Module):
     def conditional_velocity(self, d, t, latent=None):
         return d / batch_view(2 * t, d)
 
+    def sample_mixing_variance(self, t, generator=None):
+        """V_t = 2 kappa t (float64, shape of t): the heat kernel is sqrt(V_t) eps with a deterministic V_t
+        (the ancestral sampler's variance path)."""
+        return 2 * self.kappa * t.to(torch.float64)
+
     def log_kernel(self, d, t):
         variance = 2 * self._kappa(t) * t
         return -0.5 * event_size(d) * torch.log(2 * math.pi * variance) - squared_norm(d) / (2 * variance)

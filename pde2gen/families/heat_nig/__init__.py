@@ -50,4 +50,5 @@ FAMILY = FamilyInfo(
     ghat=lambda p, s, t: sp.exp(-t * (p["kappa"] * s + p["c"] * (sp.sqrt(s + p["m"] ** 2) - p["m"]))),
     recognise=_recognise,
     velocity_note="  (exact coupling; without its latent: the posterior mean given d)",
+    subordinated=True,
 )

@@ -42,12 +42,18 @@ class HeatNIGFamily(torch.nn.Module):
     def _tau(self, t):
         return self.c * t.to(torch.float64)
 
-    def sample_mixing_variance(self, t, generator=None):
-        """X ~ IG(tau / m, tau^2) (m = 0: tau^2 / Z^2; common.sample_inverse_gaussian)."""
+    def sample_nig_variance(self, t, generator=None):
+        """X ~ IG(tau / m, tau^2) (m = 0: tau^2 / Z^2; common.sample_inverse_gaussian): the NIG part of V."""
         return sample_inverse_gaussian(self._tau(t), self.mass, generator)
 
+    def sample_mixing_variance(self, t, generator=None):
+        """V_t = 2 kappa t + X per sample (float64, shape of t): the variance of the Gaussian the displacement
+        is a mixture of (the ancestral sampler's variance path)."""
+        t = t.to(torch.float64)
+        return 2 * self.kappa * t + self.sample_nig_variance(t, generator)
+
     def sample_displacement(self, t, shape, generator=None):
-        x = self.sample_mixing_variance(t, generator)
+        x = self.sample_nig_variance(t, generator)
         variance = 2 * self.kappa * t.to(torch.float64) + x
         eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
         return eps.mul_(batch_view(torch.sqrt(variance).to(t.dtype), eps)), x.to(t.dtype)

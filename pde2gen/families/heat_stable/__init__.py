@@ -40,4 +40,5 @@ FAMILY = FamilyInfo(
     ghat=lambda p, s, t: sp.exp(-t * (p["kappa"] * s + p["kappa2"] * s ** (p["alpha"] / 2))),
     recognise=_recognise,
     velocity_note="  (exact coupling; without its latent S: the posterior mean given d)",
+    subordinated=True,
 )

@@ -154,8 +154,10 @@ class HeatStableFamily(torch.nn.Module):
         return torch.exp(self._log_stable_scale(t))
 
     def sample_mixing_variance(self, t, generator=None):
-        """X = 2 (kappa2 t)^(2/alpha) S (float64); V = 2 kappa t + X."""
-        return torch.exp(self._log_stable_scale(t) + self.sample_log_stable(t, generator))
+        """V_t = 2 kappa t + X per sample (float64, shape of t), X = 2 (kappa2 t)^(2/alpha) S: the variance of
+        the Gaussian the displacement is a mixture of (the ancestral sampler's variance path)."""
+        t = t.to(torch.float64)
+        return 2 * self.kappa * t + torch.exp(self._log_stable_scale(t) + self.sample_log_stable(t, generator))
 
     def sample_displacement(self, t, shape, generator=None):
         """(d, latent): d = sqrt(V) eps, latent log S (in t's dtype: S itself may overflow float32)."""

@@ -44,4 +44,5 @@ FAMILY = FamilyInfo(
     recognise=_recognise,
     velocity_note="  (exact coupling; without its latent: the posterior mean given d)",
     weights=_weights,
+    subordinated=True,
 )

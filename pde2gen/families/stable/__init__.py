@@ -34,4 +34,6 @@ FAMILY = FamilyInfo(
                         f"kappa = {p['kappa']:.6g}"),
     ghat=lambda p, s, t: sp.exp(-p["kappa"] * t * s ** (p["alpha"] / 2)),
     recognise=_recognise,
+    subordinated=True,
+    ancestral_denoiser_exact=True,
 )

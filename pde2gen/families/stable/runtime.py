@@ -187,6 +187,11 @@ class StableFamily(torch.nn.Module):
         log_a = _log_kanter_factor(math.pi * u, math.pi * (1 - u), self.beta)
         return self.gamma * (log_a - log_e)
 
+    def sample_mixing_variance(self, t, generator=None):
+        """V_t = 2 (kappa t)^(2/alpha) S per sample (float64, shape of t), S positive (alpha/2)-stable: the
+        variance of the Gaussian the displacement is a mixture of (the ancestral sampler's variance path)."""
+        return torch.exp(math.log(2) + self._log_scale2(t) + self.sample_mixing_variable(t, generator))
+
     def sample_displacement(self, t, shape, generator=None):
         log_s = self.sample_mixing_variable(t, generator)
         radius_scale = torch.exp(0.5 * (math.log(2) + self._log_scale2(t) + log_s)).to(t.dtype)

@@ -23,6 +23,15 @@ def _ghat(p, s, t):
     return 2 ** (1 - half) * u**half * sp.besselk(half, u) / sp.gamma(half)
 
 
+# The generated test's exact one-coordinate law (SciPy's Student t, independent of the runtime's sampler).
+_TEST_COORDINATE_LAW = """\
+    stats = pytest.importorskip("scipy.stats")
+    c, D = process.family_parameters["c"], process.family_parameters["D"]
+    if math.isinf(D):
+        return (lambda x: stats.norm.cdf(x, scale=c * g)), ()
+    return (lambda x: stats.t.cdf(x, D, scale=c * g / math.sqrt(D))), ()
+"""
+
 FAMILY = FamilyInfo(
     name="student_t",
     parameters=("c", "D"),
@@ -37,6 +46,7 @@ FAMILY = FamilyInfo(
     describe=lambda p: f"PFGM++ with D = {p['D']:.6g} (speed c = {p['c']:.6g}); D = 1 is PFGM",
     ghat=_ghat,
     recognise=_recognise,
+    test_coordinate_law=_TEST_COORDINATE_LAW,
     checked_against_analysis=False,  # the analysis' numeric ghat of PFGM++ is this formula itself
     citations=(PFGM, PFGM_PP),
 )
