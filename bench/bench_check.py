@@ -37,7 +37,7 @@ def _run(command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
 def _check_command(entry: str, dim: int) -> list[str]:
     if (ROOT / "pde2gen" / "cli.py").exists():
         return [sys.executable, "-m", "pde2gen", "check", entry, "--dim", str(dim), "--json"]
-    code = ("import json, time; from pde2gen.parse import parse; from pde2gen.analyse import analyse; "
+    code = ("import json, time; from pde2gen.parse import parse; from pde2gen.analysis.analyse import analyse; "
             f"s = time.perf_counter(); r = analyse(parse({entry!r}, dim={dim})); "
             "d = r.to_dict(); d['timings_s'] = {'analyse': time.perf_counter() - s}; print(json.dumps(d))")
     return [sys.executable, "-c", code]

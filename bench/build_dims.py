@@ -26,7 +26,7 @@ EXPRESSIONS = ("u_t = lap(u) - fraclap(u, 1/2)", "u_t = lap(u) - 2*fraclap(u, 3/
 
 
 def main(argv=None) -> int:
-    from pde2gen.analyse import analyse
+    from pde2gen.analysis.analyse import analyse
     from pde2gen.build import build
     from pde2gen.catalog import load_catalog
     from pde2gen.parse import parse

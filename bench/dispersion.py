@@ -5,7 +5,7 @@ for every benchmarked s-generative entry and every rejected one (condition C2), 
     python bench/dispersion.py                   # the same settings as budget "tiny" (the default budget)
 
 For each catalog entry with its default parameters, at N = 2 (Kac with its catalog construction, "product"):
-``pde2gen.parse`` -> ``pde2gen.analyse`` (repairs off: the verdict is all we read), then the branches
+``pde2gen.parse`` -> ``pde2gen.analysis.analyse`` (repairs off: the verdict is all we read), then the branches
 lambda_j(k) of P(lambda, k^2) = 0 on a log grid of k through pde2gen.report.plots' helpers (``numeric_dispersion``,
 ``branch_values``, ``carrying_branches``, ``smoothing_failure``: what ``pde2gen plot NAME`` draws). Only the
 branches that carry the density are drawn: augmented problems (PFGM, PFGM++, Yukawa, Helmholtz) keep their
@@ -73,9 +73,15 @@ def measure(name: str, settings: dict) -> dict:
     """Verdict, branches and decay rates of one catalog entry (pde2gen core only)."""
     import sympy as sp
 
-    from pde2gen.analyse import analyse
+    from pde2gen.analysis.analyse import analyse
     from pde2gen.parse import parse
-    from pde2gen.report.plots import _runs, branch_values, carrying_branches, numeric_dispersion, smoothing_failure
+    from pde2gen.report.plots import (
+        _runs,
+        branch_values,
+        carrying_branches,
+        numeric_dispersion,
+        smoothing_failure,
+    )
 
     start = time.perf_counter()
     spec = parse(name, dim=settings["dim"])  # construction None: the catalog's own (Kac: product)
@@ -207,7 +213,7 @@ def _gap_cell(row: dict) -> str:
 def tables(data) -> str:
     s = data["settings"]
     lo, hi = s["window"]
-    out = [(f"Command: `{data['command']}` (pde2gen.parse + pde2gen.analyse + pde2gen.report.plots' branch helpers, no "
+    out = [(f"Command: `{data['command']}` (pde2gen.parse + pde2gen.analysis.analyse + pde2gen.report.plots' branch helpers, no "
            "training)"), "", f"machine: {C.machine_line(data['machine'])}", "",
            (f"Every catalog entry at N = {s['dim']} with its default parameters (and its catalog construction). "
             "Branches as `pde2gen check` prints them, in s = k^2; lambda*(k) is the largest Re lambda over the "

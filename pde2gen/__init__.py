@@ -4,7 +4,7 @@ Stages (docs/DESIGN.md): parse -> analyse -> derive -> lower -> render.
 
 The Python API the README shows: ``parse`` (text, SymPy or catalog terms -> PDESpec), the SymPy operators
 ``Laplacian`` and ``FractionalLaplacian``, and the error classes (every public function raises a subclass of
-``Pde2genError``). The stages themselves are the modules ``pde2gen.analyse``, ``pde2gen.derive``,
+``Pde2genError``). The stages themselves are the modules ``pde2gen.analysis.analyse``, ``pde2gen.derive``,
 ``pde2gen.build`` (``pde2gen.build.build``), ...
 """
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from . import reference
-from .dispersion import AUGMENTED, Dispersion, analyse_dispersion
+from .analysis.dispersion import AUGMENTED, Dispersion, analyse_dispersion
 from .errors import DerivationError, UsageError
 from .families import FamilyConfig
 from .recognise import NOT_DERIVABLE, recognise
@@ -62,7 +62,7 @@ def derive(spec: PDESpec, analysis=None, *, sigma_min: float = 0.002, sigma_max:
            seed: int = 0, checks: bool = True) -> Derivation:
     """Derive kernel, sampler, velocity, prior and time grid of ``spec`` and verify them.
 
-    ``analysis`` is the AnalysisReport of pde2gen.analyse (its ``dispersion`` and ``s_generative`` are used);
+    ``analysis`` is the AnalysisReport of pde2gen.analysis.analyse (its ``dispersion`` and ``s_generative`` are used);
     without one, the dispersion is computed here and positivity rests on the recognised family (every family
     is a positive kernel by construction: a subordinated Gaussian, or a product of 1-D Kac laws).
     Raises DerivationError naming the failed self-checks (unless ``checks=False``).
@@ -70,7 +70,7 @@ def derive(spec: PDESpec, analysis=None, *, sigma_min: float = 0.002, sigma_max:
     if not isinstance(spec, PDESpec):
         raise UsageError(f"derive() needs a PDESpec (from pde2gen.parse), got {type(spec).__name__}")
     if analysis is not None and not hasattr(analysis, "dispersion"):
-        raise UsageError(f"derive() needs an AnalysisReport (from pde2gen.analyse) or None, got "
+        raise UsageError(f"derive() needs an AnalysisReport (from pde2gen.analysis.analyse) or None, got "
                          f"{type(analysis).__name__}")
     if not (0 < sigma_min < sigma_max and math.isfinite(sigma_max) and rho > 0):
         raise UsageError(f"need 0 < sigma_min < sigma_max and rho > 0, got {sigma_min}, {sigma_max}, {rho}")

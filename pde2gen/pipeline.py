@@ -1,7 +1,7 @@
 """The one driver of the compiler's stages: every stage timed, every result kept, the same names everywhere.
 
     parse    : text | SymPy | catalog terms -> PDESpec          (pde2gen.parse)
-    analyse  : PDESpec -> AnalysisReport                      (pde2gen.analyse, on pde2gen.dispersion)
+    analyse  : PDESpec -> AnalysisReport                      (pde2gen.analysis.analyse, on pde2gen.analysis.dispersion)
     derive   : (PDESpec, AnalysisReport) -> Derivation        (pde2gen.derive)
     lower    : Derivation -> ModuleIR (plain data)            (pde2gen.codegen.lower)
     render   : ModuleIR -> {file name: text}                  (pde2gen.codegen.render)
@@ -62,7 +62,7 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
                  problem_type=problem_type)
     if until == "parse":
         return CompileResult(spec, timings=timings)
-    from .analyse import analyse
+    from .analysis.analyse import analyse
 
     with numeric_failures_as(AnalysisError, "the analysis"):
         analysis = timed("analyse", analyse, spec, repairs=repairs)

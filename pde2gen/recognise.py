@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .dispersion import EVOLUTION, Dispersion, with_semigroup_exponent
+from .analysis.dispersion import EVOLUTION, Dispersion, with_semigroup_exponent
 from .families import FAMILIES, FamilyConfig, Shape
 from .spec import LAM, S
 
@@ -181,7 +181,7 @@ def _radial_augmentation(dispersion: Dispersion, symbol: sp.Expr, values: dict) 
 
 def _semigroup_recognition(dispersion: Dispersion, values: dict) -> Recognition:
     # f(s) with ghat = exp(-t f(s)); for higher-order PDEs after cancelling the branches the density does not
-    # excite (pde2gen.dispersion.with_semigroup_exponent, the derivation the analysis uses too)
+    # excite (pde2gen.analysis.dispersion.with_semigroup_exponent, the derivation the analysis uses too)
     exponent = with_semigroup_exponent(dispersion).semigroup_exponent
     if exponent is None:
         if dispersion.ghat is None:

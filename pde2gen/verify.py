@@ -36,7 +36,7 @@ import numpy as np
 import sympy as sp
 
 from . import reference
-from .dispersion import AUGMENTED, Dispersion
+from .analysis.dispersion import AUGMENTED, Dispersion
 from .families import FamilyConfig
 from .spec import LAM, S, T
 

@@ -1,9 +1,9 @@
 """Fixtures shared by the report tests (test_explain.py, test_plots.py): compiled PDEs, analysed once per session."""
 import pytest
 
-from pde2gen.analyse import analyse
-from pde2gen.report.explain import derive_for_report
+from pde2gen.analysis.analyse import analyse
 from pde2gen.parse import parse
+from pde2gen.report.explain import derive_for_report
 
 
 def compile_for_report(expr, dim=2, **options):

@@ -13,9 +13,9 @@ import pytest
 import sympy as sp
 from test_dispersion import catalog_specs, make_spec, parameter
 
-from pde2gen import positivity
-from pde2gen.analyse import FAIL, PASS, UNDECIDED, analyse
-from pde2gen.dispersion import analyse_dispersion
+from pde2gen.analysis import positivity
+from pde2gen.analysis.analyse import FAIL, PASS, UNDECIDED, analyse
+from pde2gen.analysis.dispersion import analyse_dispersion
 from pde2gen.spec import LAM, S, Term
 
 R = sp.Rational
@@ -216,7 +216,7 @@ def test_viscous_wave_tail_is_the_predicted_power_law():
 
 
 def test_tail_screen_needs_beta_at_most_n():
-    from pde2gen.analyse import _tail_screen
+    from pde2gen.analysis.analyse import _tail_screen
 
     disp = analyse_dispersion(spec_of("viscous_wave"))
     assert _tail_screen(disp, 1) is None  # beta = 2 > N = 1: the -1/k^2 tail is integrable at x = 0

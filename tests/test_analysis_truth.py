@@ -13,7 +13,7 @@ import math
 import mpmath as mp
 import pytest
 
-from pde2gen.analyse import FAIL, PASS, analyse
+from pde2gen.analysis.analyse import FAIL, PASS, analyse
 from pde2gen.parse import parse
 
 
@@ -451,8 +451,8 @@ def test_certification_work_is_bounded():
     """u_tt + 2 u_t = -(-lap)^(7/2) u: the slow branch -s^(7/2) / (1 + sqrt(1 - s^(7/2))) ~ -s^(7/2)/2 is accurate
     in float but below the gap's absolute tolerance at ~700 grid points; each used to be re-solved in mpmath
     (5 s in C2, again in each repair). At most CERTIFY_POINTS are now; C2 still passes with gap ~ k^7 (by hand)."""
-    from pde2gen import analyse as analyse_module
-    from pde2gen.dispersion import Dispersion
+    from pde2gen.analysis import analyse as analyse_module
+    from pde2gen.analysis.dispersion import Dispersion
 
     calls = []
     original = Dispersion.mp_branches
@@ -479,7 +479,7 @@ def test_mass_of_a_sixth_order_pde_is_cancelled_first():
 
     import sympy as sp
 
-    from pde2gen.dispersion import analyse_dispersion
+    from pde2gen.analysis.dispersion import analyse_dispersion
 
     spec = parse("u_tttttt + u_t = -fraclap(u, 7/4)", dim=2)
     start = time.process_time()

@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pde2gen.analyse import analyse
+from pde2gen.analysis.analyse import analyse
 from pde2gen.build import build
 from pde2gen.catalog import load_catalog
 from pde2gen.codegen.lower import OPTION_DEFAULTS

@@ -15,8 +15,8 @@ import sympy as sp
 from test_recognise import damped, fractional, heat, pfgmpp, poisson, spec, telegraph, yukawa
 
 from pde2gen import reference, verify
+from pde2gen.analysis.dispersion import analyse_dispersion
 from pde2gen.derive import derive
-from pde2gen.dispersion import analyse_dispersion
 from pde2gen.errors import DerivationError
 from pde2gen.families import FamilyConfig
 from pde2gen.recognise import NOT_DERIVABLE, Recognition
@@ -124,7 +124,7 @@ def test_not_derivable_says_what_is_missing(pde, fragment):
 
 
 def test_derive_uses_the_analysis_verdict():
-    from pde2gen.analyse import analyse
+    from pde2gen.analysis.analyse import analyse
 
     report = analyse(heat(3))
     assert report.s_generative

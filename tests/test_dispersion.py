@@ -1,4 +1,4 @@
-"""The dispersion core (pde2gen/dispersion.py): branches, problem types, density split, kernel transforms.
+"""The dispersion core (pde2gen/analysis/dispersion.py): branches, problem types, density split, kernel transforms.
 
 Specs are built directly from pde2gen.spec (no parser), and every statement is checked against numbers:
 exact roots at random points, closed-form kernels of physics.md (§1, §4.2, §4.5), mpmath references.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from pde2gen.dispersion import AUGMENTED, EVOLUTION, S_GRID, analyse_dispersion, student_t_ghat
+from pde2gen.analysis.dispersion import AUGMENTED, EVOLUTION, S_GRID, analyse_dispersion, student_t_ghat
 from pde2gen.spec import LAM, Parameter, PDESpec, S, T, Term
 
 RNG = np.random.default_rng(20240611)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pde2gen import reference
-from pde2gen.analyse import PASS, analyse
+from pde2gen.analysis.analyse import PASS, analyse
 from pde2gen.families import FamilyConfig
 from pde2gen.parse import parse
 

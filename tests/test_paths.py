@@ -21,8 +21,8 @@ from test_catalog_builds import import_built
 
 from pde2gen.build import build
 from pde2gen.cli import main
-from pde2gen.errors import UsageError
 from pde2gen.codegen.lower import LINEAR_OPTION_DEFAULTS, resolve_path
+from pde2gen.errors import UsageError
 from pde2gen.pipeline import compile_pde
 
 LINEAR_BUILDS = {  # name -> (catalog entry, build keyword arguments)

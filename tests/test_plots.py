@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from pde2gen.analyse import analyse
+from pde2gen.analysis.analyse import analyse
 from pde2gen.cli import main
 from pde2gen.parse import parse
 from pde2gen.report.plots import (

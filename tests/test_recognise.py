@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 from pde2gen import reference
-from pde2gen.dispersion import analyse_dispersion
+from pde2gen.analysis.dispersion import analyse_dispersion
 from pde2gen.recognise import NOT_DERIVABLE, recognise, recognise_family
 from pde2gen.spec import Parameter, PDESpec, Term
 

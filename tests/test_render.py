@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import pytest
 import sympy as sp
 
-from pde2gen.errors import DerivationError, RenderError, UsageError
-from pde2gen.families import FAMILIES_DIR, FamilyConfig
 from pde2gen.codegen.lower import MAX_TEXT, ModuleIR, lower, resolve_options, safe_text
 from pde2gen.codegen.render import render
+from pde2gen.errors import DerivationError, RenderError, UsageError
+from pde2gen.families import FAMILIES_DIR, FamilyConfig
 from pde2gen.resources import resource_dir
 from pde2gen.spec import Parameter, PDESpec, S, Term
 

@@ -409,9 +409,9 @@ def test_inputs_the_fuzzer_found_are_verdicts_not_internal_errors(expression):
 
 
 def test_the_stage_functions_refuse_foreign_objects_with_pde2gens_error():
-    from pde2gen.analyse import analyse
-    from pde2gen.derive import derive
+    from pde2gen.analysis.analyse import analyse
     from pde2gen.codegen.lower import lower
+    from pde2gen.derive import derive
 
     spec = pde2gen.parse("diffusion", dim=2)
     for call in (lambda: analyse(None), lambda: analyse("diffusion"), lambda: derive(None),

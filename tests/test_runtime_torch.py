@@ -13,6 +13,7 @@ from scipy import integrate, special, stats
 torch = pytest.importorskip("torch")
 
 import pde2gen.families.runtime_common as common
+from pde2gen.codegen.render import runtime_source
 from pde2gen.families.cauchy.runtime import CauchyFamily
 from pde2gen.families.gaussian.runtime import GaussianFamily
 from pde2gen.families.heat_nig.runtime import HeatNIGFamily
@@ -20,7 +21,6 @@ from pde2gen.families.kac_product.runtime import KacProductFamily
 from pde2gen.families.nig.runtime import NIGFamily
 from pde2gen.families.stable.runtime import StableFamily
 from pde2gen.families.student_t.runtime import StudentTFamily
-from pde2gen.codegen.render import runtime_source
 
 KS_ALPHA = 1e-3  # p-value below which a law is rejected; every test uses fixed seeds
 F64 = torch.float64

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pde2gen import reference
-from pde2gen.families import FAMILIES, FamilyConfig
 from pde2gen.codegen.lower import FAMILY_CLASSES
+from pde2gen.families import FAMILIES, FamilyConfig
 
 torch = pytest.importorskip("torch")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from ..dispersion import AUGMENTED, Dispersion
+from ..analysis.dispersion import AUGMENTED, Dispersion
 from ..spec import S
 
 # Pixel size of every PNG: FIGURE_SIZE inches at DPI.
@@ -150,7 +150,7 @@ def carrying_branches(disp: Dispersion, s: np.ndarray, roots: np.ndarray) -> lis
 
 def smoothing_failure(disp: Dispersion, s: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """(lambda*(s), lambda*(0), mask where C2 fails: lambda*(k) >= lambda*(0) up to root accuracy)."""
-    from ..analyse import GAP_TOLERANCE
+    from ..analysis.analyse import GAP_TOLERANCE
 
     growth = disp.numeric_growth(s)
     growth0 = float(disp.numeric_growth(np.zeros(1))[0])
@@ -337,7 +337,7 @@ def _family_profiles(analysis, family) -> tuple[list[KernelProfile], str]:
 
 def _one_dimensional_profiles(analysis) -> tuple[list[KernelProfile], str]:
     """The 1-D kernel by FFT of ghat, else its closed form (Riemann function with atoms at +-ct)."""
-    from .. import positivity
+    from ..analysis import positivity
 
     disp, note = numeric_dispersion(analysis)
     spec = analysis.spec

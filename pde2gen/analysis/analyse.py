@@ -27,6 +27,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy as sp
 
+from ..errors import UsageError
+from ..families import FamilyConfig, ghat_numeric
+from ..spec import LAM, PDESpec, S, T, Term
 from . import positivity
 from .dispersion import (
     AUGMENTED,
@@ -37,9 +40,6 @@ from .dispersion import (
     branch_growth,
     with_semigroup_exponent,
 )
-from .errors import UsageError
-from .families import FamilyConfig, ghat_numeric
-from .spec import LAM, PDESpec, S, T, Term
 
 PASS, FAIL, UNDECIDED = "PASS", "FAIL", "UNDECIDED"
 # Times at which the mass is checked (the kernel's own time scale is O(1) for O(1) parameters).
@@ -1112,7 +1112,7 @@ def _lowest_power(expr: sp.Expr) -> tuple[sp.Expr, sp.Rational] | None:
 # ---------------------------------------------------------------------------------------------- equivalences
 def _equivalences(disp: Dispersion, numeric: Dispersion | None, split: DensitySplit) -> tuple[str, ...]:
     """Known models with the same normalised kernel, from ghat (recognise.py), each checked numerically."""
-    from .recognise import recognise
+    from ..recognise import recognise
 
     found = []
     if disp.spec.free_parameters():

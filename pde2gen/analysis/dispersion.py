@@ -23,8 +23,8 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 
-from .errors import AnalysisError, UnsupportedPDEError
-from .spec import LAM, PDESpec, S, T
+from ..errors import AnalysisError, UnsupportedPDEError
+from ..spec import LAM, PDESpec, S, T
 
 EVOLUTION = "evolution"
 AUGMENTED = "augmented"

@@ -25,8 +25,8 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from ..spec import LAM, S
 from .dispersion import AUGMENTED, S_GRID, Dispersion, numpy_function
-from .spec import LAM, S
 
 K_GRID = np.sqrt(S_GRID)  # |k| from 1e-4 to 1e4
 # Times at which kernels are examined, t = 1 first (the reference time of reports), then outwards.
