@@ -5,7 +5,10 @@ import ast
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from pde2gen.families import FAMILIES
 
@@ -14,9 +17,11 @@ PACKAGE = ROOT / "pde2gen"
 FAMILY_DIR = PACKAGE / "families"
 # The torch side of pde2gen: read as text by the renderer, imported by tests only.
 TORCH_FILES = {FAMILY_DIR / "runtime_common.py", *FAMILY_DIR.glob("*/runtime.py")}
-# Family names as string literals outside pde2gen/families/ (the prior's law names of the small-k analysis,
-# the demo plots' light cone): at most this many. Each new one is knowledge that belongs in a family folder.
-MAX_FAMILY_LITERALS = 6
+TEMPLATES = ROOT / "templates"
+# Family names as string literals outside pde2gen/families/, in pde2gen/ and in templates/: at most this many
+# (today the four law names of analyse's small-k Prior, which name the prior's law, not a family). Each new one
+# is knowledge that belongs in a family folder: a declared property (FamilyInfo) branches instead.
+MAX_FAMILY_LITERALS = 4
 
 
 def module_name(path: Path) -> str:
@@ -103,12 +108,38 @@ def family_literals() -> list[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and node.value in names and id(node) not in sort_kinds:
                 found.append(f"{name}:{node.lineno} {node.value}")
+    # the templates: a quoted family name in Jinja code or in the Python/markdown it writes
+    quoted = re.compile(r"[\"']({})[\"']".format("|".join(map(re.escape, sorted(names)))))
+    for path in sorted(TEMPLATES.rglob("*.j2")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            found += [f"{path.relative_to(ROOT)}:{number} {match}" for match in quoted.findall(line)]
     return found
 
 
 def test_family_names_outside_the_family_folders_are_a_handful():
     found = family_literals()
     assert len(found) <= MAX_FAMILY_LITERALS, found
+
+
+@pytest.mark.parametrize("path", ["ve", "linear"])
+def test_every_family_renders_a_process_module_with_class_process_before_its_runtime(path):
+    """For every family of the registry, the rendered process.py defines class Process before any definition
+    inlined from the family's runtime (the reader meets the process first, the kernel's machinery after)."""
+    from test_generated_scripts import module_ir
+
+    from pde2gen.codegen.render import render, runtime_source
+
+    for family, info in FAMILIES.items():
+        ir = replace(module_ir("gaussian"), family=family, family_class=info.runtime_class,
+                     parameters=tuple((name, 1.0) for name in info.parameters), path=path,
+                     path_schedule="scale_linear" if path == "linear" else "")
+        tree = ast.parse(render(ir)["process.py"])
+        order = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+        runtime = {node.name for node in ast.parse(runtime_source(family)).body
+                   if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        inlined = [index for index, name in enumerate(order) if name in runtime]
+        assert info.runtime_class in order and inlined, (family, path)
+        assert order.index("Process") < min(inlined), (family, path, order[: min(inlined) + 1])
 
 
 def test_every_family_folder_is_complete_and_registered():
