@@ -37,7 +37,7 @@ def _run(command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
 def _check_command(entry: str, dim: int) -> list[str]:
     if (ROOT / "pde2gen" / "cli.py").exists():
         return [sys.executable, "-m", "pde2gen", "check", entry, "--dim", str(dim), "--json"]
-    code = ("import json, time; from pde2gen.parse import parse; from pde2gen.analysis.analyse import analyse; "
+    code = ("import json, time; from pde2gen.spec.parse import parse; from pde2gen.analysis.analyse import analyse; "
             f"s = time.perf_counter(); r = analyse(parse({entry!r}, dim={dim})); "
             "d = r.to_dict(); d['timings_s'] = {'analyse': time.perf_counter() - s}; print(json.dumps(d))")
     return [sys.executable, "-c", code]
@@ -45,7 +45,7 @@ def _check_command(entry: str, dim: int) -> list[str]:
 
 def _entries(selected: str | None) -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from pde2gen.catalog import load_catalog
+    from pde2gen.spec.catalog import load_catalog
 
     names = sorted(name for name, entry in load_catalog().items() if entry.kind == "equation")
     if selected:

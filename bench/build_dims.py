@@ -28,8 +28,8 @@ EXPRESSIONS = ("u_t = lap(u) - fraclap(u, 1/2)", "u_t = lap(u) - 2*fraclap(u, 3/
 def main(argv=None) -> int:
     from pde2gen.analysis.analyse import analyse
     from pde2gen.build import build
-    from pde2gen.catalog import load_catalog
-    from pde2gen.parse import parse
+    from pde2gen.spec.catalog import load_catalog
+    from pde2gen.spec.parse import parse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="*", default=list(DIMS))

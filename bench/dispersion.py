@@ -74,7 +74,6 @@ def measure(name: str, settings: dict) -> dict:
     import sympy as sp
 
     from pde2gen.analysis.analyse import analyse
-    from pde2gen.parse import parse
     from pde2gen.report.plots import (
         _runs,
         branch_values,
@@ -82,6 +81,7 @@ def measure(name: str, settings: dict) -> dict:
         numeric_dispersion,
         smoothing_failure,
     )
+    from pde2gen.spec.parse import parse
 
     start = time.perf_counter()
     spec = parse(name, dim=settings["dim"])  # construction None: the catalog's own (Kac: product)

@@ -4,7 +4,7 @@ Stages (docs/DESIGN.md): parse -> analyse -> derive -> lower -> render.
 
 The Python API the README shows: ``parse`` (text, SymPy or catalog terms -> PDESpec), the SymPy operators
 ``Laplacian`` and ``FractionalLaplacian``, and the error classes (every public function raises a subclass of
-``Pde2genError``). The stages themselves are the modules ``pde2gen.analysis.analyse``, ``pde2gen.derive``,
+``Pde2genError``). The stages themselves are the modules ``pde2gen.analysis.analyse``, ``pde2gen.derive.derive``,
 ``pde2gen.build`` (``pde2gen.build.build``), ...
 """
 __version__ = "0.1.0"
@@ -18,9 +18,9 @@ from .errors import Pde2genError as Pde2genError
 from .errors import RenderError as RenderError
 from .errors import UnsupportedPDEError as UnsupportedPDEError
 from .errors import UsageError as UsageError
-from .operators import FractionalLaplacian as FractionalLaplacian  # for SymPy input
-from .operators import Laplacian as Laplacian
-from .parse import parse as parse  # the function; `from pde2gen.parse import ...` still reads the module
+from .spec.operators import FractionalLaplacian as FractionalLaplacian  # for SymPy input
+from .spec.operators import Laplacian as Laplacian
+from .spec.parse import parse as parse  # the function; the module is pde2gen.spec.parse
 
 __all__ = [
            "AnalysisError",

@@ -187,8 +187,8 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_catalog(args) -> int:
-    from .catalog import load_catalog
     from .report.check import format_catalog_line
+    from .spec.catalog import load_catalog
 
     rows = []
     for name, entry in sorted(load_catalog().items()):

@@ -1,8 +1,8 @@
 """The one driver of the compiler's stages: every stage timed, every result kept, the same names everywhere.
 
-    parse    : text | SymPy | catalog terms -> PDESpec          (pde2gen.parse)
+    parse    : text | SymPy | catalog terms -> PDESpec          (pde2gen.spec.parse)
     analyse  : PDESpec -> AnalysisReport                      (pde2gen.analysis.analyse, on pde2gen.analysis.dispersion)
-    derive   : (PDESpec, AnalysisReport) -> Derivation        (pde2gen.derive)
+    derive   : (PDESpec, AnalysisReport) -> Derivation        (pde2gen.derive.derive)
     lower    : Derivation -> ModuleIR (plain data)            (pde2gen.codegen.lower)
     render   : ModuleIR -> {file name: text}                  (pde2gen.codegen.render)
 
@@ -47,7 +47,7 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
     (pde2gen.build refuses a PDE that is not s-generative there)."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
-    from .parse import parse
+    from .spec.parse import parse
 
     timings: dict[str, float] = {}
 
@@ -70,7 +70,7 @@ def compile_pde(source, *, until: str = "render", dim: int = 2, params=None, con
         return CompileResult(spec, analysis, timings=timings)
     if after_analyse is not None:
         after_analyse(analysis)
-    from .derive import derive
+    from .derive.derive import derive
 
     with numeric_failures_as(DerivationError, "the derivation"):
         derivation = timed("derive", derive, spec, analysis)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 # Installed, the repository's templates/ and catalog/ are the data packages below (see pyproject.toml); their
-# names differ from the modules pde2gen/catalog.py and pde2gen/render.py so that a wheel can hold both.
+# names differ from the modules pde2gen/spec/catalog.py and pde2gen/codegen/render.py so that a wheel can hold both.
 _PACKAGES = {"templates": "pde2gen.template_files", "catalog": "pde2gen.catalog_files"}
 
 

@@ -2,8 +2,8 @@
 import pytest
 
 from pde2gen.analysis.analyse import analyse
-from pde2gen.parse import parse
 from pde2gen.report.explain import derive_for_report
+from pde2gen.spec.parse import parse
 
 
 def compile_for_report(expr, dim=2, **options):

@@ -1,5 +1,5 @@
 """The analysis stage: verdicts computed from the PDE (never looked up), witnesses that reproduce, repairs with
-their own verdicts. Specs come from pde2gen.spec (tests/test_dispersion.py builds them term by term); a few
+their own verdicts. Specs come from pde2gen.spec.spec (tests/test_dispersion.py builds them term by term); a few
 go through the parser too. Reference numbers: physics.md §2-§3 (and independent recomputation here).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from test_dispersion import catalog_specs, make_spec, parameter
 from pde2gen.analysis import positivity
 from pde2gen.analysis.analyse import FAIL, PASS, UNDECIDED, analyse
 from pde2gen.analysis.dispersion import analyse_dispersion
-from pde2gen.spec import LAM, S, Term
+from pde2gen.spec.spec import LAM, S, Term
 
 R = sp.Rational
 
@@ -385,7 +385,7 @@ def test_to_dict_is_json_ready():
 
 # ---------------------------------------------------------------------------------------------- through the parser
 def test_through_the_parser():
-    parse = pytest.importorskip("pde2gen.parse").parse
+    parse = pytest.importorskip("pde2gen.spec.parse").parse
     assert analyse(parse("wave+damping", dim=1)).s_generative
     assert not analyse(parse("wave+damping", dim=2), repairs=False).s_generative
     assert analyse(parse("u_t = lap(u)")).s_generative

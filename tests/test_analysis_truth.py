@@ -14,7 +14,7 @@ import mpmath as mp
 import pytest
 
 from pde2gen.analysis.analyse import FAIL, PASS, analyse
-from pde2gen.parse import parse
+from pde2gen.spec.parse import parse
 
 
 def statuses(report) -> dict[str, str]:
@@ -65,7 +65,7 @@ def test_case5_damping_e60():
     """a = e^60 (beyond what the command line accepts): the spec written term by term, a exact."""
     import sympy as sp
 
-    from pde2gen.spec import Parameter, PDESpec, Term
+    from pde2gen.spec.spec import Parameter, PDESpec, Term
 
     a, c = sp.Symbol("a", positive=True), sp.Symbol("c", positive=True)
     spec = PDESpec(terms=(Term(1, 2), Term(2 * a, 1), Term(c**2, 0, 1)), dim=1,
@@ -141,7 +141,7 @@ def test_case2_newton_polygon_bounds_the_viscous_wave():
 
 # ---------------------------------------------------------------------------------------------- case 4: self-checks
 def test_case4_poisson_in_four_dimensions_derives():
-    from pde2gen.derive import derive
+    from pde2gen.derive.derive import derive
 
     spec = parse("poisson", dim=4)
     derivation = derive(spec, analyse(spec, repairs=False))
@@ -152,7 +152,7 @@ def test_case4_poisson_in_four_dimensions_derives():
 
 
 def test_case4_thresholds_follow_from_the_false_alarm_rate():
-    from pde2gen import verify
+    from pde2gen.derive import verify
 
     per_test = verify.FALSE_ALARM_PER_BUILD / verify.STATISTICAL_TESTS
     assert 2 * math.exp(-2 * verify.KS_CRITICAL**2) == pytest.approx(per_test, rel=1e-12)  # DKW
@@ -165,7 +165,7 @@ def test_case4_ks_bound_brackets_the_exact_statistic():
     """The node-bracketed KS distance is >= the exact one and exceeds it by at most one node spacing."""
     import numpy as np
 
-    from pde2gen import verify
+    from pde2gen.derive import verify
 
     rng = np.random.default_rng(3)
     x = np.sort(rng.standard_normal(200_000))
@@ -247,7 +247,7 @@ def test_sum_of_three_symbols_with_a_constant():
     """u_t = lap(u) - (-lap)^(1/2) u - 2 u: f(s) = s + sqrt(s) + 2 before normalising; the constant is the uniform
     death rate 2 (mass e^(-2t) > 0), the normalised kernel is heat plus Cauchy (heat_nig, kappa = c = 1, m = 0),
     and the prior is Cauchy with scale 1 (f - 2 ~ sqrt(s) at small s): all by hand."""
-    from pde2gen.recognise import recognise_family
+    from pde2gen.derive.recognise import recognise_family
 
     for dim in (1, 3):
         report = check("u_t = lap(u) - fraclap(u, 1/2) - 2*u", dim=dim)
@@ -275,7 +275,7 @@ def test_case7_isotropic_fails_c1_and_the_product_repairs_it(dim):
 
 
 def test_case7_one_dimensional_kernel_is_not_derivable_yet_and_says_why():
-    from pde2gen.derive import derive
+    from pde2gen.derive.derive import derive
 
     spec = parse(KG, dim=1, params={"a": "2", "m2": "3", "c": "1"})
     derivation = derive(spec, analyse(spec, repairs=False))
@@ -317,7 +317,7 @@ def test_heat_plus_a_power_above_one_is_negative_somewhere():
 def test_fractional_powers_alone_and_with_heat(alpha):
     """(-lap)^(alpha/2) alone: the alpha-stable law (alpha = 1: Cauchy); plus heat: f = s + s^(alpha/2) is still
     Bernstein (positive in every N), with the alpha-stable prior, since s^(alpha/2) dominates at small k."""
-    from pde2gen.recognise import recognise_family
+    from pde2gen.derive.recognise import recognise_family
 
     power = mp.nstr(mp.mpf(alpha) / 2, 3)
     alone = check(f"u_t = -fraclap(u, {power})", dim=2)
@@ -351,7 +351,7 @@ def test_case6_kernel_is_the_convolution():
     """The 1-D kernel of f = s + sqrt(s) at t = 0.7, by Fourier inversion in mpmath, against exp(log_kernel)."""
     import numpy as np
 
-    from pde2gen import reference
+    from pde2gen.derive import reference
     from pde2gen.families import FamilyConfig
 
     family = FamilyConfig("heat_nig", (("kappa", 1.0), ("c", 1.0), ("m", 0.0)))
@@ -368,7 +368,7 @@ def test_case6_sampler_velocity_and_marginal_agree(m):
     and draws pushed back along the summed quantile couplings distributed as fresh draws."""
     import numpy as np
 
-    from pde2gen import verify
+    from pde2gen.derive import verify
     from pde2gen.families import FamilyConfig
 
     family = FamilyConfig("heat_nig", (("kappa", 0.5), ("c", 2.0), ("m", m)))
@@ -379,11 +379,11 @@ def test_case6_sampler_velocity_and_marginal_agree(m):
 
 
 def test_case6_torch_runtime_matches_the_reference():
-    """pde2gen/families/heat_nig/runtime.py (what render inlines) against pde2gen.reference, in N = 1, 3, 3072."""
+    """pde2gen/families/heat_nig/runtime.py (what render inlines) against pde2gen.derive.reference, in N = 1, 3, 3072."""
     import numpy as np
     import torch
 
-    from pde2gen import reference
+    from pde2gen.derive import reference
     from pde2gen.families import FamilyConfig
     from pde2gen.families.heat_nig.runtime import HeatNIGFamily
 
@@ -407,7 +407,7 @@ def test_case6_torch_runtime_matches_the_reference():
     ("u_t = lap(u) - fraclap(u, 1/2) - 3*fraclap(u, 3/4)", "two non-Gaussian components"),
 ])
 def test_case6_other_sums_say_what_is_missing(text, fragment):
-    from pde2gen.recognise import NOT_DERIVABLE, recognise
+    from pde2gen.derive.recognise import NOT_DERIVABLE, recognise
 
     report = check(text, dim=2)
     assert report.s_generative
@@ -436,7 +436,7 @@ def test_fractional_alpha_one_sixteenth_kernel_checks():
     and log_kernel must not form 0 * inf where V underflows. Expected: mass 1, ghat -> 1, no NaN."""
     import numpy as np
 
-    from pde2gen import verify
+    from pde2gen.derive import verify
     from pde2gen.families import FamilyConfig
 
     family = FamilyConfig("stable", (("kappa", 1.0), ("alpha", 1 / 16)))
@@ -494,7 +494,7 @@ def test_transport_check_integrates_steep_couplings_to_convergence():
     agree to 1e-4."""
     import numpy as np
 
-    from pde2gen import reference, verify
+    from pde2gen.derive import reference, verify
     from pde2gen.families import FamilyConfig
 
     family = FamilyConfig("stable", (("kappa", 1.0), ("alpha", 1 / 16)))

@@ -161,8 +161,8 @@ def test_build_checks_the_output_path_before_compiling(tmp_path):
 
 # ------------------------------------------------------------------------------------------- end to end
 needs_pipeline = pytest.mark.skipif(
-    any(importlib.util.find_spec(f"pde2gen.{stage}") is None for stage in ("analyse", "derive")),
-    reason="pde2gen.analysis.analyse / pde2gen.derive not written yet",
+    any(importlib.util.find_spec(f"pde2gen.{stage}") is None for stage in ("analysis.analyse", "derive.derive")),
+    reason="pde2gen.analysis.analyse / pde2gen.derive.derive not written yet",
 )
 
 

@@ -7,8 +7,9 @@ from types import MappingProxyType
 import pytest
 import sympy as sp
 
-from pde2gen import catalog as catalog_module
-from pde2gen.catalog import (
+from pde2gen.errors import ParseError
+from pde2gen.spec import catalog as catalog_module
+from pde2gen.spec.catalog import (
     CatalogEntry,
     _entry_from_toml,
     compose,
@@ -16,9 +17,8 @@ from pde2gen.catalog import (
     looks_like_catalog_terms,
     lookup,
 )
-from pde2gen.errors import ParseError
-from pde2gen.parse import parse
-from pde2gen.spec import LAM, S
+from pde2gen.spec.parse import parse
+from pde2gen.spec.spec import LAM, S
 
 REQUIRED = ("diffusion", "wave", "damping", "mass", "poisson", "yukawa", "pfgm", "pfgmpp", "telegraph", "kac",
             "klein-gordon", "helmholtz", "schrodinger", "hyperdiffusion", "fractional", "damped-diffusion",

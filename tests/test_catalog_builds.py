@@ -16,9 +16,9 @@ torch = pytest.importorskip("torch")
 
 from pde2gen.analysis.analyse import analyse
 from pde2gen.build import build
-from pde2gen.catalog import load_catalog
 from pde2gen.codegen.lower import OPTION_DEFAULTS
-from pde2gen.parse import parse
+from pde2gen.spec.catalog import load_catalog
+from pde2gen.spec.parse import parse
 
 
 def s_generative_entries() -> list[str]:

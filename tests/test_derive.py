@@ -14,13 +14,13 @@ import pytest
 import sympy as sp
 from test_recognise import damped, fractional, heat, pfgmpp, poisson, spec, telegraph, yukawa
 
-from pde2gen import reference, verify
 from pde2gen.analysis.dispersion import analyse_dispersion
-from pde2gen.derive import derive
+from pde2gen.derive import reference, verify
+from pde2gen.derive.derive import derive
+from pde2gen.derive.recognise import NOT_DERIVABLE, Recognition
 from pde2gen.errors import DerivationError
 from pde2gen.families import FamilyConfig
-from pde2gen.recognise import NOT_DERIVABLE, Recognition
-from pde2gen.spec import S, T
+from pde2gen.spec.spec import S, T
 
 PDES = {
     "heat": (heat(1, dim=2), "gaussian", {"kappa": 1.0}),
@@ -223,7 +223,7 @@ def test_a_wrong_pfgmpp_flux_fails_the_radial_checks():
 
 
 def test_derive_raises_when_a_check_fails(monkeypatch):
-    import pde2gen.derive as stage
+    import pde2gen.derive.derive as stage
 
     wrong = Recognition(FamilyConfig("gaussian", (("kappa", 3.1),)), "deliberately wrong")
     monkeypatch.setattr(stage, "recognise", lambda dispersion: wrong)

@@ -1,6 +1,6 @@
 """The dispersion core (pde2gen/analysis/dispersion.py): branches, problem types, density split, kernel transforms.
 
-Specs are built directly from pde2gen.spec (no parser), and every statement is checked against numbers:
+Specs are built directly from pde2gen.spec.spec (no parser), and every statement is checked against numbers:
 exact roots at random points, closed-form kernels of physics.md (§1, §4.2, §4.5), mpmath references.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 from pde2gen.analysis.dispersion import AUGMENTED, EVOLUTION, S_GRID, analyse_dispersion, student_t_ghat
-from pde2gen.spec import LAM, Parameter, PDESpec, S, T, Term
+from pde2gen.spec.spec import LAM, Parameter, PDESpec, S, T, Term
 
 RNG = np.random.default_rng(20240611)
 

@@ -8,7 +8,6 @@ import pytest
 
 from pde2gen.analysis.analyse import analyse
 from pde2gen.cli import main
-from pde2gen.parse import parse
 from pde2gen.report.explain import (
     Math,
     document,
@@ -23,6 +22,7 @@ from pde2gen.report.explain import (
     pde_latex,
     references,
 )
+from pde2gen.spec.parse import parse
 
 TITLES = ["The PDE", "Operator symbol", "Branches and amplitudes", "Density split", "Conditions",
           "Prior, equivalences and repairs", "Kernel, sampler, velocity and prior", "Checks the compiler ran",

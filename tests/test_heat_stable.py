@@ -9,10 +9,10 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from pde2gen import reference
 from pde2gen.analysis.analyse import PASS, analyse
+from pde2gen.derive import reference
 from pde2gen.families import FamilyConfig
-from pde2gen.parse import parse
+from pde2gen.spec.parse import parse
 
 
 def _ghat(kappa, kappa2, alpha, k, t):
@@ -40,7 +40,7 @@ def test_heat_plus_stable_is_recognised(text, kappa, kappa2, alpha):
     """f = kappa s + kappa2 s^(alpha/2) with 0 < alpha/2 < 1, alpha != 1: Bernstein (positive in every N, by hand),
     and the family heat_stable with those numbers; the prior is the alpha-stable law (s^(alpha/2) dominates at
     small s) with scale kappa2."""
-    from pde2gen.recognise import recognise
+    from pde2gen.derive.recognise import recognise
 
     for dim in (1, 3):
         report = analyse(parse(text, dim=dim), repairs=False)
@@ -93,7 +93,7 @@ def test_heat_plus_stable_builds_and_its_module_samples(tmp_path):
     ("u_t = lap(u) - fraclap(u, 1/2) - 3*fraclap(u, 3/4)", ("s^(1/2)", "s^(3/4)")),  # heat + two non-Gaussian
 ])
 def test_two_non_gaussian_terms_are_not_derivable_yet_and_say_what_is_missing(text, missing):
-    from pde2gen.recognise import NOT_DERIVABLE, recognise
+    from pde2gen.derive.recognise import NOT_DERIVABLE, recognise
 
     report = analyse(parse(text, dim=2), repairs=False)
     assert report.s_generative  # a positive combination of Bernstein functions
@@ -106,7 +106,7 @@ def test_two_non_gaussian_terms_are_not_derivable_yet_and_say_what_is_missing(te
 def test_heat_plus_a_half_stable_derives_and_passes_its_self_checks():
     """alpha = 1/2 (f = s + s^(1/4)): the mixing law of S is far more spread than at 1.5; the same self-checks hold
     (kernel normalised, radial law, sampler, transport, delta limit, finite in N = 1, 2, 3072)."""
-    from pde2gen.derive import derive
+    from pde2gen.derive.derive import derive
 
     spec = parse("u_t = lap(u) - fraclap(u, 1/4)", dim=1)
     derivation = derive(spec, analyse(spec, repairs=False))

@@ -28,7 +28,7 @@ def test_wheel_ships_templates_and_catalog_and_runs_from_them(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Run from the unpacked wheel alone (not the checkout): the catalog must load and compose from package data.
-    code = ("import pde2gen.resources as r, pde2gen.catalog as c; "
+    code = ("import pde2gen.resources as r, pde2gen.spec.catalog as c; "
             "assert str(r.resource_dir('catalog')).startswith(r'%s'); "
             "assert str(r.resource_dir('templates')).startswith(r'%s'); "
             "from pde2gen.families import FAMILIES; assert 'kac_product' in FAMILIES, sorted(FAMILIES); "

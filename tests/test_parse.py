@@ -10,8 +10,8 @@ import sympy as sp
 
 from pde2gen import FractionalLaplacian, Laplacian
 from pde2gen.errors import NonLinearPDEError, ParseError, UnsupportedPDEError, UsageError
-from pde2gen.parse import from_sympy, parse, parse_text, parse_value
-from pde2gen.spec import LAM, S
+from pde2gen.spec.parse import from_sympy, parse, parse_text, parse_value
+from pde2gen.spec.spec import LAM, S
 
 t, x, y = sp.symbols("t x y")
 u = sp.Function("u")(t, x)

@@ -9,7 +9,6 @@ import pytest
 
 from pde2gen.analysis.analyse import analyse
 from pde2gen.cli import main
-from pde2gen.parse import parse
 from pde2gen.report.plots import (
     DPI,
     FIGURE_SIZE,
@@ -23,6 +22,7 @@ from pde2gen.report.plots import (
     plot_velocity,
     write_plots,
 )
+from pde2gen.spec.parse import parse
 
 # The analysis' reference witness (physics.md §2): the 1-D hyperdiffusion kernel at t = 1.
 HYPERDIFFUSION_MIN, HYPERDIFFUSION_AT, HYPERDIFFUSION_ZERO = -0.0298, 4.59, 0.2885

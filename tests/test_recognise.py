@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from pde2gen import reference
 from pde2gen.analysis.dispersion import analyse_dispersion
-from pde2gen.recognise import NOT_DERIVABLE, recognise, recognise_family
-from pde2gen.spec import Parameter, PDESpec, Term
+from pde2gen.derive import reference
+from pde2gen.derive.recognise import NOT_DERIVABLE, recognise, recognise_family
+from pde2gen.spec.spec import Parameter, PDESpec, Term
 
 R = sp.Rational
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from pde2gen import reference
+from pde2gen.derive import reference
 from pde2gen.families import FamilyConfig
 
 GAUSSIAN = FamilyConfig("gaussian", (("kappa", 3.0),))

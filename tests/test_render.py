@@ -20,7 +20,7 @@ from pde2gen.codegen.render import render
 from pde2gen.errors import DerivationError, RenderError, UsageError
 from pde2gen.families import FAMILIES_DIR, FamilyConfig
 from pde2gen.resources import resource_dir
-from pde2gen.spec import Parameter, PDESpec, S, Term
+from pde2gen.spec.spec import Parameter, PDESpec, S, Term
 
 TEMPLATES = resource_dir("templates")
 HOSTILE = 'x"""\nimport os; os.system("echo pwned") # \\N{BULLET} `rm -rf` <script>\x00'

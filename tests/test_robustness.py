@@ -298,7 +298,7 @@ def test_every_subcommand_help_has_examples_and_check_documents_the_syntax():
 
 
 def test_catalog_shows_each_equation():
-    from pde2gen.catalog import load_catalog
+    from pde2gen.spec.catalog import load_catalog
 
     code, out, _err = cli("catalog")
     assert code == 0
@@ -309,8 +309,8 @@ def test_catalog_shows_each_equation():
 def test_the_printed_canonical_form_parses_back_to_the_same_pde():
     import sympy as sp
 
-    from pde2gen.catalog import load_catalog
-    from pde2gen.parse import parse
+    from pde2gen.spec.catalog import load_catalog
+    from pde2gen.spec.parse import parse
 
     for name, entry in load_catalog().items():
         if entry.kind != "equation":
@@ -348,7 +348,7 @@ def test_the_python_api_raises_only_pde2gens_error_classes(tmp_path):
     import sympy as sp
 
     from pde2gen import FractionalLaplacian, Laplacian, Pde2genError, parse
-    from pde2gen.parse import from_sympy, parse_text, parse_value
+    from pde2gen.spec.parse import from_sympy, parse_text, parse_value
 
     t, x = sp.symbols("t x")
     u = sp.Function("u")(t, x)
@@ -411,7 +411,7 @@ def test_inputs_the_fuzzer_found_are_verdicts_not_internal_errors(expression):
 def test_the_stage_functions_refuse_foreign_objects_with_pde2gens_error():
     from pde2gen.analysis.analyse import analyse
     from pde2gen.codegen.lower import lower
-    from pde2gen.derive import derive
+    from pde2gen.derive.derive import derive
 
     spec = pde2gen.parse("diffusion", dim=2)
     for call in (lambda: analyse(None), lambda: analyse("diffusion"), lambda: derive(None),

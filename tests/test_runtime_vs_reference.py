@@ -1,5 +1,5 @@
 """The torch runtime that ships (pde2gen/families/<family>/runtime.py, inlined into every generated process.py) against
-the compiler's independent float64 NumPy/SciPy twin (pde2gen.reference), over one battery for every family of
+the compiler's independent float64 NumPy/SciPy twin (pde2gen.derive.reference), over one battery for every family of
 pde2gen.families.FAMILIES: the noise level sigma(t), its inverse and derivative, the log-kernel, the
 posterior-mean velocity, and the law of the exact sampler (two-sample KS)."""
 import importlib
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from pde2gen import reference
 from pde2gen.codegen.lower import FAMILY_CLASSES
+from pde2gen.derive import reference
 from pde2gen.families import FAMILIES, FamilyConfig
 
 torch = pytest.importorskip("torch")

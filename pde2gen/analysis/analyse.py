@@ -12,7 +12,7 @@
   Riemann closed form), numerics (FFT of the 1-D kernel, whose negativity disproves C1 in every N);
 
 then the prior (small-k exponent of the gap), equivalences with known models (from ghat, via
-pde2gen/recognise.py, checked numerically) and repairs, each repaired PDE re-analysed to give its own verdict.
+pde2gen/derive/recognise.py, checked numerically) and repairs, each repaired PDE re-analysed to give its own verdict.
 
 Parameters without values are decided symbolically where the structure allows; otherwise, when every free
 parameter can be scaled away (t -> alpha t, x -> beta x, P -> gamma P), the numerics run at value 1 and hold
@@ -29,7 +29,7 @@ import sympy as sp
 
 from ..errors import UsageError
 from ..families import FamilyConfig, ghat_numeric
-from ..spec import LAM, PDESpec, S, T, Term
+from ..spec.spec import LAM, PDESpec, S, T, Term
 from . import positivity
 from .dispersion import (
     AUGMENTED,
@@ -159,7 +159,7 @@ class AnalysisReport:
 def analyse(spec: PDESpec, *, repairs: bool = True) -> AnalysisReport:
     """Decide C0, C1, C2 for ``spec`` and derive prior, equivalences and (checked) repairs."""
     if not isinstance(spec, PDESpec):
-        raise UsageError(f"analyse() needs a PDESpec (from pde2gen.parse), got {type(spec).__name__}")
+        raise UsageError(f"analyse() needs a PDESpec (from pde2gen.spec.parse), got {type(spec).__name__}")
     spec.validate()
     spec = _sympified(spec)
     clock = _Clock()
@@ -1112,7 +1112,7 @@ def _lowest_power(expr: sp.Expr) -> tuple[sp.Expr, sp.Rational] | None:
 # ---------------------------------------------------------------------------------------------- equivalences
 def _equivalences(disp: Dispersion, numeric: Dispersion | None, split: DensitySplit) -> tuple[str, ...]:
     """Known models with the same normalised kernel, from ghat (recognise.py), each checked numerically."""
-    from ..recognise import recognise
+    from ..derive.recognise import recognise
 
     found = []
     if disp.spec.free_parameters():

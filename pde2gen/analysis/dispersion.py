@@ -24,7 +24,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import AnalysisError, UnsupportedPDEError
-from ..spec import LAM, PDESpec, S, T
+from ..spec.spec import LAM, PDESpec, S, T
 
 EVOLUTION = "evolution"
 AUGMENTED = "augmented"

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from ..spec import LAM, S
+from ..spec.spec import LAM, S
 from .dispersion import AUGMENTED, S_GRID, Dispersion, numpy_function
 
 K_GRID = np.sqrt(S_GRID)  # |k| from 1e-4 to 1e4

@@ -433,7 +433,7 @@ def lower(spec, analysis, derivation, *, options: Mapping[str, object] | None = 
     import sympy as sp
 
     if not hasattr(derivation, "family") or not hasattr(spec, "dim"):
-        raise UsageError(f"lower() needs the PDESpec and Derivation of pde2gen.parse and pde2gen.derive, got "
+        raise UsageError(f"lower() needs the PDESpec and Derivation of pde2gen.parse and pde2gen.derive.derive, got "
                          f"{type(spec).__name__} and {type(derivation).__name__}")
     family = derivation.family
     if family is None:

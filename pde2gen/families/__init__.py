@@ -1,7 +1,7 @@
 """The kernel families pde2gen can derive, sample and transport exactly: the contract between the
 derive stage (which recognises a family and its parameters from the analysis) and the runtimes that
 implement it. Each family has a folder ``pde2gen/families/<name>/``: its NumPy/SciPy reference
-(``reference.py``, for the compiler's own checks, reached through ``pde2gen.reference``) and its torch runtime
+(``reference.py``, for the compiler's own checks, reached through ``pde2gen.derive.reference``) and its torch runtime
 (``runtime.py``, read as text and inlined into every generated ``process.py``; the compiler never imports it).
 
 Notation: data point y, time t (the PDE's own variable), displacement d = x - y in R^N, eps ~ N(0, I_N).

@@ -2,7 +2,7 @@
 conventions, log-space special functions and quadrature, the generalised inverse Gaussian quadrature, the
 positive stable law, and ``ReferenceFamily``, the base class every family's ``Reference`` extends.
 
-The public entry points are in ``pde2gen.reference`` (which finds each family's class from its folder).
+The public entry points are in ``pde2gen.derive.reference`` (which finds each family's class from its folder).
 """
 from __future__ import annotations
 
@@ -276,7 +276,7 @@ class ReferenceFamily:
     def mean_square_radius(self, t, N):
         return math.inf
 
-    # --- what the self-checks (pde2gen.verify) need to know about the law --------------------------------
+    # --- what the self-checks (pde2gen.derive.verify) need to know about the law --------------------------------
     def tail_index(self) -> float:
         """a with P(|d| > r) ~ r^{-a}; inf for light tails."""
         return math.inf
@@ -289,7 +289,7 @@ class ReferenceFamily:
         """Times of the kernel and statistical checks, where sigma = 0.5 and 2 do not suit the law (None)."""
         return None
 
-    # --- transport of the coupling (pde2gen.reference.transport) --------------------------------------------
+    # --- transport of the coupling (pde2gen.derive.reference.transport) --------------------------------------------
     def transport(self, d, t_from: float, t_to: float, latent, steps: int):
         """Integrate dd/dt = conditional_velocity from t_from to t_to (RK4): (d, latent). A family whose latent
         moves with d (or whose atoms catch coordinates) says so through the three hooks below."""

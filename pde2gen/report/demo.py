@@ -103,7 +103,7 @@ def split_points(points: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]
 def run_demo(out: str = "runs/demo", steps: int = 1500, data: str = "checkerboard") -> int:
     from ..analysis.analyse import analyse
     from ..build import build
-    from ..parse import parse
+    from ..spec.parse import parse
     from .check import format_verdict_line
 
     file_points = check_arguments(steps, data)

@@ -21,7 +21,7 @@ import sympy as sp
 
 from ..citations import EDM, GENPHYS, KAC, PFGM, PFGM_PP
 from ..codegen.lower import is_markdown_line, one_line, safe_text
-from ..spec import LAM, PDESpec, T
+from ..spec.spec import LAM, PDESpec, T
 
 
 @dataclass(frozen=True)
@@ -418,7 +418,7 @@ def explain_latex(spec: PDESpec, analysis, derivation, *, derivation_error: str 
 def derive_for_report(spec: PDESpec, analysis):
     """(Derivation or None, why not): the derive stage's result, or None and the one-line DerivationError
     (a derived kernel that failed its self-checks) so that the report and the plots still come out."""
-    from ..derive import derive
+    from ..derive.derive import derive
     from ..errors import DerivationError
 
     try:

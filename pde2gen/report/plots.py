@@ -29,7 +29,7 @@ import numpy as np
 import sympy as sp
 
 from ..analysis.dispersion import AUGMENTED, Dispersion
-from ..spec import S
+from ..spec.spec import S
 
 # Pixel size of every PNG: FIGURE_SIZE inches at DPI.
 DPI = 100
@@ -108,7 +108,7 @@ def _derived_family(analysis, derivation, what: str):
 
 
 def _times_of_sigmas(family, sigmas) -> list[float]:
-    from .. import reference
+    from ..derive import reference
 
     return [float(reference.t_of_sigma(family, s)) for s in sigmas]
 
@@ -306,7 +306,7 @@ def plot_kernel(analysis, derivation=None):
 
 def _family_profiles(analysis, family) -> tuple[list[KernelProfile], str]:
     """log_kernel of the derived family along the first axis of R^N at the times of KERNEL_SIGMAS."""
-    from .. import reference
+    from ..derive import reference
     from ..families import FAMILIES
 
     N = analysis.spec.dim
@@ -401,7 +401,7 @@ def _negative_minimum(x: np.ndarray, p: np.ndarray) -> tuple[float, float] | Non
 # ---------------------------------------------------------------------------------------------- velocity
 def time_grid(derivation, steps: int) -> np.ndarray:
     """EDM's noise grid (uniform in sigma^(1/rho), sigma_max -> sigma_min) mapped to times, t_max first."""
-    from .. import reference
+    from ..derive import reference
 
     rho = float(derivation.rho)
     ramp = np.linspace(0.0, 1.0, steps)
@@ -412,7 +412,7 @@ def time_grid(derivation, steps: int) -> np.ndarray:
 
 def exact_flow(family, data: np.ndarray, x: np.ndarray, times: np.ndarray) -> np.ndarray:
     """RK4 of dx/dt = marginal_velocity(x, t) along ``times``: the path, shape (len(times), n, N)."""
-    from .. import reference
+    from ..derive import reference
 
     def velocity(points, t):
         return reference.marginal_velocity(family, points, float(t), data)
@@ -440,7 +440,7 @@ def plot_velocity(analysis, derivation, seed: int = 0):
     """N = 2: the exact marginal velocity of MIXTURE_2D at three times, and the exact flow from the prior."""
     from scipy import special
 
-    from .. import reference
+    from ..derive import reference
 
     family = _derived_family(analysis, derivation, "the velocity field")
     if analysis.spec.dim != 2:
@@ -503,7 +503,7 @@ def plot_prior(analysis, derivation, seed: int = 0):
     """The prior (kernel at t_max) against the marginal at t_max, as densities of log10 |x|."""
     from scipy import stats
 
-    from .. import reference
+    from ..derive import reference
 
     family = _derived_family(analysis, derivation, "the prior")
     N = analysis.spec.dim

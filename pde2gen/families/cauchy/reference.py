@@ -1,7 +1,7 @@
 """NumPy/SciPy float64 reference twin of the cauchy family: Cauchy (Poisson) kernel (physics.md §4.1): V = (c
 t)^2 / Z^2.
 
-An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.reference``."""
+An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.derive.reference``."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,6 @@
 """NumPy/SciPy float64 reference twin of the gaussian family: Gaussian kernel (physics.md §4.1): V = 2 kappa t.
 
-An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.reference``."""
+An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.derive.reference``."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,7 +1,7 @@
 """NumPy/SciPy float64 reference twin of the heat_nig family: Heat kernel convolved with a
 normal-inverse-Gaussian one: V = 2 kappa t + X, X ~ InverseGaussian(tau / m, tau^2).
 
-An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.reference``."""
+An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.derive.reference``."""
 from __future__ import annotations
 
 import math

@@ -2,7 +2,7 @@
 alpha-stable one, f(s) = kappa s + kappa2 s^(alpha/2), 0 < alpha < 2: d = sqrt(V) eps with
 V = 2 kappa t + 2 (kappa2 t)^(2/alpha) S, S positive (alpha/2)-stable, independent of eps.
 
-An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.reference``."""
+An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.derive.reference``."""
 from __future__ import annotations
 
 import math

@@ -1,7 +1,7 @@
 """NumPy/SciPy float64 reference twin of the kac_product family: Product of N independent 1-D Kac laws
 (physics.md §4.5), with atoms of mass e^{-a t}/2 at +-c t.
 
-An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.reference``."""
+An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.derive.reference``."""
 from __future__ import annotations
 
 import math

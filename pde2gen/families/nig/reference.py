@@ -1,7 +1,7 @@
 """NumPy/SciPy float64 reference twin of the nig family: Normal-inverse-Gaussian kernel (physics.md §4.4): V ~
 InverseGaussian(tau / m, tau^2), tau = c t.
 
-An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.reference``."""
+An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.derive.reference``."""
 from __future__ import annotations
 
 import math

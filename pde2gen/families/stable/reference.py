@@ -1,7 +1,7 @@
 """NumPy/SciPy float64 reference twin of the stable family: Isotropic alpha-stable kernel (physics.md §4.1): V =
 2 (kappa t)^(2/alpha) S, S positive (alpha/2)-stable.
 
-An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.reference``."""
+An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.derive.reference``."""
 from __future__ import annotations
 
 import math

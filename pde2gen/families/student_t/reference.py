@@ -1,7 +1,7 @@
 """NumPy/SciPy float64 reference twin of the student_t family: Multivariate Student-t kernel: V = (c t)^2 /
 chi2_D.
 
-An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.reference``."""
+An implementation independent of the torch runtime (runtime.py), reached through ``pde2gen.derive.reference``."""
 from __future__ import annotations
 
 import math

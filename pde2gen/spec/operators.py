@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .errors import ParseError
+from ..errors import ParseError
 
 
 class Laplacian(sp.Function):

@@ -1,5 +1,5 @@
 """NumPy/SciPy float64 reference runtime of every family in ``pde2gen.families``: the compiler's own,
-independent implementation, used by the self-checks of ``pde2gen.verify`` (the torch runtime of each family,
+independent implementation, used by the self-checks of ``pde2gen.derive.verify`` (the torch runtime of each family,
 ``pde2gen/families/<family>/runtime.py``, is written separately and tested against it). Each family's
 implementation is the class ``Reference`` of ``pde2gen/families/<family>/reference.py``; this module is the
 one way in, the same functions for every family.
@@ -32,8 +32,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-from .families import FamilyConfig
-from .families.reference_common import (
+from ..families import FamilyConfig
+from ..families.reference_common import (
     ReferenceFamily,
     as_rows,
     as_times,
@@ -49,7 +49,7 @@ __all__ = ["characteristic_function", "conditional_velocity", "implementation", 
 
 def implementation_class(name: str) -> type[ReferenceFamily]:
     """The ``Reference`` class of pde2gen/families/<name>/reference.py."""
-    return importlib.import_module(f"{__package__}.families.{name}.reference").Reference
+    return importlib.import_module(f"pde2gen.families.{name}.reference").Reference
 
 
 @lru_cache(maxsize=64)

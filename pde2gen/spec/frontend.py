@@ -1,5 +1,5 @@
 """The text and SymPy front ends of the parse stage (pde2gen.parse): a PDE as text or as a SymPy expression ->
-its terms and parameters. pde2gen.catalog composes catalog terms on top of it; pde2gen.parse picks the way in.
+its terms and parameters. pde2gen.spec.catalog composes catalog terms on top of it; pde2gen.parse picks the way in.
 
 Three ways in, one result:
 
@@ -7,7 +7,7 @@ Three ways in, one result:
   ``"u_tt + 2*a*u_t = c**2*lap(u)"`` (both may be mixed);
 * a SymPy ``Eq`` or an expression equal to zero, written with an undefined function ``u(t, x, ...)`` and
   ``pde2gen.Laplacian`` / ``pde2gen.FractionalLaplacian``;
-* catalog terms such as ``"wave+damping"`` (see ``pde2gen.catalog``).
+* catalog terms such as ``"wave+damping"`` (see ``pde2gen.spec.catalog``).
 
 Reading rules
 -------------
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .errors import NonLinearPDEError, ParseError, UnsupportedPDEError, foreign_errors_as
+from ..errors import NonLinearPDEError, ParseError, UnsupportedPDEError, foreign_errors_as
 from .operators import FractionalLaplacian, Laplacian
 from .spec import Parameter, T, Term, X
 

@@ -1,9 +1,9 @@
 """The derive stage: (PDESpec, AnalysisReport) -> Derivation.
 
-From the dispersion analysis it recognises the kernel family (pde2gen.recognise: from the mathematics of the
+From the dispersion analysis it recognises the kernel family (pde2gen.derive.recognise: from the mathematics of the
 symbol, never from names), fixes the time window from the noise alignment (t_min = t_of_sigma(sigma_min),
 t_max = t_of_sigma(sigma_max), physics.md §4.7), writes the formulas of the report and the model card, says how
-birth/death is handled (physics.md §4.6), and verifies everything (pde2gen.verify): the kernel solves the PDE,
+birth/death is handled (physics.md §4.6), and verifies everything (pde2gen.derive.verify): the kernel solves the PDE,
 continuity holds for the density split, the family's characteristic function is the PDE's ghat, the sampler
 draws from the kernel, the velocity transports the sampler's marginals, nothing is NaN.
 
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ..analysis.dispersion import AUGMENTED, Dispersion, analyse_dispersion
+from ..errors import DerivationError, UsageError
+from ..families import FamilyConfig
+from ..spec.spec import LAM, PDESpec
 from . import reference
-from .analysis.dispersion import AUGMENTED, Dispersion, analyse_dispersion
-from .errors import DerivationError, UsageError
-from .families import FamilyConfig
 from .recognise import NOT_DERIVABLE, recognise
-from .spec import LAM, PDESpec
 from .verify import Check, run_checks
 
 
@@ -68,7 +68,7 @@ def derive(spec: PDESpec, analysis=None, *, sigma_min: float = 0.002, sigma_max:
     Raises DerivationError naming the failed self-checks (unless ``checks=False``).
     """
     if not isinstance(spec, PDESpec):
-        raise UsageError(f"derive() needs a PDESpec (from pde2gen.parse), got {type(spec).__name__}")
+        raise UsageError(f"derive() needs a PDESpec (from pde2gen.spec.parse), got {type(spec).__name__}")
     if analysis is not None and not hasattr(analysis, "dispersion"):
         raise UsageError(f"derive() needs an AnalysisReport (from pde2gen.analysis.analyse) or None, got "
                          f"{type(analysis).__name__}")

@@ -1,7 +1,7 @@
 """Parse stage: text, SymPy expressions or catalog terms -> PDESpec, the one entry point.
 
-The text and SymPy front ends, with the reading rules and how user text is read safely, are pde2gen.frontend;
-catalog terms ("wave+damping") are composed by pde2gen.catalog on top of that front end. This module only
+The text and SymPy front ends, with the reading rules and how user text is read safely, are pde2gen.spec.frontend;
+catalog terms ("wave+damping") are composed by pde2gen.spec.catalog on top of that front end. This module only
 picks the way in, so that neither of the two imports the other.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 import sympy as sp
 
+from ..errors import ParseError, UsageError, foreign_errors_as
 from .catalog import compose, looks_like_catalog_terms
-from .errors import ParseError, UsageError, foreign_errors_as
 from .frontend import (
     as_expression,
     check_length,

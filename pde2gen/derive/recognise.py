@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .analysis.dispersion import EVOLUTION, Dispersion, with_semigroup_exponent
-from .families import FAMILIES, FamilyConfig, Shape
-from .spec import LAM, S
+from ..analysis.dispersion import EVOLUTION, Dispersion, with_semigroup_exponent
+from ..families import FAMILIES, FamilyConfig, Shape
+from ..spec.spec import LAM, S
 
 NOT_DERIVABLE = "not derivable yet: "
 # Relative tolerance for "this coefficient is zero" on numbers that went through float parameters.

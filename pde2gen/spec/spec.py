@@ -109,7 +109,7 @@ class PDESpec:
         return new
 
     def validate(self) -> None:
-        from .errors import UsageError
+        from ..errors import UsageError
 
         if not (1 <= self.dim <= MAX_DIM):
             raise UsageError(f"--dim must be between 1 and {MAX_DIM}, got {self.dim}")

@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import difflib
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
 
 import sympy as sp
-import tomllib
 
-from .errors import ParseError
+from ..errors import ParseError
+from ..resources import resource_dir
 from .frontend import extract_terms, leading_phase, parse_text, parse_value
-from .resources import resource_dir
 from .spec import CONSTRUCTIONS, T
 
 KINDS = ("equation", "term")

@@ -35,10 +35,10 @@ import mpmath as mp
 import numpy as np
 import sympy as sp
 
+from ..analysis.dispersion import AUGMENTED, Dispersion
+from ..families import FamilyConfig
+from ..spec.spec import LAM, S, T
 from . import reference
-from .analysis.dispersion import AUGMENTED, Dispersion
-from .families import FamilyConfig
-from .spec import LAM, S, T
 
 PRECISION = 40  # mpmath digits for the symbolic residuals
 MAX_DIGITS = 600  # continuity: cap of the adaptive precision
