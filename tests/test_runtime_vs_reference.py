@@ -40,6 +40,14 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
+def ks_distance(first, second):
+    """The two-sample Kolmogorov-Smirnov statistic sup |F_1 - F_2| (ties and atoms counted exactly)."""
+    a, b = np.sort(first), np.sort(second)
+    grid = np.concatenate([a, b])
+    return np.abs(np.searchsorted(a, grid, side="right") / len(a)
+                  - np.searchsorted(b, grid, side="right") / len(b)).max()
+
+
 def f64(values):
     return torch.as_tensor(np.asarray(values, dtype=np.float64))
 
@@ -84,8 +92,20 @@ def test_samplers_draw_the_same_law(name):
                                                   generator=torch.Generator().manual_seed(3))
     statistic = (lambda d: np.abs(d[:, 0])) if not reference.is_isotropic(family) else (
         lambda d: np.linalg.norm(d, axis=1))
-    a, b = np.sort(statistic(d_reference)), np.sort(statistic(d_torch.numpy()))
-    grid = np.concatenate([a, b])
-    distance = np.abs(np.searchsorted(a, grid, side="right") / len(a)
-                      - np.searchsorted(b, grid, side="right") / len(b)).max()
+    distance = ks_distance(statistic(d_reference), statistic(d_torch.numpy()))
+    assert distance < KS_LIMIT, (name, distance)
+
+
+@pytest.mark.parametrize("name", sorted(name for name, info in FAMILIES.items() if info.subordinated))
+def test_mixing_variance_has_the_twins_law(name):
+    """sample_mixing_variance(t) -> V, the variance the ancestral sampler's path is made of (declared by
+    FamilyInfo.subordinated), has the law of the twin's sample_variance (two-sample KS at KS_LIMIT on V; the heat
+    kernel's V = 2 kappa t is deterministic)."""
+    family, torch_family = config(name), runtime(name)
+    t = float(reference.t_of_sigma(family, np.array([0.5]))[0])
+    twin = reference.implementation(family).sample_variance(np.full(DRAWS, t), np.random.default_rng(4))
+    variance = torch_family.sample_mixing_variance(torch.full((DRAWS,), t, dtype=torch.float64),
+                                                   generator=torch.Generator().manual_seed(4))
+    assert variance.dtype == torch.float64 and variance.shape == (DRAWS,)
+    distance = ks_distance(np.broadcast_to(twin, (DRAWS,)), variance.numpy())
     assert distance < KS_LIMIT, (name, distance)
