@@ -480,3 +480,37 @@ def gauss_legendre(nodes, dtype=torch.float64):
     jacobi = torch.diag(off_diagonal, 1) + torch.diag(off_diagonal, -1)
     points, vectors = torch.linalg.eigh(jacobi)
     return points.to(dtype), (2 * vectors[0].square()).to(dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# scale mixtures whose density is one quadrature per row
+
+
+class RadialMixtureKernel(torch.nn.Module):
+    """Base of the isotropic families whose log-kernel and posterior velocity factor come from one quadrature
+    per row over the mixing variable: a subclass defines ``_mixture(rho2, t, n, with_factor) -> (log_p,
+    factor or None)`` for a block of rows and ``_factor(latent, t)``, the coupled velocity's factor given the
+    latent. Rows go in blocks of ``mixture_rows`` so that memory stays bounded (rows x nodes float64)."""
+
+    mixture_rows = 256
+
+    def _blocks(self, d, t, with_factor):
+        n = event_size(d)
+        rho2 = squared_norm(d).to(torch.float64)
+        times = t.to(torch.float64).expand(rho2.shape)
+        rows = self.mixture_rows
+        parts = [self._mixture(rho2[i:i + rows], times[i:i + rows], n, with_factor)
+                 for i in range(0, rho2.shape[0], rows)]
+        log_p = torch.cat([p[0] for p in parts]) if parts else rho2
+        factor = torch.cat([p[1] for p in parts]) if parts and with_factor else None
+        return log_p, factor
+
+    def conditional_velocity(self, d, t, latent=None):
+        if latent is not None:
+            factor = self._factor(latent.to(torch.float64), t.to(torch.float64))
+        else:
+            factor = self._blocks(d, t, with_factor=True)[1]
+        return d * batch_view(factor.to(d.dtype), d)
+
+    def log_kernel(self, d, t):
+        return self._blocks(d, t, with_factor=False)[0].to(d.dtype)

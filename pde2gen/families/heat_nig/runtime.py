@@ -11,10 +11,9 @@ import math  # runtime-import
 import torch  # runtime-import
 
 from pde2gen.families.runtime_common import (  # runtime-import
+    RadialMixtureKernel,  # runtime-import
     batch_view,  # runtime-import
-    event_size,  # runtime-import
     sample_inverse_gaussian,  # runtime-import
-    squared_norm,  # runtime-import
     standard_normal,  # runtime-import
 )  # runtime-import
 
@@ -23,8 +22,10 @@ HEAT_NIG_FINE = 1024  # fine uniform grid over that support (trapezoid rule)
 HEAT_NIG_BLOCK = 2048  # rows per quadrature block (memory ~ rows * HEAT_NIG_FINE doubles, a few times)
 
 
-class HeatNIGFamily(torch.nn.Module):
+class HeatNIGFamily(RadialMixtureKernel):
     """Heat (diffusivity ``kappa``) plus NIG (speed ``c``, mass ``m`` >= 0) kernel."""
+
+    mixture_rows = HEAT_NIG_BLOCK
 
     def __init__(self, kappa, c, m):
         super().__init__()
@@ -104,26 +105,6 @@ class HeatNIGFamily(torch.nn.Module):
             return log_p, None
         weights = torch.softmax(log_terms, -1)
         return log_p, (weights * self._factor(torch.exp(fine), t.unsqueeze(-1))).sum(-1)
-
-    def _blocks(self, d, t, with_factor):
-        n = event_size(d)
-        rho2 = squared_norm(d).to(torch.float64)
-        times = t.to(torch.float64).expand(rho2.shape)
-        parts = [self._mixture(rho2[i:i + HEAT_NIG_BLOCK], times[i:i + HEAT_NIG_BLOCK], n, with_factor)
-                 for i in range(0, rho2.shape[0], HEAT_NIG_BLOCK)]
-        log_p = torch.cat([p[0] for p in parts]) if parts else rho2
-        factor = torch.cat([p[1] for p in parts]) if parts and with_factor else None
-        return log_p, factor
-
-    def conditional_velocity(self, d, t, latent=None):
-        if latent is not None:
-            factor = self._factor(latent.to(torch.float64), t.to(torch.float64))
-        else:
-            factor = self._blocks(d, t, with_factor=True)[1]
-        return d * batch_view(factor.to(d.dtype), d)
-
-    def log_kernel(self, d, t):
-        return self._blocks(d, t, with_factor=False)[0].to(d.dtype)
 
     def _sigma2(self, t):
         tau = self._tau(t)

@@ -22,10 +22,9 @@ import math  # runtime-import
 import torch  # runtime-import
 
 from pde2gen.families.runtime_common import (  # runtime-import
+    RadialMixtureKernel,  # runtime-import
     batch_view,  # runtime-import
-    event_size,  # runtime-import
     gauss_legendre,  # runtime-import
-    squared_norm,  # runtime-import
     standard_normal,  # runtime-import
     uniform_open,  # runtime-import
 )  # runtime-import
@@ -40,8 +39,10 @@ MIXTURE_MAX_NODES = 16384  # cap of the fine grid per block (bounds memory and t
 MIXTURE_BLOCK = 256  # rows per quadrature block (memory: rows x fine nodes float64, a few times)
 
 
-class HeatStableFamily(torch.nn.Module):
+class HeatStableFamily(RadialMixtureKernel):
     """Heat (diffusivity ``kappa``) plus alpha-stable (``kappa2``, ``alpha`` in (0, 2)) kernel."""
+
+    mixture_rows = MIXTURE_BLOCK
 
     def __init__(self, kappa, kappa2, alpha):
         super().__init__()
@@ -210,26 +211,6 @@ class HeatStableFamily(torch.nn.Module):
             return log_p, None
         weights = torch.softmax(log_terms, -1)
         return log_p, (weights * self._factor(fine, t.unsqueeze(-1))).sum(-1)
-
-    def _blocks(self, d, t, with_factor):
-        n = event_size(d)
-        rho2 = squared_norm(d).to(torch.float64)
-        times = t.to(torch.float64).expand(rho2.shape)
-        parts = [self._mixture(rho2[i:i + MIXTURE_BLOCK], times[i:i + MIXTURE_BLOCK], n, with_factor)
-                 for i in range(0, rho2.shape[0], MIXTURE_BLOCK)]
-        log_p = torch.cat([p[0] for p in parts]) if parts else rho2
-        factor = torch.cat([p[1] for p in parts]) if parts and with_factor else None
-        return log_p, factor
-
-    def conditional_velocity(self, d, t, latent=None):
-        if latent is not None:
-            factor = self._factor(latent.to(torch.float64), t.to(torch.float64))
-        else:
-            factor = self._blocks(d, t, with_factor=True)[1]
-        return d * batch_view(factor.to(d.dtype), d)
-
-    def log_kernel(self, d, t):
-        return self._blocks(d, t, with_factor=False)[0].to(d.dtype)
 
     def _sigma2(self, t):
         t = t.to(torch.float64)
