@@ -216,7 +216,7 @@ def test_viscous_wave_tail_is_the_predicted_power_law():
 
 
 def test_tail_screen_needs_beta_at_most_n():
-    from pde2gen.analysis.analyse import _tail_screen
+    from pde2gen.analysis.positivity_checks import _tail_screen
 
     disp = analyse_dispersion(spec_of("viscous_wave"))
     assert _tail_screen(disp, 1) is None  # beta = 2 > N = 1: the -1/k^2 tail is integrable at x = 0

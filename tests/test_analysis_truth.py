@@ -451,8 +451,8 @@ def test_certification_work_is_bounded():
     """u_tt + 2 u_t = -(-lap)^(7/2) u: the slow branch -s^(7/2) / (1 + sqrt(1 - s^(7/2))) ~ -s^(7/2)/2 is accurate
     in float but below the gap's absolute tolerance at ~700 grid points; each used to be re-solved in mpmath
     (5 s in C2, again in each repair). At most CERTIFY_POINTS are now; C2 still passes with gap ~ k^7 (by hand)."""
-    from pde2gen.analysis import analyse as analyse_module
     from pde2gen.analysis.dispersion import Dispersion
+    from pde2gen.analysis.positivity_checks import CERTIFY_POINTS
 
     calls = []
     original = Dispersion.mp_branches
@@ -469,7 +469,7 @@ def test_certification_work_is_bounded():
     c2 = report.condition("C2")
     assert c2.status == PASS and "k^7 " in c2.reason
     assert report.condition("C1").status == FAIL  # s^(7/2): ghat = e^(-t k^7) is no characteristic function
-    assert len(calls) <= 4 * 3 * analyse_module.CERTIFY_POINTS  # C2 at 2 precisions, in the PDE and its repair
+    assert len(calls) <= 4 * 3 * CERTIFY_POINTS  # C2 at 2 precisions, in the PDE and its repair
 
 
 def test_mass_of_a_sixth_order_pde_is_cancelled_first():

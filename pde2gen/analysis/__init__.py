@@ -1,3 +1,4 @@
 """The analyse stage: dispersion.py (the symbol, its branches, the problem type, the Fourier kernel ghat and the
-semigroup exponent), positivity.py (the numerics of C1) and analyse.py (the conditions C0, C1, C2, the prior,
-equivalences, repairs and the AnalysisReport)."""
+semigroup exponent), positivity.py (the numerics of C1), one module per condition or result (admissibility.py C0,
+smoothing.py C2, positivity_checks.py C1, prior.py, equivalences.py, repairs.py, their types in verdicts.py) and
+analyse.py (the driver that runs them and the AnalysisReport)."""

@@ -150,7 +150,7 @@ def carrying_branches(disp: Dispersion, s: np.ndarray, roots: np.ndarray) -> lis
 
 def smoothing_failure(disp: Dispersion, s: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """(lambda*(s), lambda*(0), mask where C2 fails: lambda*(k) >= lambda*(0) up to root accuracy)."""
-    from ..analysis.analyse import GAP_TOLERANCE
+    from ..analysis.smoothing import GAP_TOLERANCE
 
     growth = disp.numeric_growth(s)
     growth0 = float(disp.numeric_growth(np.zeros(1))[0])
