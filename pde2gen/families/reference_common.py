@@ -324,6 +324,27 @@ class ReferenceFamily:
         return d, state
 
 
+class RadialMixtureReference:
+    """Mixin of the families whose log-kernel and posterior factor are one quadrature per row,
+    ``_mixture(d, t, with_factor) -> (log_p, factor or None)``, and whose coupled velocity is d times
+    ``_factor(latent, t)`` (the NumPy twin of runtime_common.RadialMixtureKernel)."""
+
+    def conditional_velocity(self, d, t, latent):
+        if latent is not None:
+            factor = self._factor(np.asarray(latent, dtype=float), t)
+        else:
+            factor = self._mixture(d, t, with_factor=True)[1]
+        return d * factor[:, None]
+
+    def log_kernel(self, d, t):
+        return self._mixture(d, t, with_factor=False)[0]
+
+    def posterior_terms(self, d, t, slack):
+        # one quadrature gives both the weight and the velocity
+        log_p, factor = self._mixture(d, t, with_factor=True)
+        return np.zeros(len(d), dtype=int), log_p, d * factor[:, None]
+
+
 class MovingVarianceLatent:
     """Mixin of a subordinated family whose latent X moves with d along the coupling: d = sqrt(V) eps with eps
     fixed and V = variance_of_latent(X, t), so V = |d|^2 / |eps|^2 at each stage."""

@@ -9,7 +9,14 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from ..reference_common import MovingVarianceLatent, ReferenceFamily, gig_nodes, log_trapezoid, open_uniform
+from ..reference_common import (
+    MovingVarianceLatent,
+    RadialMixtureReference,
+    ReferenceFamily,
+    gig_nodes,
+    log_trapezoid,
+    open_uniform,
+)
 
 
 def _ig_draw(tau: np.ndarray, m: float, rng) -> np.ndarray:
@@ -39,7 +46,7 @@ HEAT_NIG_COARSE = 512
 HEAT_NIG_FINE = 1024
 
 
-class Reference(MovingVarianceLatent, ReferenceFamily):
+class Reference(MovingVarianceLatent, RadialMixtureReference, ReferenceFamily):
     """f(s) = kappa s + c (sqrt(s + m^2) - m), m >= 0 (m = 0: heat plus Cauchy): the convolution of the heat
     and NIG kernels, d = sqrt(V) eps with V = 2 kappa t + X, X ~ IG(tau / m, tau^2), tau = c t, independent.
 
@@ -85,16 +92,6 @@ class Reference(MovingVarianceLatent, ReferenceFamily):
     def _factor(self, X, t):
         """V_dot / (2 V) of the coupling, given X."""
         return (self.kappa * t + X * _ig_bracket(self.m, X, self.c * t)) / (t * (2.0 * self.kappa * t + X))
-
-    def conditional_velocity(self, d, t, latent):
-        if latent is not None:
-            factor = self._factor(np.asarray(latent, dtype=float), t)
-        else:
-            factor = self._mixture(d, t, with_factor=True)[1]
-        return d * factor[:, None]
-
-    def log_kernel(self, d, t):
-        return self._mixture(d, t, with_factor=False)[0]
 
     def _mixture(self, d, t, with_factor: bool):
         parts = [self._mixture_block(d[i:i + 2048], t[i:i + 2048], with_factor) for i in range(0, len(d), 2048)]
@@ -142,10 +139,6 @@ class Reference(MovingVarianceLatent, ReferenceFamily):
         ends[[0, -1]] = math.log(0.5)
         weights = np.exp(log_terms + ends - special.logsumexp(log_terms + ends, axis=1, keepdims=True))
         return log_p, np.sum(weights * self._factor(np.exp(fine), t[:, None]), axis=1)
-
-    def posterior_terms(self, d, t, slack):
-        log_p, factor = self._mixture(d, t, with_factor=True)
-        return np.zeros(len(d), dtype=int), log_p, d * factor[:, None]
 
     def _sigma2(self, t):
         tau = self.c * t

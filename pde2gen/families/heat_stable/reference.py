@@ -10,7 +10,7 @@ import math
 import numpy as np
 from scipy import special
 
-from ..reference_common import ReferenceFamily, log_trapezoid, positive_stable
+from ..reference_common import RadialMixtureReference, ReferenceFamily, log_trapezoid, positive_stable
 
 MIXTURE_COARSE = 240  # coarse pass over w = log S that locates each row's support
 MIXTURE_BLOCK = 128  # rows sharing one fine grid
@@ -20,7 +20,7 @@ MIXTURE_BLOCK = 128  # rows sharing one fine grid
 MAX_SPACING = 0.25
 
 
-class Reference(ReferenceFamily):
+class Reference(RadialMixtureReference, ReferenceFamily):
     """V = 2 kappa t + X, X = 2 (kappa2 t)^(2/alpha) S (the stable law's variance, shifted by the heat kernel's).
 
     Coupled velocity: each component's own coupling, summed (S is fixed along the path, as for the stable family
@@ -57,20 +57,6 @@ class Reference(ReferenceFamily):
         w = X / V (so that S beyond the float range still gives a number)."""
         w = special.expit(np.log(self._stable_scale(t)) + log_S - np.log(2.0 * self.kappa * t))
         return ((1.0 - w) / 2.0 + w / self.alpha) / t
-
-    def conditional_velocity(self, d, t, latent):
-        if latent is not None:
-            factor = self._factor(np.asarray(latent, dtype=float), t)
-        else:
-            factor = self._mixture(d, t, with_factor=True)[1]
-        return d * factor[:, None]
-
-    def posterior_terms(self, d, t, slack):
-        log_p, factor = self._mixture(d, t, with_factor=True)
-        return np.zeros(len(d), dtype=int), log_p, d * factor[:, None]
-
-    def log_kernel(self, d, t):
-        return self._mixture(d, t, with_factor=False)[0]
 
     def _mixture(self, d, t, with_factor: bool):
         """log p(d) = log int f_S(s) N_N(d; 0, (a + c s) I) ds (a = 2 kappa t, c = 2 (kappa2 t)^(2/alpha)) and
