@@ -32,7 +32,8 @@ def test_the_predict_drift_is_the_reverse_sde_drift_from_the_score(tmp_path):
         log_density = torch.logsumexp(torch.stack([process.log_kernel(x, y.expand(6, 2), times) for y in points]), 0)
         score = torch.autograd.grad(log_density.sum(), x)[0]
         velocity = lambda z, s: process.marginal_velocity(z, s, points)
-        predicted = generated.model.predict_step(process, velocity, x.detach(), t, t_next)
+        predicted = generated.model.predict_step(velocity, x.detach(), times, torch.full((6,), t_next,
+                                                                                      dtype=torch.float64))
         assert generated.model.diffusion_beta(process) == 2.0
     expected = x.detach() + 2 * 2.0 * score * (t - t_next)
     assert torch.allclose(predicted, expected, rtol=1e-10, atol=1e-12)
