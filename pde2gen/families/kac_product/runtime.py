@@ -47,6 +47,7 @@ RADIAL_BITS = 31 - BUCKET_BITS
 # largest a t in a batch made 2-D training batches ~100x slower than torch.randn.
 CPU_TABLE_MAX_RATE = 16.0
 CPU_TABLE_ENTRIES_PER_DRAW = 1.0
+MIN_TABLE_SIZE = 31  # the narrowest poisson_window (a t = 0): below 31 + 2^8 entries per row, no row takes a table
 # log_kernel_and_velocity (Process.marginal_velocity's per-pair work) evaluates I0(z) and I1(z)/z itself, with
 # plain multiply-adds: torch.special.i0e/i1e are scalar Chebyshev code, ~70 ns per value each. Below this z, the
 # power series (all terms positive, no cancellation; 46 terms at z = 30); above, the asymptotic series in 1/z.
@@ -63,17 +64,34 @@ _I0_ASYMPTOTIC = tuple(math.prod((2 * j - 1) ** 2 for j in range(1, k + 1)) / (m
                        for k in range(BESSEL_ASYMPTOTIC_TERMS))
 _I1_ASYMPTOTIC = tuple((-1) ** k * math.prod(4 - (2 * j - 1) ** 2 for j in range(1, k + 1)) / (math.factorial(k) * 8**k)
                        for k in range(BESSEL_ASYMPTOTIC_TERMS))
-T_OF_SIGMA_MAX_STEPS = 12  # Newton steps of t_of_sigma at most (5 suffice from its initial guess; see there)
+# sigma^2 = (c^2 / 2 a^2) g(x), x = 2 a t, g(x) = e^{-x} - 1 + x. Below VARIANCE_SERIES_MAX_X, g by its series
+# x^2 sum_k (-x)^k / (k+2)! (x + expm1(-x) cancels there: relative error 2^-52 / x); VARIANCE_SERIES_TERMS terms
+# leave a tail below 2 x^8 / 10! < 2e-17 of the sum, and the other branch has at most 4.4e-15 at x = 0.05.
+VARIANCE_SERIES_MAX_X = 0.05
+VARIANCE_SERIES_TERMS = 8
+# t_of_sigma: Newton steps from its initial guess (log error <= 0.012 over all x; each step leaves about e^2 / 8:
+# 1.8e-5, 4e-11, 2e-22), a fixed count: no host synchronisation to test convergence (tests: mpmath).
+T_OF_SIGMA_STEPS = 3
+T_OF_SIGMA_GUESS = 0.2379  # alpha of the guess x0 = q + (u + alpha u^2) / (1 + (alpha + 1/3) u + alpha u^2), u = sqrt(2 q)
 ANGLE_SCALE = 2 * math.pi / 2**31  # bits_b (31 bits) -> angle in (0, 2 pi)
 ATOM_ANGLE_MASK = 2**30  # atoms keep only bit 30 of bits_b: angle 0 or pi, cos = +-1 (the fair direction D0)
 FULL_ANGLE_MASK = 2**31 - 1
 
 
 def _radial_exponent(count):
-    """2 / (2 ceil(n/2) - 1) for n >= 1 (Ulrich's exponent for Beta(q, q), q = ceil(n/2)); +inf for n = 0, so
-    that the radius sqrt(1 - U^inf) is 1 (the atom)."""
-    odd = ((count - 1) | 1).to(torch.float64)
-    return torch.where(count == 0, torch.full_like(odd, math.inf), 2 / odd)
+    """2 / (2 ceil(n/2) - 1) for n >= 1 (Ulrich's exponent for Beta(q, q), q = ceil(n/2)); +inf for n = 0 (1 / 0),
+    so that the radius sqrt(1 - U^inf) is 1 (the atom). Float64, from counts of any integer or floating dtype
+    (floating counts are exact integers)."""
+    return count.to(torch.float64).mul(0.5).ceil_().mul_(2.0).sub_(1.0).clamp_min_(0.0).reciprocal_().mul_(2.0)
+
+
+def _count_fields(count, dtype):
+    """(Ulrich's exponent in ``dtype``, the angle's bit mask (int32), the atom mask) of switch counts n: the mask
+    keeps bit 30 only on the atoms, FULL - (FULL - ATOM) 1[atom] (integer arithmetic: no torch.where)."""
+    is_atom = count == 0
+    exponent = _radial_exponent(count)
+    angle_mask = is_atom.to(torch.int32).mul_(ATOM_ANGLE_MASK - FULL_ANGLE_MASK).add_(FULL_ANGLE_MASK)
+    return exponent.to(dtype), angle_mask, is_atom
 
 
 def _direct_poisson_on_cpu(device, generator):
@@ -149,6 +167,17 @@ def bessel_scaled(z, weight):
     return i0e, i1e_over_z
 
 
+def _scaled_variance(x):
+    """(g(x), 1 - e^{-x}) for x >= 0 (float64), g(x) = e^{-x} - 1 + x: the variance's core (sigma^2 = (c^2 / 2a^2)
+    g(2at)) and its derivative; g by its series below VARIANCE_SERIES_MAX_X (terms (-x)^k / (k+2)! as one
+    cumulative product of the ratios -x / (k+2))."""
+    rise = torch.expm1(x.neg()).neg_()
+    ratios = x.clamp_max(VARIANCE_SERIES_MAX_X).unsqueeze(-1).div(
+        torch.arange(3.0, VARIANCE_SERIES_TERMS + 2.0, dtype=x.dtype, device=x.device)).neg_()
+    series = ratios.cumprod_(-1).sum(-1).add_(1.0).mul_(x.square()).mul_(0.5)
+    return torch.where(x < VARIANCE_SERIES_MAX_X, series, x - rise), rise
+
+
 class KacProductFamily(torch.nn.Module):
     """N independent 1-D Kac laws with switching rate ``a`` and speed ``c``; ``atom_rtol`` sets the atom width."""
 
@@ -170,15 +199,19 @@ class KacProductFamily(torch.nn.Module):
         out = torch.empty(batch, n, dtype=t.dtype, device=t.device)
         atoms = torch.empty(batch, n, dtype=torch.bool, device=t.device)
         rate = self.rate * t.to(torch.float64)
-        tabled = self._table_rows(rate, n, t.device, generator)
-        _, table_size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
+        if _direct_poisson_on_cpu(t.device, generator) and CPU_TABLE_ENTRIES_PER_DRAW * n < MIN_TABLE_SIZE + 2**BUCKET_BITS:
+            tabled, table_size = None, MIN_TABLE_SIZE  # no row's table can pay: every count by torch.poisson
+        else:
+            tabled = self._table_rows(rate, n, t.device, generator)
+            _, table_size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
         rows_per_chunk = batch
         if t.device.type == "cpu":
             rows_per_chunk = max(1, min(CHUNK_ELEMENTS // max(n, 1), TABLE_ENTRIES // table_size))
         front = (self.speed * t).unsqueeze(-1)  # c t, applied per chunk (while it is in cache)
         for first in range(0, batch, rows_per_chunk):
             rows = slice(first, first + rows_per_chunk)
-            self._sample_unit_rows(rate[rows], tabled[rows], front[rows], out[rows], atoms[rows], generator)
+            self._sample_unit_rows(rate[rows], None if tabled is None else tabled[rows], front[rows], out[rows],
+                                   atoms[rows], generator)
         return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
 
     @staticmethod
@@ -192,7 +225,8 @@ class KacProductFamily(torch.nn.Module):
         return (rate <= CPU_TABLE_MAX_RATE) & (size + 2**BUCKET_BITS <= CPU_TABLE_ENTRIES_PER_DRAW * draws)
 
     def _sample_unit_rows(self, rate, tabled, front, out, atoms, generator):
-        """Fill out (R, N) with Kac positions (front (R, 1) = c t) and atoms (R, N) with the atom mask.
+        """Fill out (R, N) with Kac positions (front (R, 1) = c t) and atoms (R, N) with the atom mask; ``tabled``
+        (R,) marks the rows with CDF tables, None: no row (all counts by torch.poisson).
 
         Bits: bits_a = [8 bits: bucket of the Poisson uniform U | 23 bits: radial uniform], bits_b = 31 bits of
         the angle. A row's table maps each of the 2^8 buckets of U to Ulrich's exponent when the bucket fixes the
@@ -204,7 +238,12 @@ class KacProductFamily(torch.nn.Module):
         shape = out.shape
         bits_a = random_bits31(shape, device, generator)
         bits_b = random_bits31(shape, device, generator)
-        if bool(tabled.any()):
+        if tabled is None:  # small N on CPU: one torch.poisson call, no tables, no gathers (the same draws)
+            count = torch.poisson(rate.unsqueeze(-1).expand(shape).contiguous(), generator=generator)
+            exponent, angle_mask, is_atom = _count_fields(count, dtype)
+            atoms.copy_(is_atom)
+            refine = None
+        elif bool(tabled.any()):
             start, size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
             cdf = poisson_cdf(torch.where(tabled, rate, torch.zeros_like(rate)), start, size)
             low, high = poisson_bucket_counts(cdf, buckets)
@@ -225,14 +264,14 @@ class KacProductFamily(torch.nn.Module):
             exponent = torch.empty(shape, dtype=dtype, device=device)
             angle_mask = torch.empty(shape, dtype=torch.int32, device=device)
             refine = torch.empty(0, dtype=torch.long, device=device)
-        if refine.numel() > 0:  # flat indices throughout: 1-D gathers and puts (2-D advanced indexing is slow)
+        if refine is not None and refine.numel() > 0:  # flat indices throughout: 1-D gathers and puts (2-D advanced indexing is slow)
             entry = flat.index_select(0, refine).long()
             row, j = entry >> BUCKET_BITS, entry & (buckets - 1)
             u = (j + uniform_open(j.shape, torch.float64, device, generator)) / buckets
             index = poisson_search(cdf, row, low.reshape(-1).index_select(0, entry), high.reshape(-1).index_select(0, entry), u)
             self._set_counts(index + start.index_select(0, row), exponent.view(-1), angle_mask.view(-1),
                              atoms.view(-1), refine)
-        if not bool(tabled.all()):  # whole rows without tables (_table_rows)
+        if tabled is not None and not bool(tabled.all()):  # whole rows without tables (_table_rows)
             large = (~tabled).nonzero().squeeze(-1)
             rates = rate[large].unsqueeze(-1).expand(-1, shape[1])
             if _direct_poisson_on_cpu(device, generator):
@@ -251,10 +290,7 @@ class KacProductFamily(torch.nn.Module):
 
     @staticmethod
     def _set_counts(count, exponent, angle_mask, atom, where):
-        exponent[where] = _radial_exponent(count).to(exponent.dtype)
-        is_atom = count == 0
-        angle_mask[where] = torch.where(is_atom, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
-        atom[where] = is_atom
+        exponent[where], angle_mask[where], atom[where] = _count_fields(count, exponent.dtype)
 
     # ---- kernel, velocity
 
@@ -267,16 +303,17 @@ class KacProductFamily(torch.nn.Module):
         atom mask from sample_displacement, or |d| >= c t - eps_atom without it); |u| <= c exactly."""
         t_b = batch_view(t, d)
         front = self.speed * t_b
-        on_atom = latent if latent is not None else d.abs() >= front - batch_view(self.atom_width(t, d.dtype), d)
-        inside = ~on_atom & (d.abs() < front)
-        d_in = torch.where(inside, d, torch.zeros_like(d))  # double-where: no NaN gradient from r at the cone
-        r = torch.sqrt((front - d_in.abs()) * (front + d_in.abs()))
-        z = self.rate / self.speed * r
-        # (r/c) I0(z)/I1(z) = i0e(z) / (a i1e(z)/z), -> 2/a as z -> 0
-        velocity = d_in / (t_b + torch.special.i0e(z) / (self.rate * i1e_over_x(z)))
-        velocity = torch.where(on_atom, torch.sign(d) * self.speed, velocity)
-        velocity = torch.where(~on_atom & ~inside, torch.sign(d) * self.speed, velocity)  # over the cone
-        return velocity.clamp(-self.speed, self.speed)
+        magnitude = d.abs()
+        on_atom = latent if latent is not None else magnitude >= front - batch_view(self.atom_width(t, d.dtype), d)
+        inside = (magnitude < front).logical_and_(~on_atom)
+        d_in = d * inside  # 0 on and over the cone: r = c t > 0 there, so no NaN gradient from the sqrt
+        magnitude = d_in.abs()
+        z = (front - magnitude).mul_(front + magnitude).sqrt_().mul_(self.rate / self.speed)
+        # (r/c) I0(z)/I1(z) = i0e(z) z / (a i1e(z)), -> 2/a as z -> 0 (z > 0 unless c t underflows: floored)
+        z_floor = z.clamp_min(torch.finfo(z.dtype).tiny)
+        denominator = torch.special.i0e(z).mul_(z_floor).div_(torch.special.i1e(z_floor).mul_(self.rate)).add_(t_b)
+        velocity = torch.where(inside, d_in / denominator, torch.sign(d).mul_(self.speed))  # +-c on and over the cone
+        return velocity.clamp_(-self.speed, self.speed)
 
     def log_kernel(self, d, t):
         """sum over coordinates of log[p_ac(d_i) + atoms regularised as normal bumps] (module doc); the sum is
@@ -364,40 +401,31 @@ class KacProductFamily(torch.nn.Module):
         velocity.add_(torch.sign(d).mul_(on_atom).mul_(self.speed)).clamp_(-self.speed, self.speed)
         return log_p.sum(-1, dtype=torch.float64), velocity
 
-    # ---- noise alignment: sigma^2 = Var K_t = (c^2/a) [t - (1 - e^{-2at}) / (2a)]
-
-    def _variance_core(self, t64):
-        """h(t) = t - (1 - e^{-2at})/(2a) = (e^{-x} - 1 + x)/(2a), x = 2at, by series for x < 0.05."""
-        x = 2 * self.rate * t64
-        small = x < 0.05
-        xs = torch.where(small, x, torch.zeros_like(x))
-        series = xs * xs / 2 * (1 - xs / 3 * (1 - xs / 4 * (1 - xs / 5 * (1 - xs / 6 * (1 - xs / 7)))))
-        return torch.where(small, series, torch.expm1(-x) + x) / (2 * self.rate)
+    # ---- noise alignment: sigma^2 = Var K_t = (c^2/a) [t - (1 - e^{-2at}) / (2a)] = (c^2 / 2a^2) g(2at)
+    # These run on (B,) tensors in every training step: per-call overhead dominates, so each is a few ops, in
+    # place where a Python scalar is involved (out of place, torch converts the scalar to a tensor first).
 
     def sigma(self, t):
-        core = self._variance_core(t.to(torch.float64))
-        return (self.speed / math.sqrt(self.rate) * torch.sqrt(core)).to(t.dtype)
+        core, _ = _scaled_variance(t.to(torch.float64).mul(2 * self.rate))
+        return core.sqrt_().mul_(self.speed / (math.sqrt(2) * self.rate)).to(t.dtype)
 
     def dsigma_dt(self, t):
-        t64 = t.to(torch.float64)
-        sigma = self.speed / math.sqrt(self.rate) * torch.sqrt(self._variance_core(t64))
-        return (self.speed**2 / self.rate * -torch.expm1(-2 * self.rate * t64) / (2 * sigma)).to(t.dtype)
+        """(c^2 / a) (1 - e^{-2at}) / (2 sigma) = (c / sqrt 2) (1 - e^{-x}) / sqrt(g(x))."""
+        core, rise = _scaled_variance(t.to(torch.float64).mul(2 * self.rate))
+        return rise.div_(core.sqrt_()).mul_(self.speed / math.sqrt(2)).to(t.dtype)
 
     def t_of_sigma(self, sigma):
-        """Inverse of sigma(t): Newton on log h(e^s) = log target in s = log t (slope between 1 and 2, concave),
-        started at the two-regime guess sqrt(h/a) + h. In x = 2 a t the problem does not depend on a or c, and
-        the steps shrink as 0.3, 1e-2, 1e-5, 1e-11 for every target (quadratic convergence:
-        an error e leaves about e^2 / 8); the loop stops once a step is below 1e-8, i.e. the error is at
-        rounding level, after 4-5 steps (tests compare with an mpmath inversion from 1e-12 to 1e12)."""
-        target = (sigma.to(torch.float64).square() * self.rate / self.speed**2).clamp_min(1e-300)
-        log_target = torch.log(target)
-        log_t = torch.log(torch.sqrt(target / self.rate) + target)
-        for _ in range(T_OF_SIGMA_MAX_STEPS):
-            t64 = torch.exp(log_t)
-            core = self._variance_core(t64)
-            slope = t64 * -torch.expm1(-2 * self.rate * t64) / core  # d log h / d log t
-            step = (torch.log(core) - log_target) / slope
-            log_t = log_t - step
-            if log_t.numel() == 0 or float(step.abs().max()) < 1e-8:
-                break
-        return torch.exp(log_t).to(sigma.dtype)
+        """Inverse of sigma(t), through g(x) = q = 2 a^2 sigma^2 / c^2 (x = 2at; independent of a and c): Newton on
+        log g(e^s) = log q in s = log x (slope x (1 - e^{-x}) / g between 1 and 2, concave: after the first step
+        the iterates approach the root from below), T_OF_SIGMA_STEPS steps from x0 = q + (u + alpha u^2) /
+        (1 + (alpha + 1/3) u + alpha u^2), u = sqrt(2 q), which has x's two limits sqrt(2q) + q/3 and q + 1 and is
+        within 1.2% of x everywhere (tests compare with an mpmath inversion from 1e-10 to 1e10 and a, c over 7
+        decades)."""
+        q = sigma.to(torch.float64).square().mul_(2 * (self.rate / self.speed) ** 2).clamp_(1e-300, 1e300)
+        u = q.mul(2.0).sqrt_()
+        alpha_u = u.mul(T_OF_SIGMA_GUESS)
+        x = (alpha_u + 1.0).mul_(u).div_(alpha_u.add_(T_OF_SIGMA_GUESS + 1 / 3).mul_(u).add_(1.0)).add_(q)
+        for _ in range(T_OF_SIGMA_STEPS):  # s -= step, as x *= e^-step (relative rounding 1 ulp at any |log x|)
+            core, rise = _scaled_variance(x)
+            x = x * core.div(q).log_().mul_(core).div_(rise.mul_(x)).neg_().exp_()  # log(g/q): no |log q| eps
+        return x.mul_(0.5 / self.rate).to(sigma.dtype)
