@@ -213,7 +213,8 @@ def _semigroup_recognition(dispersion: Dispersion, values: dict) -> Recognition:
         negative = [c for c in list(powers.values()) + list(nig_by_m.values()) if c <= 0]
         if negative:
             return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} has a non-positive coefficient")
-        return _match(Shape("semigroup", powers=powers, nig=nig_by_m)) or _unknown_sum(f, powers, nig_by_m)
+        shape = Shape("semigroup", powers=powers, nig=nig_by_m)
+        return _match(shape) or _unknown_sum(f, shape)
     if nig_by_m:
         (m, c), = nig_by_m.items()
         if c <= 0:
@@ -231,12 +232,12 @@ def _semigroup_recognition(dispersion: Dispersion, values: dict) -> Recognition:
     return found or Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)}: no family takes this subordinator")
 
 
-def _unknown_sum(f: sp.Expr, powers: dict, nig_by_m: dict) -> Recognition:
-    """A sum of subordinators that no family takes, said precisely."""
-    names = [f"s^({sp.sstr(p)})" for p in powers] + [f"sqrt(s + {m * m:.6g})" for m in nig_by_m]
+def _unknown_sum(f: sp.Expr, shape: Shape) -> Recognition:
+    """A sum of subordinators that no family takes, said precisely (a family's own limits, where one says why)."""
+    names = [f"s^({sp.sstr(p)})" for p in shape.powers] + [f"sqrt(s + {m * m:.6g})" for m in shape.nig]
+    why = next((text for text in (info.refusal(shape) for info in FAMILIES.values()) if text), None)
     return Recognition(None, NOT_DERIVABLE + f"f(s) = {sp.sstr(f)} sums the subordinators {', '.join(names)}; "
-                       "no family of pde2gen takes this sum (two non-Gaussian components, for instance, need the "
-                       "law of a sum of random variances, not implemented yet)")
+                       "no family of pde2gen takes this sum" + (f": {why}" if why else ""))
 
 
 def _bernstein_parts(f: sp.Expr):

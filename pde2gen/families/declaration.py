@@ -63,6 +63,9 @@ class FamilyInfo:
     ghat: Callable[[dict, sp.Symbol, sp.Symbol], sp.Expr]  # (parameters, s, t) -> ghat, the one closed form
     # (parameters, how it was recognised in one line) if the shape is this family's, else None
     recognise: Callable[[Shape], tuple[dict, str] | None]
+    # why the family declines a shape of its kind that it cannot take yet (limits of its tables), else None: the
+    # recogniser's "not derivable yet" says it
+    refusal: Callable[[Shape], str | None] = lambda shape: None
     isotropic: bool = True
     bounded_support: bool = False  # the kernel lives in a bounded set at every t (Kac: the light cone)
     product_is_itself: bool = False  # the product of its 1-D kernels is the same family (Gaussian)

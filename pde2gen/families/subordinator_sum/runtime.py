@@ -1,0 +1,437 @@
+"""Sums of two or more non-Gaussian subordinators, with or without heat (a positive combination of Bernstein symbols,
+f(s) = kappa s + sum_j kappa_j s^(alpha_j/2) + sum_i c_i (sqrt(s + m_i^2) - m_i)): d = sqrt(V) eps with
+V = 2 kappa t + sum of independent components, X_j = 2 (kappa_j t)^(2/alpha_j) S_j (S_j positive (alpha_j/2)-stable,
+Kanter's method) and X_i ~ InverseGaussian(tau_i / m_i, tau_i^2), tau_i = c_i t (m_i = 0: Levy).
+
+Velocity: the components' quantile couplings summed, u = (V_dot / (2 V)) d, V_dot = 2 kappa + sum X_dot with
+X_dot = (2 / alpha) X / t (stable) and (2 X / t) [1 - m sqrt(pi X / 2) erfcx((m X + tau) / sqrt(2 X))] (inverse
+Gaussian); the latent is log X per component, (B, K). Without it, the posterior mean given |d|:
+E[V_dot / (2 V) | d] = int phi_N(d; V) (2 kappa f_Y + J_Y) / (2 V) dy / p(d), where J_Y = -d/dt P(Y <= y) is the
+probability flux of the law of Y = sum of the components (the continuity equation of V's law, whatever the coupling).
+
+The law of log Y and its flux are tabulated per time on a uniform grid in w = log y by sequential convolution
+(z f_Z(z) = int p(u) q(w + log(1 - r)) chi(r) / (1 - r) du + the same with p, q exchanged, r = e^(u - w),
+chi(r) = (1 - r)^n / (r^n + (1 - r)^n); the flux of a sum is J_X * f_X' + f_X * J_X'); q off the grid is read by
+6-point Lagrange interpolation of log q; far below w two prefix sums replace the sum over u. Error budget, table
+range and spacing: the twin's docstring (pde2gen/families/subordinator_sum/reference.py), which this file follows
+step for step; tables are kept per (time, device) for TABLE_CACHE times.
+"""
+import math  # runtime-import
+
+import torch  # runtime-import
+
+from pde2gen.families.runtime_common import (  # runtime-import
+    RadialMixtureKernel,  # runtime-import
+    batch_view,  # runtime-import
+    gauss_legendre,  # runtime-import
+    sample_inverse_gaussian,  # runtime-import
+    standard_normal,  # runtime-import
+    uniform_open,  # runtime-import
+)  # runtime-import
+
+SUM_STABLE_SLOTS = 3
+SUM_NIG_SLOTS = 3
+SUM_GRID_SPACING = 0.05  # at most; 0.1 / gamma where a stable component's lower tail is steeper
+SUM_NEAR_SPAN = 14.0  # in w: below w - this, two prefix sums carry the convolution (error O(e^-28))
+SUM_PARTITION_POWER = 6
+SUM_LOG_FLOOR_DEPTH = 1500.0
+SUM_LOWER_DEPTH = 80.0
+SUM_HEAVY_REACH = 30.0
+SUM_TABLE_CACHE = 64
+SUM_ROWS = 256  # rows per quadrature block
+SUM_MAX_NODES = 16384  # cap of the per-row fine grid
+ZOLOTAREV_SUM_PANELS = (0.0, math.pi - 1.0, math.pi - 0.3, math.pi - 0.05, math.pi)
+ZOLOTAREV_SUM_NODES = 200
+STABLE_SERIES_TERMS = 80
+STABLE_SERIES_FROM = 0.3  # the series replaces the quadrature where x^(-beta) <= this
+
+
+def sum_grid_spacing(alphas):
+    """SUM_GRID_SPACING, or 0.1 / gamma for the steepest stable lower tail (gamma = beta / (1 - beta))."""
+    return min([SUM_GRID_SPACING] + [0.1 / (alpha / (2.0 - alpha)) for alpha in alphas])
+
+
+def lagrange6(x):
+    """Weights (..., 6) of 6-point Lagrange interpolation at x (node units) on nodes -2 .. 3."""
+    nodes = [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+    columns = []
+    for k in range(6):
+        weight = torch.ones_like(x)
+        for m in range(6):
+            if m != k:
+                weight = weight * (x - nodes[m]) / (nodes[k] - nodes[m])
+        columns.append(weight)
+    return torch.stack(columns, -1)
+
+
+def interpolate_log(values, start, h, w):
+    """values on the grid start + i h read at w (any shape): 6-point Lagrange inside, linear above, -inf below."""
+    last = values.shape[0] - 1
+    position = (w - start) / h
+    base = position.floor().clamp(2, last - 3)
+    weights = lagrange6(position - base)
+    index = (base.long().unsqueeze(-1) + torch.arange(-2, 4, device=w.device)).clamp(0, last)
+    inside = (weights * values[index]).sum(-1)
+    above = values[last] + (values[last] - values[last - 1]) * (position - last)
+    return torch.where(position < 0, torch.full_like(w, -math.inf), torch.where(position > last, above, inside))
+
+
+def floor_log(values):
+    """Log-values floored SUM_LOG_FLOOR_DEPTH below their peak (NaN and -inf included): interpolation stays finite."""
+    values = torch.nan_to_num(values, nan=-math.inf)
+    peak = values.max()
+    return values.clamp_min(float(peak) - SUM_LOG_FLOOR_DEPTH)
+
+
+class SumConvolutionPlan:
+    """The near part of one convolution half: k = 1 .. K - 1 steps below w, v - w = log(1 - e^(-k h))."""
+
+    def __init__(self, h, device):
+        self.near = int(math.ceil(SUM_NEAR_SPAN / h))
+        k = torch.arange(1, self.near, dtype=torch.float64, device=device)
+        r = torch.exp(-k * h)
+        delta = torch.log1p(-r) / h
+        self.k = k.long()
+        self.base = delta.floor().long()
+        self.weights = lagrange6(delta - delta.floor())
+        n = SUM_PARTITION_POWER
+        log_one_minus = torch.log1p(-r)
+        self.log_kernel = (n - 1) * log_one_minus - torch.logaddexp(n * torch.log(r), n * log_one_minus) + math.log(h)
+
+
+def convolution_half(log_a, log_b, plan, h):
+    """log of sum_u a(u) b(w + log(1 - r)) chi(r) / (1 - r) h, r = e^(u - w), at every grid w; far below w,
+    b(w) (1 + r (1 - b'/b)) from two prefix sums of a."""
+    T = log_a.shape[0]
+    device = log_a.device
+    w = h * torch.arange(T, dtype=torch.float64, device=device)
+    prefix = torch.logcumsumexp(log_a, 0) + math.log(h)
+    prefix_moment = torch.logcumsumexp(log_a + w, 0) + math.log(h)
+    slope = torch.empty_like(log_b)
+    slope[1:-1] = (log_b[2:] - log_b[:-2]) / (2 * h)
+    slope[0] = (log_b[1] - log_b[0]) / h
+    slope[-1] = (log_b[-1] - log_b[-2]) / h
+    offsets = torch.arange(-2, 4, device=device)
+    out = torch.empty_like(log_a)
+    for start in range(0, T, 512):
+        j = torch.arange(start, min(T, start + 512), device=device)
+        ia = j.unsqueeze(-1) - plan.k
+        ib = (j[:, None, None] + plan.base[None, :, None] + offsets).clamp(0, T - 1)
+        b = (plan.weights * log_b[ib]).sum(-1)
+        terms = torch.where(ia >= 0, log_a[ia.clamp_min(0)] + b + plan.log_kernel, torch.full_like(b, -math.inf))
+        far_index = (j - plan.near).clamp_min(0)
+        correction = torch.nan_to_num((1 - slope[j]) * torch.exp(prefix_moment[far_index] - prefix[far_index] - w[j]),
+                                      nan=0.0)
+        far = torch.where(j - plan.near >= 0, prefix[far_index] + log_b[j] + torch.log1p(correction.clamp(-0.5, 0.5)),
+                          torch.full_like(correction, -math.inf))
+        out[j] = torch.logsumexp(torch.cat([terms, far.unsqueeze(-1)], -1), -1)
+    return out
+
+
+def convolve_log(p, q, plan, h):
+    """log density of log (X + X') from those of log X and log X' on one grid."""
+    return floor_log(torch.logaddexp(convolution_half(p, q, plan, h), convolution_half(q, p, plan, h)))
+
+
+class SubordinatorSumFamily(RadialMixtureKernel):
+    """Heat (``kappa`` >= 0) plus up to three stable (``kappa_j``, ``alpha_j``) and three inverse-Gaussian (``c_i``,
+    ``m_i``) components; a zero coefficient leaves its slot unused."""
+
+    mixture_rows = SUM_ROWS
+
+    def __init__(self, kappa, kappa_1, alpha_1, kappa_2, alpha_2, kappa_3, alpha_3, c_1, m_1, c_2, m_2, c_3, m_3):
+        super().__init__()
+        if not kappa >= 0:
+            raise ValueError(f"subordinator_sum: `kappa` must be >= 0, got {kappa}")
+        self.heat = float(kappa)
+        self.stables = []
+        for index, (coefficient, alpha) in enumerate(((kappa_1, alpha_1), (kappa_2, alpha_2), (kappa_3, alpha_3)), 1):
+            if not (coefficient >= 0 and 0 < alpha < 2):
+                raise ValueError(f"subordinator_sum: need kappa_{index} >= 0 and 0 < alpha_{index} < 2, got "
+                                 f"{coefficient}, {alpha}")
+            if coefficient > 0:
+                self.stables.append((float(coefficient), float(alpha)))
+        self.nigs = []
+        for index, (c, m) in enumerate(((c_1, m_1), (c_2, m_2), (c_3, m_3)), 1):
+            if not (c >= 0 and m >= 0):
+                raise ValueError(f"subordinator_sum: need c_{index} >= 0 and m_{index} >= 0, got {c}, {m}")
+            if c > 0:
+                self.nigs.append((float(c), float(m)))
+        if not self.stables and not self.nigs:
+            raise ValueError("subordinator_sum: at least one non-Gaussian component is needed")
+        # every parameter a buffer (state_dict and device moves carry them); the Python copies above drive the work
+        for name, value in (("kappa", kappa), ("kappa_1", kappa_1), ("alpha_1", alpha_1), ("kappa_2", kappa_2),
+                            ("alpha_2", alpha_2), ("kappa_3", kappa_3), ("alpha_3", alpha_3), ("c_1", c_1),
+                            ("m_1", m_1), ("c_2", c_2), ("m_2", m_2), ("c_3", c_3), ("m_3", m_3)):
+            self.register_buffer(name, torch.tensor(float(value), dtype=torch.float64))
+        self.h = sum_grid_spacing([alpha for _, alpha in self.stables])
+        points, weights = gauss_legendre(ZOLOTAREV_SUM_NODES)
+        edges = torch.tensor(ZOLOTAREV_SUM_PANELS, dtype=torch.float64)
+        half = (edges[1:] - edges[:-1]).unsqueeze(-1) / 2
+        self.register_buffer("zolotarev_u", (edges[:-1].unsqueeze(-1) + half * (points + 1)).reshape(-1), persistent=False)
+        self.register_buffer("zolotarev_log_du", torch.log(half * weights).reshape(-1), persistent=False)
+        self.log_medians = [self._log_median_stable(alpha / 2) for _, alpha in self.stables]
+        self._plans = {}
+        self._tables = {}
+
+    @property
+    def components(self):
+        return len(self.stables) + len(self.nigs)
+
+    # ---- the positive beta-stable law (Zolotarev's integral; Kanter's draws)
+
+    def _log_kanter(self, beta, u):
+        g = beta / (1 - beta)
+        return g * torch.log(torch.sin(beta * u)) + torch.log(torch.sin((1 - beta) * u)) - torch.log(torch.sin(u)) / (1 - beta)
+
+    def _log_stable_density(self, beta, w):
+        """log f_S(e^w), S positive beta-stable, at any w (float64): Zolotarev's integral
+        f(x) = (1/pi) int g a(u) y / x exp(-a(u) y) du (y = x^(-g), g = beta / (1 - beta)) where x^(-beta) > 0.3,
+        the convergent series (1/pi) sum_k (-1)^(k+1) Gamma(beta k + 1) / k! sin(pi beta k) x^(-beta k - 1) beyond."""
+        g = beta / (1 - beta)
+        log_a0 = math.log(1 - beta) + g * math.log(beta)
+        u = self.zolotarev_u.to(w.device)
+        log_du = self.zolotarev_log_du.to(w.device)
+        log_a = self._log_kanter(beta, u)
+        out = torch.empty_like(w)
+        quadrature = w < -math.log(STABLE_SERIES_FROM) / beta
+        wq = w[quadrature]
+        for start in range(0, wq.shape[0], 1024):
+            chunk = wq[start:start + 1024].unsqueeze(-1)
+            log_y = -g * chunk
+            lead = torch.exp(log_a0 + log_y)
+            excess = lead * torch.expm1(log_a - log_a0)  # (a(u) - a(0)) y >= 0, inf where it overflows
+            terms = log_du + math.log(g) + log_a + log_y - chunk - excess
+            wq[start:start + 1024] = torch.logsumexp(terms, -1) - math.log(math.pi) - lead.squeeze(-1)
+        out[quadrature] = wq
+        ks = torch.arange(1, STABLE_SERIES_TERMS + 1, dtype=torch.float64, device=w.device)
+        series = torch.exp(torch.lgamma(beta * ks + 1) - torch.lgamma(ks + 1)) * torch.sin(math.pi * beta * ks) / math.pi
+        series = series * torch.where(ks % 2 == 1, 1.0, -1.0).to(torch.float64)
+        tail = w[~quadrature]
+        out[~quadrature] = torch.log(torch.exp(-beta * torch.outer(tail, ks)) @ series) - tail
+        return out
+
+    def _log_median_stable(self, beta):
+        """log median(S): bisection in w of F(e^w) = (1/pi) int exp(-a(u) e^(-g w)) du = 1/2."""
+        g = beta / (1 - beta)
+        log_a = self._log_kanter(beta, self.zolotarev_u)
+        low, high = -60.0 / g - 60.0, 60.0 / beta + 60.0
+        for _ in range(100):
+            middle = (low + high) / 2
+            cdf = float(torch.exp(torch.logsumexp(self.zolotarev_log_du - torch.exp(log_a - g * middle), 0)) / math.pi)
+            low, high = (low, middle) if cdf > 0.5 else (middle, high)
+        return (low + high) / 2
+
+    def _sample_log_stable(self, beta, t, generator):
+        """log S, Kanter: S = (a(U) / E)^(1/g), U ~ U(0, pi), E ~ Exp(1); sin(U) from the nearer end point."""
+        v = uniform_open(t.shape, torch.float64, t.device, generator)
+        log_e = torch.log(-torch.log(uniform_open(t.shape, torch.float64, t.device, generator)))
+        u = math.pi * v
+        near = torch.minimum(v, 1 - v) * math.pi
+        g = beta / (1 - beta)
+        log_a = g * torch.log(torch.sin(beta * u)) + torch.log(torch.sin((1 - beta) * u)) - torch.log(torch.sin(near)) / (1 - beta)
+        return (log_a - log_e) / g
+
+    # ---- the components at time t (stables first, then inverse Gaussians)
+
+    def _stable_log_scale(self, index, t):
+        coefficient, alpha = self.stables[index]
+        return math.log(2) + (2 / alpha) * torch.log(coefficient * t)
+
+    def _component_log_density(self, index, w, t):
+        """log density of log X at w (t a float64 scalar tensor)."""
+        if index < len(self.stables):
+            shifted = w - self._stable_log_scale(index, t)
+            return self._log_stable_density(self.stables[index][1] / 2, shifted) + shifted
+        c, m = self.nigs[index - len(self.stables)]
+        tau = c * t
+        return (torch.log(tau) - 0.5 * math.log(2 * math.pi) - 0.5 * w - 0.5 * m * m * torch.exp(w) + m * tau
+                - 0.5 * tau * tau * torch.exp(-w))
+
+    def _component_log_rate(self, index, w, t):
+        """log (X_dot / X) of the component's coupling at X = e^w."""
+        if index < len(self.stables):
+            return torch.log(2 / (self.stables[index][1] * t)) + torch.zeros_like(w)
+        c, m = self.nigs[index - len(self.stables)]
+        if m == 0:
+            return torch.log(2 / t) + torch.zeros_like(w)
+        x = torch.exp(w)
+        bracket = 1 - m * torch.sqrt(math.pi * x / 2) * torch.special.erfcx((m * x + c * t) / torch.sqrt(2 * x))
+        return torch.log(2 / t) + torch.log(torch.nan_to_num(bracket, nan=1.0).clamp_min(1e-300))
+
+    def _component_range(self, index, t):
+        """(lower cut, top) in w = log X (floats): e^-SUM_LOWER_DEPTH below the peak, and the top the table needs."""
+        if index < len(self.stables):
+            coefficient, alpha = self.stables[index]
+            beta = alpha / 2
+            g = beta / (1 - beta)
+            log_scale = math.log(2) + (2 / alpha) * math.log(coefficient * t)
+            lower = (math.log(1 - beta) + g * math.log(beta) - math.log(SUM_LOWER_DEPTH)) / g + log_scale
+            return lower, log_scale + self.log_medians[index] + SUM_HEAVY_REACH / beta + 20.0
+        c, m = self.nigs[index - len(self.stables)]
+        tau = c * t
+        lower = math.log(tau * tau / (2 * SUM_LOWER_DEPTH))
+        if m == 0:
+            return lower, math.log(tau * tau) + SUM_HEAVY_REACH / 0.5 + 20.0
+        return lower, math.log(2 * (SUM_LOWER_DEPTH + m * tau) / (m * m)) + 2.0
+
+    def _plan(self, device):
+        key = str(device)
+        if key not in self._plans:
+            self._plans[key] = SumConvolutionPlan(self.h, device)
+        return self._plans[key]
+
+    def sum_table(self, t, device):
+        """(grid start, log density of log Y, log y J(y)) at the time t (a float), J = -d/dt P(Y <= y)."""
+        key = (float(t), str(device))
+        if key in self._tables:
+            return self._tables[key]
+        h = self.h
+        time = torch.tensor(float(t), dtype=torch.float64, device=device)
+        ranges = [self._component_range(i, float(t)) for i in range(self.components)]
+        start = min(low for low, _ in ranges)
+        top = max(high for _, high in ranges) + math.log(self.components) + 2.0
+        w = start + h * torch.arange(int(math.ceil((top - start) / h)) + 1, dtype=torch.float64, device=device)
+        plan = self._plan(device)
+        density = flux = None
+        for i in range(self.components):
+            p = floor_log(self._component_log_density(i, w, time))
+            j = floor_log(p + w + self._component_log_rate(i, w, time))
+            if density is None:
+                density, flux = p, j
+                continue
+            flux = floor_log(torch.logaddexp(convolve_log(flux, p, plan, h), convolve_log(density, j, plan, h)))
+            density = convolve_log(density, p, plan, h)
+        if len(self._tables) >= SUM_TABLE_CACHE:
+            self._tables.pop(next(iter(self._tables)))
+        self._tables[key] = (start, density, flux)
+        return self._tables[key]
+
+    # ---- runtime interface
+
+    def _sample_log_components(self, t, generator=None):
+        """log X per component, (B, K) float64."""
+        t = t.to(torch.float64)
+        columns = [self._stable_log_scale(j, t) + self._sample_log_stable(alpha / 2, t, generator)
+                   for j, (_, alpha) in enumerate(self.stables)]
+        columns += [torch.log(sample_inverse_gaussian(c * t, m, generator)) for c, m in self.nigs]
+        return torch.stack(columns, -1)
+
+    def sample_mixing_variance(self, t, generator=None):
+        """V_t = 2 kappa t + sum of the components (float64, shape of t): the ancestral sampler's variance path."""
+        return 2 * self.kappa * t.to(torch.float64) + torch.exp(self._sample_log_components(t, generator)).sum(-1)
+
+    def sample_displacement(self, t, shape, generator=None):
+        """(d, latent): d = sqrt(V) eps, latent log X per component (B, K), in t's dtype."""
+        log_x = self._sample_log_components(t, generator)
+        log_v = torch.logsumexp(log_x, -1)
+        if self.heat > 0:
+            log_v = torch.logaddexp(torch.log(2 * self.kappa * t.to(torch.float64)), log_v)
+        eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
+        return eps.mul_(batch_view(torch.exp(0.5 * log_v).to(t.dtype), eps)), log_x.to(t.dtype)
+
+    def _factor(self, log_x, t):
+        """V_dot / (2 V) given log X per component: (kappa t + sum X (X_dot / X) t / 2) / (t V)."""
+        t = t.to(torch.float64)
+        log_x = log_x.to(torch.float64)
+        x = torch.exp(log_x)
+        weighted = torch.zeros_like(t)
+        for index in range(self.components):
+            weighted = weighted + x[:, index] * torch.exp(self._component_log_rate(index, log_x[:, index], t)) * t / 2
+        return (self.kappa * t + weighted) / (t * (2 * self.kappa * t + x.sum(-1)))
+
+    def _mixture(self, rho2, t, n, with_factor):
+        log_p = torch.empty_like(rho2)
+        factor = torch.empty_like(rho2) if with_factor else None
+        for time in torch.unique(t).tolist():
+            rows = (t == time).nonzero().squeeze(-1)
+            part_p, part_f = self._mixture_at(rho2[rows], time, n, with_factor)
+            log_p[rows] = part_p
+            if with_factor:
+                factor[rows] = part_f
+        return log_p, factor
+
+    def _mixture_at(self, rho2, time, n, with_factor):
+        """log int g(w) phi_N(rho; a + e^w) dw and E[V_dot / (2 V) | d] at one time: a coarse pass on the table's
+        nodes (extended linearly above it to where |d|^2 / N lies) finds each row's support within e^-40 of its
+        maximum; a fine uniform grid with spacing min(h, 0.2 sqrt(2 / N)) covers it."""
+        device = rho2.device
+        h = self.h
+        start, density, flux = self.sum_table(time, device)
+        a = 2 * self.heat * time
+        log_a = math.log(a) if a > 0 else -math.inf
+        top = start + h * (density.shape[0] - 1)
+        reach = float(torch.log(rho2.clamp_min(1e-300) / n).max()) + 10.0
+        coarse = start + h * torch.arange(int(math.ceil((max(top, reach) - start) / h)) + 1, dtype=torch.float64,
+                                          device=device)
+
+        def log_gauss(w):
+            log_v = torch.logaddexp(torch.full_like(w, log_a), w)
+            return -0.5 * n * (math.log(2 * math.pi) + log_v) - 0.5 * rho2.unsqueeze(-1) * torch.exp(-log_v)
+
+        values = interpolate_log(density, start, h, coarse).unsqueeze(0) + log_gauss(coarse.expand(rho2.shape[0], -1))
+        keep = values > values.max(-1, keepdim=True).values - 40
+        index = torch.arange(coarse.shape[0], device=device)
+        first = torch.where(keep, index, coarse.shape[0]).min(-1).values
+        last = torch.where(keep, index, -1).max(-1).values
+        left = coarse[(first - 1).clamp_min(0)]
+        right = coarse[(last + 1).clamp_max(coarse.shape[0] - 1)]
+        spacing = min(h, 0.2 * math.sqrt(2 / n))
+        nodes = int(min(SUM_MAX_NODES, math.ceil(float((right - left).max()) / spacing) + 1))
+        grid = torch.linspace(0, 1, nodes, dtype=torch.float64, device=device)
+        fine = left.unsqueeze(-1) + (right - left).unsqueeze(-1) * grid
+        ends = torch.zeros(nodes, dtype=torch.float64, device=device)
+        ends[0] = ends[-1] = math.log(0.5)
+        log_density = interpolate_log(density, start, h, fine)
+        log_terms = log_density + log_gauss(fine) + ends
+        log_p = torch.logsumexp(log_terms, -1) + torch.log((right - left) / (nodes - 1))
+        if not with_factor:
+            return log_p, None
+        weights = torch.softmax(log_terms, -1)
+        log_v = torch.logaddexp(torch.full_like(fine, log_a), fine)
+        heat_flux = (math.log(2 * self.heat) + log_density) if self.heat > 0 else torch.full_like(fine, -math.inf)
+        rate = torch.exp(torch.logaddexp(heat_flux, interpolate_log(flux, start, h, fine)) - log_density - log_v) / 2
+        return log_p, (weights * rate).sum(-1)
+
+    # ---- noise level
+
+    def _sigma2_and_slope(self, t):
+        """sigma^2 = 2 kappa t + sum_j 2 median(S_j) (kappa_j t)^(2/alpha_j) + sum_i tau_i^2 / (1 + m_i tau_i), and
+        its derivative: each component's own alignment, summed."""
+        t = t.to(torch.float64)
+        value = 2 * self.kappa * t
+        slope = 2 * self.kappa + torch.zeros_like(t)
+        for ((coefficient, alpha), log_median) in zip(self.stables, self.log_medians):
+            term = 2 * math.exp(log_median) * (coefficient * t) ** (2 / alpha)
+            value = value + term
+            slope = slope + (2 / alpha) * term / t
+        for c, m in self.nigs:
+            tau = c * t
+            value = value + tau * tau / (1 + m * tau)
+            slope = slope + c * tau * (2 + m * tau) / (1 + m * tau).square()
+        return value, slope
+
+    def sigma(self, t):
+        return torch.sqrt(self._sigma2_and_slope(t)[0]).to(t.dtype)
+
+    def dsigma_dt(self, t):
+        value, slope = self._sigma2_and_slope(t)
+        return (slope / (2 * torch.sqrt(value))).to(t.dtype)
+
+    def t_of_sigma(self, sigma):
+        """sigma^2(t) is increasing and convex: Newton from the smallest of the components' own inverses (each
+        above the root) converges monotonically; 200 steps bound the work."""
+        s2 = sigma.to(torch.float64).square()
+        guesses = [s2 / (2 * self.kappa)] if self.heat > 0 else []
+        for (coefficient, alpha), log_median in zip(self.stables, self.log_medians):
+            guesses.append((s2 / (2 * math.exp(log_median))) ** (alpha / 2) / coefficient)
+        for c, m in self.nigs:
+            guesses.append((m * s2 + torch.sqrt((m * s2).square() + 4 * s2)) / (2 * c))
+        t = torch.stack(guesses).min(0).values
+        for _ in range(200):
+            value, slope = self._sigma2_and_slope(t)
+            step = (value - s2) / slope
+            t = t - step
+            if bool((step.abs() <= 1e-15 * t.abs()).all()):
+                break
+        return t.to(sigma.dtype)

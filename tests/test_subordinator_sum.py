@@ -1,0 +1,300 @@
+"""The subordinator_sum family (issue 12, composite kernels): f(s) = kappa s + sum_j kappa_j s^(alpha_j/2) +
+sum_i c_i (sqrt(s + m_i^2) - m_i) with two or more non-Gaussian components. Its torch runtime (what generated modules
+inline) is checked against computations that share none of its convolution machinery: the Fourier inversion of
+exp(-t f(k^2)), closed forms (inverse Gaussians of one m add up to an inverse Gaussian, stables of one index to a
+stable: the nig and stable families), a nested two-dimensional quadrature over the components' own laws, and the
+continuity equation d/dt E phi(d_t) = E[grad phi . u]. Statistical checks state their false-alarm rate."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+from scipy import integrate, special
+
+from pde2gen.derive import reference
+from pde2gen.families import FAMILIES, FamilyConfig, Shape
+from pde2gen.families.reference_common import positive_stable
+from pde2gen.families.subordinator_sum import PARAMETERS
+
+torch = pytest.importorskip("torch")
+
+from pde2gen.families.subordinator_sum.runtime import SubordinatorSumFamily  # noqa: E402
+
+R = sp.Rational
+FALSE_ALARM = 1e-9  # per test (Bonferroni over its comparisons)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def params(kappa=0.0, stables=(), nigs=()):
+    values = {name: 0.0 for name in PARAMETERS}
+    values.update({f"alpha_{j}": 1.0 for j in (1, 2, 3)})
+    values["kappa"] = kappa
+    for j, (coefficient, alpha) in enumerate(stables, 1):
+        values[f"kappa_{j}"], values[f"alpha_{j}"] = coefficient, alpha
+    for i, (c, m) in enumerate(nigs, 1):
+        values[f"c_{i}"], values[f"m_{i}"] = c, m
+    return values
+
+
+def config(**kwargs):
+    values = params(**kwargs)
+    return FamilyConfig("subordinator_sum", tuple((name, values[name]) for name in PARAMETERS))
+
+
+def symbol(kappa=0.0, stables=(), nigs=()):
+    """f(s) as a NumPy function (written here from the definition, not from the family)."""
+    def f(s):
+        total = kappa * s
+        for coefficient, alpha in stables:
+            total = total + coefficient * s ** (alpha / 2)
+        for c, m in nigs:
+            total = total + c * (np.sqrt(s + m * m) - m)
+        return total
+    return f
+
+
+CASES = {  # the issue's examples (stable + stable, heat + two stables, stable + NIG, NIG + NIG) and a three-term NIG mix
+    "half+three_quarters": dict(stables=[(1.0, 1.0), (1.0, 1.5)]),
+    "heat+half+three_quarters": dict(kappa=1.0, stables=[(1.0, 1.0), (1.0, 1.5)]),
+    "three_quarters+nig": dict(stables=[(1.0, 1.5)], nigs=[(1.0, 1.0)]),
+    "nig+nig": dict(nigs=[(1.0, 1.0), (2.0, 2.0)]),
+    "quarter+cauchy+nig": dict(stables=[(0.5, 0.5), (1.0, 1.0)], nigs=[(1.0, 0.5)]),
+}
+
+
+@pytest.fixture(scope="module")
+def runtimes():
+    built = {}
+
+    def get(name):
+        if name not in built:
+            built[name] = SubordinatorSumFamily(**params(**CASES[name]))
+        return built[name]
+    return get
+
+
+def f64(values):
+    return torch.as_tensor(np.asarray(values, dtype=np.float64))
+
+
+# ---------------------------------------------------------------------------------------------- recognition
+def claimants(shape):
+    return [name for name, info in FAMILIES.items() if info.recognise(shape) is not None]
+
+
+@pytest.mark.parametrize("powers, nig", [
+    ({R(1, 2): 1.0, R(3, 4): 1.0}, {}),  # s^(1/2) + s^(3/4)
+    ({1: 1.0, R(1, 2): 1.0, R(3, 4): 1.0}, {}),  # s + s^(1/2) + s^(3/4)
+    ({R(3, 4): 1.0}, {1.0: 1.0}),  # s^(3/4) + (sqrt(s + 1) - 1)
+    ({}, {1.0: 1.0, 2.0: 2.0}),  # (sqrt(s + 1) - 1) + 2 (sqrt(s + 4) - 2)
+    ({R(1, 8): 2.0, R(1, 2): 1.0, R(3, 4): 0.5}, {0.5: 1.0, 1.0: 1.0, 3.0: 1.0}),  # six components
+])
+def test_sums_of_two_or_more_non_gaussian_components_are_claimed_by_this_family_alone(powers, nig):
+    shape = Shape("semigroup", powers=powers, nig=nig)
+    assert claimants(shape) == ["subordinator_sum"]
+    found, reason = FAMILIES["subordinator_sum"].recognise(shape)
+    assert found["kappa"] == powers.get(1, 0.0)
+    stables = sorted((found[f"alpha_{j}"] / 2, found[f"kappa_{j}"]) for j in (1, 2, 3) if found[f"kappa_{j}"] > 0)
+    assert stables == sorted((float(p), c) for p, c in powers.items() if p != 1)
+    assert sorted((found[f"m_{i}"], found[f"c_{i}"]) for i in (1, 2, 3) if found[f"c_{i}"] > 0) == sorted(nig.items())
+    assert "independent" in reason
+
+
+@pytest.mark.parametrize("powers, nig, owner", [
+    ({R(3, 4): 1.0}, {}, "stable"),
+    ({1: 1.0, R(3, 4): 1.0}, {}, "heat_stable"),
+    ({1: 1.0, R(1, 2): 1.0}, {}, "heat_nig"),
+    ({}, {1.0: 1.0}, "nig"),
+])
+def test_one_non_gaussian_component_stays_with_its_own_family(powers, nig, owner):
+    assert claimants(Shape("semigroup", powers=powers, nig=nig)) == [owner]
+
+
+@pytest.mark.parametrize("powers, nig, fragment", [
+    ({R(7, 8): 1.0, R(1, 2): 1.0}, {}, "1/8 <= p <= 3/4"),
+    ({R(1, 16): 1.0, 1: 1.0, R(1, 2): 1.0}, {}, "s^(1/16) is outside"),
+    ({R(1, 4): 1.0, R(3, 8): 1.0, R(1, 2): 1.0, R(5, 8): 1.0}, {}, "at most 3 fractional powers"),
+])
+def test_sums_beyond_the_tables_are_refused_with_the_limit(powers, nig, fragment):
+    shape = Shape("semigroup", powers=powers, nig=nig)
+    assert claimants(shape) == []
+    assert fragment in FAMILIES["subordinator_sum"].refusal(shape)
+
+
+def test_a_pde_with_heat_and_two_fractional_laplacians_derives_this_family():
+    from pde2gen.analysis.analyse import analyse
+    from pde2gen.derive.recognise import recognise
+    from pde2gen.spec.parse import parse
+
+    report = analyse(parse("u_t = lap(u) - fraclap(u, 1/2) - 2*fraclap(u, 3/4)", dim=2), repairs=False)
+    assert report.s_generative
+    family = recognise(report.dispersion).family
+    assert family.name == "subordinator_sum"
+    assert family.params == params(kappa=1.0, stables=[(1.0, 1.0), (2.0, 1.5)])
+
+
+# ---------------------------------------------------------------------------------------------- the kernel
+def fourier_density(f, t, r, N):
+    """The kernel at radius r > 0 from exp(-t f(k^2)) alone: N = 1, (1/pi) int cos(k r) ghat dk; N = 3,
+    (1 / (2 pi^2 r)) int k sin(k r) ghat dk (QAWF, Fourier integrals over [0, inf))."""
+    if N == 1:
+        value, _ = integrate.quad(lambda k: math.exp(-t * f(k * k)), 0, np.inf, weight="cos", wvar=r, limlst=200)
+        return value / math.pi
+    value, _ = integrate.quad(lambda k: k * math.exp(-t * f(k * k)), 0, np.inf, weight="sin", wvar=r, limlst=200)
+    return value / (2 * math.pi**2 * r)
+
+
+@pytest.mark.parametrize("name", ["half+three_quarters", "heat+half+three_quarters", "three_quarters+nig", "nig+nig"])
+def test_log_kernel_is_the_fourier_inversion_of_exp_minus_t_f(name, runtimes):
+    family = runtimes(name)
+    f = symbol(**CASES[name])
+    t = float(family.t_of_sigma(f64([1.0]))[0])
+    worst = 0.0
+    for N in (1, 3):
+        radii = np.array([0.3, 1.0, 3.0]) * math.sqrt(N)
+        d = np.zeros((len(radii), N))
+        d[:, 0] = radii
+        log_p = family.log_kernel(f64(d), f64(np.full(len(d), t))).numpy()
+        exact = np.array([fourier_density(f, t, r, N) for r in radii])
+        worst = max(worst, float(np.max(np.abs(np.exp(log_p) / exact - 1))))
+    assert worst < 1e-6, worst
+
+
+@pytest.mark.parametrize("parts, single", [
+    (dict(nigs=[(1.0, 1.0), (2.0, 1.0)]), FamilyConfig("nig", (("c", 3.0), ("m", 1.0)))),
+    (dict(nigs=[(0.5, 0.0), (1.0, 0.0)]), FamilyConfig("cauchy", (("c", 1.5),))),
+    (dict(stables=[(1.0, 1.5), (0.5, 1.5)]), FamilyConfig("stable", (("kappa", 1.5), ("alpha", 1.5)))),
+])
+def test_components_of_one_law_add_up_to_that_law(parts, single):
+    """IG(c1 t / m, (c1 t)^2) + IG(c2 t / m, (c2 t)^2) = IG((c1 + c2) t / m, ...), Levy likewise, and
+    kappa1 s^(alpha/2) + kappa2 s^(alpha/2) is one stable symbol: the convolution tables must give the single
+    family's kernel and posterior velocity (the posterior velocity depends on the law of V_t alone)."""
+    family = SubordinatorSumFamily(**params(**parts))
+    t = float(reference.t_of_sigma(single, 1.5))
+    rng = np.random.default_rng(5)
+    for N in (1, 3, 3072):
+        d, _ = reference.sample(single, t, 40, N, rng)
+        times = np.full(len(d), t)
+        log_p = family.log_kernel(f64(d), f64(times)).numpy()
+        assert np.max(np.abs(log_p - reference.log_kernel(single, d, times))) < 1e-6
+        velocity = family.conditional_velocity(f64(d), f64(times)).numpy()
+        expected = reference.conditional_velocity(single, d, times)
+        assert np.max(np.abs(velocity - expected)) < 1e-6 * np.max(np.abs(expected))
+
+
+SPACING = 0.02  # of the nested quadrature: 1/2.5 of the narrowest feature (the 1.5-stable lower tail at depth e^-40)
+
+
+def nested_quadrature(kappa, stables, nigs, t, rho, N):
+    """(log p(d), E[V_dot / (2 V) | d]) at |d| = rho for two components, by a two-dimensional trapezoid rule over
+    w_j = log X_j with each component's own density (no convolution): the independent computation. Each axis runs
+    from e^-200 in the lower tail to 30 nats above the scale (in N = 3, V^(-3/2) leaves < e^-40 beyond)."""
+    grids, logs, rates = [], [], []
+    for coefficient, alpha in stables:
+        law = positive_stable(alpha / 2)
+        log_scale = math.log(2) + (2 / alpha) * math.log(coefficient * t)
+        gamma = alpha / (2 - alpha)
+        w = np.arange(log_scale + (law.log_A0 - math.log(200.0)) / gamma, log_scale + 30.0, SPACING)
+        grids.append(w)
+        logs.append(law.log_pdf_of_log(w - log_scale) + w - log_scale)
+        rates.append(np.full_like(w, 1 / alpha))
+    for c, m in nigs:
+        tau = c * t
+        w = np.arange(math.log(tau * tau / 400), math.log(tau * tau) + 30.0, SPACING)
+        x = np.exp(w)
+        grids.append(w)
+        logs.append(math.log(tau) - 0.5 * math.log(2 * math.pi) - 0.5 * w - (m * x - tau) ** 2 / (2 * x))
+        rates.append(1 - m * np.sqrt(math.pi * x / 2) * special.erfcx((m * x + tau) / np.sqrt(2 * x)))
+    (w1, w2), (l1, l2), (b1, b2) = grids, logs, rates
+    x1, x2 = np.exp(w1)[:, None], np.exp(w2)[None, :]
+    V = 2 * kappa * t + x1 + x2
+    log_terms = l1[:, None] + l2[None, :] - 0.5 * N * np.log(2 * math.pi * V) - 0.5 * rho**2 / V
+    log_p = special.logsumexp(log_terms) + 2 * math.log(SPACING)
+    factor = (kappa * t + x1 * b1[:, None] + x2 * b2[None, :]) / (t * V)
+    weights = np.exp(log_terms - special.logsumexp(log_terms))
+    return log_p, float(np.sum(weights * factor))
+
+
+@pytest.mark.parametrize("name", ["half+three_quarters", "heat+half+three_quarters", "three_quarters+nig"])
+def test_kernel_and_posterior_velocity_match_a_nested_quadrature_over_the_components(name, runtimes):
+    family = runtimes(name)
+    case = CASES[name]
+    t = float(family.t_of_sigma(f64([1.0]))[0])
+    N = 3
+    radii = np.array([0.2, 1.0, 4.0]) * math.sqrt(N)
+    d = np.zeros((len(radii), N))
+    d[:, 0] = radii
+    times = f64(np.full(len(d), t))
+    log_p = family.log_kernel(f64(d), times).numpy()
+    factor = family.conditional_velocity(f64(d), times).numpy()[:, 0] / radii
+    for i, rho in enumerate(radii):
+        expected_log_p, expected_factor = nested_quadrature(case.get("kappa", 0.0), case.get("stables", []),
+                                                            case.get("nigs", []), t, rho, N)
+        assert abs(log_p[i] - expected_log_p) < 1e-6, (rho, log_p[i], expected_log_p)
+        assert abs(factor[i] / expected_factor - 1) < 1e-6, (rho, factor[i], expected_factor)
+
+
+# ---------------------------------------------------------------------------------------------- draws and velocity
+@pytest.mark.parametrize("name", ["heat+half+three_quarters", "three_quarters+nig", "quarter+cauchy+nig"])
+def test_draws_have_the_characteristic_function_and_the_radial_law(name, runtimes):
+    """Empirical E cos(k d_1) against exp(-t f(k^2)) (Hoeffding: cosines in [-1, 1]) at three k, and the KS distance
+    of |d| from the twin's radial law (DKW), all at false alarm FALSE_ALARM split over the four comparisons."""
+    family = runtimes(name)
+    f = symbol(**CASES[name])
+    n, N = 20000, 2
+    t = float(family.t_of_sigma(f64([1.0]))[0])
+    d, latent = family.sample_displacement(torch.full((n,), t, dtype=torch.float64), (N,),
+                                           generator=torch.Generator().manual_seed(11))
+    assert latent.shape == (n, family.components)
+    d = d.numpy()
+    rate = FALSE_ALARM / 4
+    bound = math.sqrt(2 * math.log(2 / rate) / n)
+    for k in (0.3, 1.0, 3.0):
+        assert abs(np.cos(k * d[:, 0]).mean() - math.exp(-t * f(k * k))) < bound, k
+    rho = np.sort(np.linalg.norm(d, axis=1))
+    cdf = reference.radial_cdf(config(**CASES[name]), rho, t, N)
+    distance = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
+    assert distance < math.sqrt(math.log(2 / rate) / (2 * n)), distance
+
+
+@pytest.mark.parametrize("name", ["heat+half+three_quarters", "three_quarters+nig", "nig+nig"])
+def test_coupled_velocity_satisfies_the_continuity_equation(name, runtimes):
+    """d/dt E phi(d_t) = E[phi'(d) u] for phi = exp(-d^2 / (2 b^2)) in N = 1, b = sigma(t): the left side exactly from
+    exp(-t f(k^2)) (Parseval), the right side from draws with their latent. phi'(d) u = -(d^2 / b^2) phi factor lies in
+    [-(2/e) F, 0], F a bound of the factor (each component's X_dot / (2 X) <= max(1/alpha, 1) / t): Hoeffding at
+    FALSE_ALARM. A coupling 10% off moves the right side by ~10%, several bounds."""
+    family = runtimes(name)
+    f = symbol(**CASES[name])
+    t = float(family.t_of_sigma(f64([1.0]))[0])
+    b = 1.0
+    n = 200000
+    d, latent = family.sample_displacement(torch.full((n,), t, dtype=torch.float64), (1,),
+                                           generator=torch.Generator().manual_seed(3))
+    u = family.conditional_velocity(d, torch.full((n,), t, dtype=torch.float64), latent).numpy()[:, 0]
+    x = d.numpy()[:, 0]
+    right = -(x / b**2) * np.exp(-x * x / (2 * b * b)) * u
+    integral, _ = integrate.quad(lambda k: f(k * k) * math.exp(-t * f(k * k) - b * b * k * k / 2), 0, np.inf)
+    left = -2 * b / math.sqrt(2 * math.pi) * integral
+    alphas = [alpha for _, alpha in CASES[name].get("stables", [])]
+    width = (2 / math.e) * max([1.0] + [1 / a for a in alphas]) / t
+    assert abs(right.mean() - left) < width * math.sqrt(math.log(2 / FALSE_ALARM) / (2 * n)), (right.mean(), left)
+
+
+def test_noise_level_is_monotone_and_inverted(runtimes):
+    family = runtimes("quarter+cauchy+nig")
+    times = torch.logspace(-8, 4, 25, dtype=torch.float64)
+    sigma = family.sigma(times)
+    assert bool((sigma[1:] > sigma[:-1]).all())
+    assert torch.allclose(family.t_of_sigma(sigma), times, rtol=1e-12)
+    step = 1e-6 * times
+    slope = (family.sigma(times + step) - family.sigma(times - step)) / (2 * step)
+    assert torch.allclose(family.dsigma_dt(times), slope, rtol=1e-6)
