@@ -111,24 +111,25 @@ def _series_terms(y_max):
             return k + 1
 
 
-def bessel_series(y, y_max=None):
-    """(I0(z), I1(z)/z) at y = z^2/4 >= 0 (any shape; z <= BESSEL_SERIES_MAX_Z) by Horner's rule on the power
-    series, with as many terms as y_max (default: max(y)) needs."""
-    terms = _series_terms(float(y.max()) if y_max is None else y_max)
-    i0 = torch.full_like(y, _I0_SERIES[terms - 1])
-    i1_over_z = torch.full_like(y, _I1_SERIES[terms - 1])
+def _horner_pair(x, first, second, terms, scale):
+    """(scale sum_k first[k] x^k, scale sum_k second[k] x^k), k < ``terms``, by Horner's rule with both series in
+    one (2, n) tensor: one fused multiply-add (addcmul) per term for the pair (a multiply and an add, per series,
+    cost about 4 times the passes over the data)."""
+    coefficients = torch.tensor([first[:terms], second[:terms]], dtype=x.dtype, device=x.device)
+    coefficients = coefficients.mul_(scale).t().unsqueeze(-1)  # (terms, 2, 1)
+    flat = x.reshape(1, -1)
+    total = coefficients[terms - 1].expand(2, flat.shape[1]).contiguous()
     for k in range(terms - 2, -1, -1):
-        i0.mul_(y).add_(_I0_SERIES[k])
-        i1_over_z.mul_(y).add_(_I1_SERIES[k])
-    return i0, i1_over_z
+        torch.addcmul(coefficients[k], total, flat, out=total)
+    return total[0].view(x.shape), total[1].view(x.shape)
 
 
-def _indicator(value, inclusive=False):
-    """1.0 where value > 0 (>= 0 with ``inclusive``), else 0.0, in value's dtype: from sign, cheaper on CPU than a
-    comparison's bool tensor converted (the sign of a floating difference is exact)."""
-    if inclusive:
-        return 1 - value.neg().sign_().clamp_min_(0.0)
-    return value.sign().clamp_min_(0.0)
+def bessel_series(y, y_max=None, scale=1.0):
+    """(I0(z), I1(z)/z) at y = z^2/4 >= 0 (any shape; z <= BESSEL_SERIES_MAX_Z) by Horner's rule on the power
+    series, with as many terms as y_max (default: max(y)) needs; both times ``scale`` (folded into the
+    coefficients)."""
+    terms = _series_terms(float(y.max()) if y_max is None else y_max)
+    return _horner_pair(y, _I0_SERIES, _I1_SERIES, terms, scale)
 
 
 def _asymptotic_terms(z_min):
@@ -142,25 +143,24 @@ def _asymptotic_terms(z_min):
     return k + 1
 
 
-def bessel_scaled(z, weight):
-    """(e^-z I0(z), e^-z I1(z)/z) for z >= 0: the asymptotic series in 1/z (BESSEL_ASYMPTOTIC_TERMS terms, below
-    2^-55 relative from z = BESSEL_SERIES_MAX_Z on) everywhere, then bessel_series times e^-z written over the
-    entries below BESSEL_SERIES_MAX_Z that have a nonzero ``weight`` (gathered: at large a t they are the few
-    coordinates near the front; entries of zero weight keep finite placeholder values)."""
+def bessel_scaled(z, weight, scale=1.0):
+    """(e^-z I0(z), e^-z I1(z)/z) for z >= 0, both times ``scale``: the asymptotic series in 1/z
+    (BESSEL_ASYMPTOTIC_TERMS terms, below 2^-55 relative from z = BESSEL_SERIES_MAX_Z on) everywhere, then
+    bessel_series times e^-z written over the entries below BESSEL_SERIES_MAX_Z that have a nonzero ``weight``
+    (gathered: at large a t they are the few coordinates near the front; entries of zero weight keep finite
+    placeholder values)."""
     large = z.clamp_min(BESSEL_SERIES_MAX_Z)
     inverse = large.reciprocal()
     terms = _asymptotic_terms(float(large.min()) if large.numel() else BESSEL_SERIES_MAX_Z)
-    p0 = torch.full_like(z, _I0_ASYMPTOTIC[terms - 1])
-    p1 = torch.full_like(z, _I1_ASYMPTOTIC[terms - 1])
-    for k in range(terms - 2, -1, -1):
-        p0.mul_(inverse).add_(_I0_ASYMPTOTIC[k])
-        p1.mul_(inverse).add_(_I1_ASYMPTOTIC[k])
-    scale = large.mul(2 * math.pi).rsqrt_()
-    i0e, i1e_over_z = p0.mul_(scale), p1.mul_(scale).mul_(inverse)
-    below = ((z < BESSEL_SERIES_MAX_Z) & (weight != 0)).reshape(-1).nonzero().squeeze(-1)
+    p0, p1 = _horner_pair(inverse, _I0_ASYMPTOTIC, _I1_ASYMPTOTIC, terms, scale)
+    root = large.mul_(2 * math.pi).rsqrt_()
+    i0e, i1e_over_z = p0.mul_(root), p1.mul_(root).mul_(inverse)
+    # z < BESSEL_SERIES_MAX_Z where the weight is nonzero, in floating arithmetic (comparisons into bool tensors
+    # cost several arithmetic passes on CPU)
+    below = z.neg().add_(BESSEL_SERIES_MAX_Z).clamp_min_(0.0).mul_(weight).reshape(-1).nonzero().squeeze(-1)
     if below.numel() > 0:
         z_below = z.reshape(-1).index_select(0, below)
-        s0, s1 = bessel_series(z_below.square().mul_(0.25), BESSEL_SERIES_MAX_Z**2 / 4)
+        s0, s1 = bessel_series(z_below.square().mul_(0.25), BESSEL_SERIES_MAX_Z**2 / 4, scale)
         damping = z_below.neg_().exp_()
         i0e.view(-1).index_copy_(0, below, s0.mul_(damping))
         i1e_over_z.view(-1).index_copy_(0, below, s1.mul_(damping))
@@ -340,14 +340,16 @@ class KacProductFamily(torch.nn.Module):
         """(log_kernel(d, t), conditional_velocity(d, t)) with r, z and the Bessel values computed once: what
         Process.marginal_velocity needs per (sample, data point) pair (the same values as the two calls, to rounding;
         tested). Rows are processed in blocks of about BESSEL_SERIES_BLOCK coordinates, so that the temporaries of
-        the ~100 elementwise passes stay in cache; no torch.where / logaddexp (several times the cost of an
-        arithmetic pass on CPU): masks are applied by multiplying with 0/1 (each product exact).
+        the elementwise passes stay in cache; no torch.where / logaddexp / bool masks (several times the cost of an
+        arithmetic pass on CPU): masks are applied by multiplying with 0/1 (each product exact), the factor a/2c
+        is folded into the Bessel series' coefficients (_horner_pair: both series, one fused multiply-add per term),
+        and the atoms' velocity +-c comes from the clamp to [-c, c] (_atom_velocity).
         - a t <= BESSEL_SERIES_MAX_Z (_series_block): unscaled I0, I1/z from bessel_series and
-          e^{a t} p = (a/2c) (I0(z) + a t I1(z)/z) inside + e^u / (2 sqrt(2 pi) eps_atom), u = -(|d| - c t)^2 / (2 eps_atom^2);
+          e^{a t} p = (a/2c) (I0(z) + a t I1(z)/z) inside + e^u, u = -(|d| - c t)^2 / (2 eps_atom^2) - log(2 sqrt(2 pi) eps_atom);
           e^u is floored at e^-700 (below it the atom bump is lost against the a.c. part inside the cone) and the cut
           is added back in log space outside the cone, where the bump is all there is (finite scores over the cone).
         - larger a t (_scaled_block): e^-z I0(z), e^-z I1(z)/z (bessel_scaled), log p_ac as in log_kernel and the atom
-          bump added by a max-shifted log-sum-exp."""
+          bump added by the log-sum-exp max + log1p(e^(min - max))."""
         flat = d.reshape(d.shape[0], -1)
         log_kernel = torch.empty(d.shape[0], dtype=torch.float64, device=d.device)
         velocity = torch.empty_like(flat)
@@ -360,27 +362,36 @@ class KacProductFamily(torch.nn.Module):
             log_kernel[block], velocity[block] = block_of(flat[block], t[block], widths[block], max_rate**2 / 4)
         return log_kernel.to(d.dtype), velocity.view(d.shape)
 
+    def _atom_velocity(self, d, interior, magnitude, front, width):
+        """The velocity from its interior value d / (t + (r/c) I0/I1) (``interior``, overwritten; finite everywhere
+        and of the sign of d): +-c on the atoms and beyond, |d| >= c t - eps_atom, by pushing those coordinates
+        past the clamp to [-c, c] (sign(|d| - (c t - eps)) + 1 is >= 1 there and 0 inside: no torch.where)."""
+        on_atom = (magnitude - (front - width)).sign_().add_(1.0)
+        return interior.addcmul_(on_atom, torch.sign(d), value=2 * self.speed).clamp_(-self.speed, self.speed)
+
     def _scaled_block(self, d, t, width, y_max):
         """(sum of log p in float64, velocity) of the rows d (R, N) at times t (R,), any a t (log_kernel_and_velocity)."""
         t_b, width = t.unsqueeze(-1), width.unsqueeze(-1)
         front = self.speed * t_b
         at = self.rate * t_b
         magnitude = d.abs()
-        r = (front - magnitude).mul_(front + magnitude).clamp_min_(0.0).sqrt_()
-        inside = _indicator(front - magnitude)
-        i0e, i1e_over_z = bessel_scaled(r * (self.rate / self.speed), inside)
-        # log p_ac = log(a/2c) + (z - a t) + log(i0e + a t i1e/z), z - a t = -(a/c) d^2 / (c t + r); -inf outside
-        log_ac = (d * d).div_(front + r).mul_(-self.rate / self.speed).add_(math.log(self.rate / (2 * self.speed)))
-        log_ac.add_(torch.addcmul(i0e, at, i1e_over_z).log_()).add_(inside.log())
-        log_atom = (magnitude - front).div_(width).square_().mul_(-0.5)
-        log_atom.sub_(at + math.log(2 * math.sqrt(2 * math.pi)) + torch.log(width))
-        top = torch.maximum(log_ac, log_atom)  # finite: log_atom is
-        # exponents floored at -700: exp's underflow to subnormals / 0 takes a slow path (the other term is 1)
-        log_p = (log_ac - top).clamp_min_(-700.0).exp_().add_((log_atom - top).clamp_min_(-700.0).exp_()).log_().add_(top)
-        on_atom = _indicator(magnitude - (front - width), inclusive=True)  # includes every coordinate on or over the cone
-        velocity = (d * (1 - on_atom)).div_(i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b))
-        velocity.add_(torch.sign(d).mul_(on_atom).mul_(self.speed)).clamp_(-self.speed, self.speed)
-        return log_p.sum(-1, dtype=torch.float64), velocity
+        gap = front - magnitude  # > 0 inside the cone
+        r = (front + magnitude).mul_(gap).clamp_min_(0.0).sqrt_()
+        inside = gap.sign().clamp_min_(0.0)
+        # (a/2c) e^-z I0(z), (a/2c) e^-z I1(z)/z
+        i0e, i1e_over_z = bessel_scaled(r * (self.rate / self.speed), inside, self.rate / (2 * self.speed))
+        # log p_ac = (z - a t) + log[(a/2c)(i0e + a t i1e/z)], z - a t = -(a/c) d^2 / (c t + r); -inf outside
+        log_ac = torch.addcmul(i0e, at, i1e_over_z).mul_(inside).log_()
+        log_ac.addcdiv_(magnitude.square(), r.add_(front), value=-self.rate / self.speed)
+        scaled_gap = gap.div_(width)
+        log_atom = torch.addcmul((at + math.log(2 * math.sqrt(2 * math.pi))).add_(torch.log(width)).neg_(),
+                                 scaled_gap, scaled_gap, value=-0.5)
+        # log(e^p + e^q) = max + log1p(e^(min - max)); log_atom is finite, so max is. The exponent is floored at
+        # -700: exp's underflow to subnormals / 0 takes a slow path (and log1p(e^-700) is 0 next to max)
+        top = torch.maximum(log_ac, log_atom)
+        log_p = torch.minimum(log_ac, log_atom).sub_(top).clamp_min_(-700.0).exp_().log1p_().add_(top)
+        interior = d / i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b)
+        return log_p.sum(-1, dtype=torch.float64), self._atom_velocity(d, interior, magnitude, front, width)
 
     def _series_block(self, d, t, width, y_max):
         """(sum of log p in float64, velocity) of the rows d (R, N) at times t (R,), a t <= BESSEL_SERIES_MAX_Z."""
@@ -388,18 +399,19 @@ class KacProductFamily(torch.nn.Module):
         front = self.speed * t_b
         at = self.rate * t_b
         magnitude = d.abs()
-        y = (front - magnitude).mul_(front + magnitude).clamp_min_(0.0).mul_((self.rate / self.speed) ** 2 / 4)
-        i0, i1_over_z = bessel_series(y, y_max)  # on and outside the cone y = 0: finite values, masked below
-        inside = _indicator(front - magnitude)
-        u = (magnitude - front).div_(width).square_().mul_(-0.5)
+        gap = front - magnitude  # > 0 inside the cone
+        y = (front + magnitude).mul_(gap).clamp_min_(0.0).mul_((self.rate / self.speed) ** 2 / 4)
+        # (a/2c) I0(z), (a/2c) I1(z)/z; on and outside the cone y = 0: finite values, masked below
+        i0, i1_over_z = bessel_series(y, y_max, self.rate / (2 * self.speed))
+        inside = gap.sign().clamp_min_(0.0)
+        # u: log of the atom bump times e^{a t}, -(|d| - c t)^2 / (2 eps^2) - log(2 sqrt(2 pi) eps)
+        scaled_gap = gap.div_(width)
+        u = torch.addcmul(torch.log(width * (2 * math.sqrt(2 * math.pi))).neg_(), scaled_gap, scaled_gap, value=-0.5)
         u_floor = u.clamp_min(-700.0)
-        density = torch.addcmul(i0, at, i1_over_z).mul_(inside).mul_(self.rate / (2 * self.speed))
-        density.add_(u_floor.exp().div_(width).mul_(1 / (2 * math.sqrt(2 * math.pi))))
+        density = torch.addcmul(i0, at, i1_over_z).mul_(inside).add_(u_floor.exp())
         log_p = density.log_().add_(u.sub_(u_floor).mul_(1 - inside)).sub_(at)
-        on_atom = _indicator(magnitude - (front - width), inclusive=True)  # includes every coordinate on or over the cone
-        velocity = (d * (1 - on_atom)).div_(i0.div_(i1_over_z.mul_(self.rate)).add_(t_b))
-        velocity.add_(torch.sign(d).mul_(on_atom).mul_(self.speed)).clamp_(-self.speed, self.speed)
-        return log_p.sum(-1, dtype=torch.float64), velocity
+        interior = d / i0.div_(i1_over_z.mul_(self.rate)).add_(t_b)
+        return log_p.sum(-1, dtype=torch.float64), self._atom_velocity(d, interior, magnitude, front, width)
 
     # ---- noise alignment: sigma^2 = Var K_t = (c^2/a) [t - (1 - e^{-2at}) / (2a)] = (c^2 / 2a^2) g(2at)
     # These run on (B,) tensors in every training step: per-call overhead dominates, so each is a few ops, in
