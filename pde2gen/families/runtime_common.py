@@ -484,25 +484,92 @@ def gauss_legendre(nodes, dtype=torch.float64):
 
 # --------------------------------------------------------------------------------------------------
 # scale mixtures whose density is one quadrature per row
+#
+# Many rows at one t (Process.marginal_velocity: every (sample, data point) pair of an ODE step) read a radial
+# profile instead: log p and log E[V_dot / (2V) | d] depend on d only through L = log |d|^2, smoothly, so per
+# (t, N) they are interpolated by Chebyshev polynomials on panels in L, filled on first use from the quadrature
+# itself at the panels' Chebyshev points. The panels tile cells of width PROFILE_CELL over
+# log(N sigma(t)^2) +- PROFILE_HALF_RANGE; a panel is accepted when its last Chebyshev coefficients are below
+# PROFILE_TOLERANCE (times max(1, |log p|): log p reaches -1e6 at N = 3072, where float64 itself carries 1e-10),
+# otherwise halved, down to PROFILE_MAX_DEPTH halvings; only the halves that rows actually visit are refined.
+# Rows outside the cells (|d| = 0 included) and in panels that never converged take the quadrature.
+
+PROFILE_MIN_ROWS = 512  # rows sharing one t from which a profile is made; fewer take the quadrature row by row
+# (unless that t's profile exists already): a new profile costs some 20-300 quadrature rows (bench/cost.py's
+# cases: N = 3072 and N = 2), so below a few hundred rows it would not pay for itself within the call
+PROFILE_DEGREE = 12  # Chebyshev degree per panel (a panel costs PROFILE_DEGREE + 1 quadrature rows)
+PROFILE_CELL = 2.0  # width in L = log |d|^2 of the coarsest panels
+PROFILE_MAX_DEPTH = 8  # halvings of a cell at most (panels down to PROFILE_CELL / 256)
+PROFILE_HALF_RANGE = 46.0  # cells cover log(N sigma(t)^2) +- this in L; the quadrature beyond
+PROFILE_TOLERANCE = 1e-9  # accepted when the last two coefficients are below this (times max(1, |log p|))
+PROFILE_CACHE = 4  # profiles (t, N, device) kept per instance, least recently used dropped first
+_PROFILE_UNBUILT, _PROFILE_QUADRATURE = -1, -2  # slot markers: not yet visited; left to the quadrature
+
+
+def _chebyshev_to_monomial(degree):
+    """(degree + 1, degree + 1) float64 matrix: Chebyshev coefficients -> power coefficients on [-1, 1]
+    (T_(k+1) = 2 x T_k - T_(k-1), integers, exact in float64 up to degree 50)."""
+    rows = [[1.0] + [0.0] * degree, [0.0, 1.0] + [0.0] * (degree - 1)]
+    for _ in range(2, degree + 1):
+        rows.append([2.0 * a - b for a, b in zip([0.0] + rows[-1][:-1], rows[-2])])
+    return torch.tensor(rows[: degree + 1], dtype=torch.float64)
 
 
 class RadialMixtureKernel(torch.nn.Module):
     """Base of the isotropic families whose log-kernel and posterior velocity factor come from one quadrature
     per row over the mixing variable: a subclass defines ``_mixture(rho2, t, n, with_factor) -> (log_p,
     factor or None)`` for a block of rows and ``_factor(latent, t)``, the coupled velocity's factor given the
-    latent. Rows go in blocks of ``mixture_rows`` so that memory stays bounded (rows x nodes float64)."""
+    latent. Rows go in blocks of ``mixture_rows`` so that memory stays bounded (rows x nodes float64).
+    A call with at least PROFILE_MIN_ROWS rows at one t reads that t's radial profile (the section above)."""
 
     mixture_rows = 256
 
-    def _blocks(self, d, t, with_factor):
-        n = event_size(d)
-        rho2 = squared_norm(d).to(torch.float64)
-        times = t.to(torch.float64).expand(rho2.shape)
+    def _quadrature(self, rho2, times, n, with_factor):
+        """(log p, factor or None) per row by the subclass' quadrature, in blocks of ``mixture_rows``."""
         rows = self.mixture_rows
         parts = [self._mixture(rho2[i:i + rows], times[i:i + rows], n, with_factor)
                  for i in range(0, rho2.shape[0], rows)]
-        log_p = torch.cat([p[0] for p in parts]) if parts else rho2
-        factor = torch.cat([p[1] for p in parts]) if parts and with_factor else None
+        log_p = torch.cat([p[0] for p in parts]) if parts else rho2.clone()
+        factor = (torch.cat([p[1] for p in parts]) if parts else rho2.clone()) if with_factor else None
+        return log_p, factor
+
+    def _blocks(self, d, t, with_factor):
+        rho2 = squared_norm(d).to(torch.float64)
+        return self._radial(rho2, t.to(torch.float64).expand(rho2.shape), event_size(d), with_factor)
+
+    def _radial(self, rho2, times, n, with_factor):
+        """(log p, factor or None) at |d|^2 = ``rho2`` (float64, (R,)) and ``times``: the radial profile of each
+        t that PROFILE_MIN_ROWS rows share (or whose profile exists), the quadrature for the other rows."""
+        if rho2.shape[0] == 0:
+            return self._quadrature(rho2, times, n, with_factor)
+        if bool((times == times[0]).all()):
+            # few rows: the quadrature, unless this t's profile exists already (e.g. the last chunk of data)
+            if rho2.shape[0] < PROFILE_MIN_ROWS and not self._has_profile(float(times[0]), n, rho2.device):
+                return self._quadrature(rho2, times, n, with_factor)
+            groups = [(float(times[0]), None)]
+        else:
+            values, inverse, counts = torch.unique(times, return_inverse=True, return_counts=True)
+            frequent = (counts >= PROFILE_MIN_ROWS).nonzero().squeeze(-1).tolist()
+            groups = [(float(values[j]), (inverse == j).nonzero().squeeze(-1)) for j in frequent]
+        if len(groups) == 1 and groups[0][1] is None:  # one t for all rows: no copies
+            (log_p, factor), read = self._profile_values(rho2, groups[0][0], n, with_factor)
+            pending = ~read
+        else:
+            log_p = torch.empty_like(rho2)
+            factor = torch.empty_like(rho2) if with_factor else None
+            pending = torch.ones_like(rho2, dtype=torch.bool)
+            for t_value, rows in groups:
+                (group_log_p, group_factor), read = self._profile_values(rho2[rows], t_value, n, with_factor)
+                log_p[rows] = group_log_p
+                if with_factor:
+                    factor[rows] = group_factor
+                pending[rows] = ~read
+        if bool(pending.any()):
+            rest = pending.nonzero().squeeze(-1)
+            rest_log_p, rest_factor = self._quadrature(rho2[rest], times[rest], n, with_factor)
+            log_p[rest] = rest_log_p
+            if with_factor:
+                factor[rest] = rest_factor
         return log_p, factor
 
     def conditional_velocity(self, d, t, latent=None):
@@ -514,3 +581,136 @@ class RadialMixtureKernel(torch.nn.Module):
 
     def log_kernel(self, d, t):
         return self._blocks(d, t, with_factor=False)[0].to(d.dtype)
+
+    def log_kernel_and_velocity(self, d, t):
+        """(log_kernel(d, t), conditional_velocity(d, t)) from one pass (Process.marginal_velocity)."""
+        log_p, factor = self._blocks(d, t, with_factor=True)
+        return log_p.to(d.dtype), d * batch_view(factor.to(d.dtype), d)
+
+    # ---- the radial profile of one (t, N)
+
+    def _has_profile(self, t_value, n, device):
+        return (t_value, n, str(device)) in self.__dict__.get("_profiles", {})
+
+    def _profile(self, t_value, n, device):
+        """The profile of (t, N) on ``device``, from the instance's LRU (made empty if absent)."""
+        cache = self.__dict__.setdefault("_profiles", {})
+        key = (t_value, n, str(device))
+        if key in cache:
+            cache[key] = cache.pop(key)  # most recently used last
+            return cache[key]
+        while len(cache) >= PROFILE_CACHE:
+            cache.pop(next(iter(cache)))
+        cells = round(2 * PROFILE_HALF_RANGE / PROFILE_CELL)
+        slots = 1 << PROFILE_MAX_DEPTH
+        t64 = torch.tensor([t_value], dtype=torch.float64, device=device)
+        scale = float(self.sigma(t64)[0])
+        anchor = math.log(n) + (2 * math.log(scale) if 0 < scale < math.inf else 0.0)  # only places the cells
+        # slots of width PROFILE_CELL / 2^PROFILE_MAX_DEPTH in L: map entry 1 + i is slot i, entries 0 and
+        # slots + 1 stand for everything below and above (and for nan): the quadrature's
+        panel_of_slot = torch.full((cells * slots + 2,), _PROFILE_UNBUILT, dtype=torch.int32, device=device)
+        panel_of_slot[0] = panel_of_slot[-1] = _PROFILE_QUADRATURE
+        profile = {"t": t64, "low": anchor - PROFILE_HALF_RANGE, "slot_width": PROFILE_CELL / slots,
+                   "slots": cells * slots, "panel_of_slot": panel_of_slot,
+                   "start_depth": torch.zeros(cells * slots, dtype=torch.int64),
+                   # per panel: 2 / its width and -(1 + 2 left / width), so that x = L ends[0] + ends[1] lies in
+                   # [-1, 1] on it; the power coefficients of log p and log factor in x
+                   "ends": torch.zeros(2, 0, dtype=torch.float64, device=device),
+                   "coefficients": torch.zeros(2, PROFILE_DEGREE + 1, 0, dtype=torch.float64, device=device)}
+        cache[key] = profile
+        return profile
+
+    def _profile_values(self, rho2, t_value, n, with_factor):
+        """((log p, factor or None), read) for rows at one t: the profile's interpolants where ``read``."""
+        profile = self._profile(t_value, n, rho2.device)
+        log_rho2 = torch.log(rho2)
+        # map entry 1 + floor((L - low) / slot width), clamped onto the two outside entries (log 0 = -inf and nan: 0)
+        entry = log_rho2.mul(1 / profile["slot_width"]).add_(1 - profile["low"] / profile["slot_width"])
+        entry = entry.nan_to_num_(-1.0).clamp_(0, profile["slots"] + 1).to(torch.int32)
+        panel = profile["panel_of_slot"].index_select(0, entry)
+        unbuilt = panel == _PROFILE_UNBUILT
+        if bool(unbuilt.any()):
+            slots, counts = torch.unique(entry[unbuilt] - 1, return_counts=True)
+            if self._build_profile(profile, n, slots.cpu(), counts.cpu()):
+                panel = profile["panel_of_slot"].index_select(0, entry)
+        read = panel >= 0
+        panel = panel.clamp_min_(0)
+        ends = profile["ends"]
+        x = torch.addcmul(ends[1].index_select(0, panel), log_rho2, ends[0].index_select(0, panel))  # in [-1, 1]
+        # Horner, one power at a time: gathers from one short contiguous row of coefficients, with int32 indices,
+        # are the cheapest per value (this runs once per row; a (rows, degree + 1) gather is several times slower)
+        values = []
+        for coefficients in profile["coefficients"][: 2 if with_factor else 1]:
+            value = coefficients[PROFILE_DEGREE].index_select(0, panel)
+            for k in range(PROFILE_DEGREE - 1, -1, -1):
+                value = torch.addcmul(coefficients[k].index_select(0, panel), value, x)
+            values.append(value)
+        return (values[0], torch.exp(values[1]) if with_factor else None), read
+
+    def _build_profile(self, profile, n, slots, counts):
+        """Interpolants for the panels holding ``slots`` (sorted CPU slot indices, ``counts`` rows in each), level
+        by level: each round evaluates the quadrature at the Chebyshev points of every pending panel at once. A
+        panel that fewer than PROFILE_DEGREE + 1 rows visit is left unbuilt (its rows cost less by quadrature).
+        Returns whether any panel was built."""
+        degree, max_depth = PROFILE_DEGREE, PROFILE_MAX_DEPTH
+        device = profile["panel_of_slot"].device
+        j = torch.arange(degree + 1, dtype=torch.float64)
+        angles = math.pi * (j + 0.5) / (degree + 1)
+        transform = torch.cos(torch.outer(j, angles)) * (2 / (degree + 1))
+        transform[0] /= 2
+        to_power = _chebyshev_to_monomial(degree)
+        depth = profile["start_depth"][slots]
+        span = (1 << max_depth) >> depth
+        # (depth, first slot, excess of the parent panel: its tail over the tolerance; inf when not known)
+        pending = sorted({(int(k), int(s), math.inf) for k, s in zip(depth.tolist(), (slots // span * span).tolist())})
+        visits = torch.zeros(profile["slots"] + 1, dtype=torch.int64)
+        visits[slots.long() + 1] = counts.long()
+        visits = visits.cumsum(0).tolist()  # rows in slots start .. stop - 1: visits[stop] - visits[start]
+
+        def rows_in(start, stop):
+            return visits[stop] - visits[start]
+
+        pending = [(k, s, e) for k, s, e in pending if rows_in(s, s + ((1 << max_depth) >> k)) > degree]
+        changed = bool(pending)
+        new_ends, new_coefficients = [], []
+        count = profile["ends"].shape[1]
+        while pending:
+            spans = torch.tensor([(1 << max_depth) >> k for k, _, _ in pending], dtype=torch.float64)
+            lefts = profile["low"] + profile["slot_width"] * torch.tensor([s for _, s, _ in pending], dtype=torch.float64)
+            widths = profile["slot_width"] * spans
+            nodes = (lefts + widths / 2).unsqueeze(-1) + (widths / 2).unsqueeze(-1) * torch.cos(angles)
+            rho2 = torch.exp(nodes.reshape(-1)).to(device)
+            with torch.no_grad():
+                log_p, factor = self._quadrature(rho2, profile["t"].expand(rho2.shape), n, True)
+            values = torch.stack([log_p, torch.log(factor)], -1).cpu().reshape(len(pending), degree + 1, 2)
+            chebyshev = torch.einsum("kj,pjo->pko", transform, values)  # (panels, degree + 1, outputs)
+            scale = torch.clamp(values[..., 0].abs().amax(-1), min=1.0)
+            tail = chebyshev[:, -2:].abs().amax(1)  # (panels, outputs)
+            excess = torch.maximum(tail[:, 0] / scale, tail[:, 1]) / PROFILE_TOLERANCE
+            excess = torch.where(torch.isfinite(values).all(-1).all(-1), excess, math.inf).tolist()
+            power = torch.einsum("kd,pko->pdo", to_power, chebyshev)
+            following = []
+            for index, (k, start, parent_excess) in enumerate(pending):
+                stop = start + ((1 << max_depth) >> k)
+                if excess[index] <= 1:
+                    profile["panel_of_slot"][start + 1:stop + 1] = count
+                    count += 1
+                    new_ends.append(torch.stack([2 / widths[index], -1 - 2 * lefts[index] / widths[index]]))
+                    new_coefficients.append(power[index].T)  # (outputs, degree + 1)
+                elif k == max_depth or not excess[index] < parent_excess / 2:
+                    # halving a panel shrinks the tail of an analytic function (by ~2^degree once the panel is
+                    # narrower than the distance to its nearest singularity); no gain means a jump or noise of
+                    # the quadrature above the tolerance: the rows there stay with the quadrature
+                    profile["panel_of_slot"][start + 1:stop + 1] = _PROFILE_QUADRATURE
+                else:
+                    middle = (start + stop) // 2
+                    for child_start, child_stop in ((start, middle), (middle, stop)):
+                        profile["start_depth"][child_start:child_stop] = k + 1
+                        if rows_in(child_start, child_stop) > degree:
+                            following.append((k + 1, child_start, excess[index]))
+            pending = following
+        if new_ends:
+            profile["ends"] = torch.cat([profile["ends"], torch.stack(new_ends, -1).to(device)], -1)
+            profile["coefficients"] = torch.cat([profile["coefficients"],
+                                                 torch.stack(new_coefficients, -1).to(device)], -1)
+        return changed
