@@ -220,6 +220,41 @@ def test_kac_blocked_log_kernel_and_velocity_equal_the_special_function_calls(ra
     torch.testing.assert_close(velocity, family.conditional_velocity(d, times), rtol=0, atol=1e-14)
 
 
+@pytest.mark.parametrize("rate", [1e-3, 0.3, 9.0, 31.0, 300.0])
+@pytest.mark.parametrize("atom_rtol", [1e-4, 1e-12])
+def test_kac_sparse_blocks_gather_the_coordinates_inside_the_cone(rate, atom_rtol, monkeypatch):
+    """Blocks with most coordinates over the cone (small a t in practice) take the atom-bump formula there and run
+    the Bessel work on the gathered inside coordinates; rows at several times (per-row parameters gathered); a
+    block mostly inside the cone then switches the rest of the call to whole blocks. Against log_kernel and
+    conditional_velocity, as above."""
+    import pde2gen.families.kac_product.runtime as kac
+
+    family = KacProductFamily(a=9.0, c=3.0, atom_rtol=atom_rtol)
+    times = (rate / 9.0) * torch.linspace(0.5, 1.5, 16, dtype=F64)
+    front = (3 * times)[:, None]
+    generator = torch.Generator().manual_seed(6)
+    sign = torch.where(torch.rand(16, 7, generator=generator) < 0.5, -1.0, 1.0).to(F64)
+    d = sign * front * (1 + 3 * torch.rand(16, 7, generator=generator, dtype=F64))  # over the cone
+    d[:12, 0] *= torch.rand(12, generator=generator, dtype=F64) / 4  # one coordinate per row inside
+    d[:4, 1] = front[:4, 0] * torch.tensor([1.0, -(1 - 1e-7), 1 + 1e-9, 0.0], dtype=F64)  # on, at, just over the front
+    d[12:] = front[12:] * (2 * torch.rand(4, 7, generator=generator, dtype=F64) - 1)  # the last blocks: inside
+    monkeypatch.setattr(kac, "BESSEL_SERIES_BLOCK", 14)
+    sparse_blocks = []
+    original = family._sparse_block
+
+    def spy(*arguments):
+        result = original(*arguments)
+        sparse_blocks.append(result[1])
+        return result
+
+    monkeypatch.setattr(family, "_sparse_block", spy)
+    log_kernel, velocity = family.log_kernel_and_velocity(d, times)
+    assert sparse_blocks[:6] == [True] * 6 and sparse_blocks[-1] is False  # both kinds ran
+    assert bool(torch.isfinite(log_kernel).all())
+    torch.testing.assert_close(log_kernel, family.log_kernel(d, times), rtol=1e-13, atol=0)
+    torch.testing.assert_close(velocity, family.conditional_velocity(d, times), rtol=0, atol=1e-14)
+
+
 # ------------------------------------------------------------------------------------------------
 # NIG: the posterior coupling factor (velocity without latent) interpolated at one tau
 

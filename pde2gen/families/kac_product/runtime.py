@@ -54,6 +54,9 @@ MIN_TABLE_SIZE = 31  # the narrowest poisson_window (a t = 0): below 31 + 2^8 en
 # Both are within a few ulp (tests: mpmath).
 BESSEL_SERIES_MAX_Z = 30.0
 BESSEL_SERIES_BLOCK = 2**15  # coordinates per block of the series path: its ~100 passes over a block stay in cache
+# log_kernel_and_velocity gathers the coordinates inside the cone (the Bessel work) while they are at most this
+# share of a block (a gather and a scatter cost about as much as 10 arithmetic passes; the Bessel work 30-100)
+SPARSE_MAX_INSIDE = 0.5
 BESSEL_SERIES_TOLERANCE = 2.0**-60  # the series stop where the next term is below this fraction of the sum
 _I0_SERIES = tuple(1.0 / math.factorial(k) ** 2 for k in range(64))  # I0(z) = sum_k y^k / (k!)^2, y = z^2/4
 _I1_SERIES = tuple(0.5 / (math.factorial(k) * math.factorial(k + 1)) for k in range(64))  # I1(z)/z
@@ -118,8 +121,11 @@ def _horner_pair(x, first, second, terms, scale):
     coefficients = torch.tensor([first[:terms], second[:terms]], dtype=x.dtype, device=x.device)
     coefficients = coefficients.mul_(scale).t().unsqueeze(-1)  # (terms, 2, 1)
     flat = x.reshape(1, -1)
-    total = coefficients[terms - 1].expand(2, flat.shape[1]).contiguous()
-    for k in range(terms - 2, -1, -1):
+    if terms == 1:
+        total = coefficients[0].expand(2, flat.shape[1]).clone()
+    else:
+        total = torch.addcmul(coefficients[terms - 2], coefficients[terms - 1], flat)
+    for k in range(terms - 3, -1, -1):
         torch.addcmul(coefficients[k], total, flat, out=total)
     return total[0].view(x.shape), total[1].view(x.shape)
 
@@ -150,10 +156,10 @@ def bessel_scaled(z, weight, scale=1.0):
     (gathered: at large a t they are the few coordinates near the front; entries of zero weight keep finite
     placeholder values)."""
     large = z.clamp_min(BESSEL_SERIES_MAX_Z)
-    inverse = large.reciprocal()
     terms = _asymptotic_terms(float(large.min()) if large.numel() else BESSEL_SERIES_MAX_Z)
+    root = large.mul_(2 * math.pi).rsqrt_()  # (2 pi z)^-1/2
+    inverse = root.square().mul_(2 * math.pi)  # 1/z from it (a reciprocal costs more than two products)
     p0, p1 = _horner_pair(inverse, _I0_ASYMPTOTIC, _I1_ASYMPTOTIC, terms, scale)
-    root = large.mul_(2 * math.pi).rsqrt_()
     i0e, i1e_over_z = p0.mul_(root), p1.mul_(root).mul_(inverse)
     # z < BESSEL_SERIES_MAX_Z where the weight is nonzero, in floating arithmetic (comparisons into bool tensors
     # cost several arithmetic passes on CPU)
@@ -357,10 +363,40 @@ class KacProductFamily(torch.nn.Module):
         max_rate = self.rate * float(t.max()) if t.numel() else 0.0  # z = (a/c) r <= a t
         block_of = self._series_block if max_rate <= BESSEL_SERIES_MAX_Z else self._scaled_block
         rows = max(1, BESSEL_SERIES_BLOCK // max(1, flat.shape[1]))
+        sparse = True  # until a block has more than SPARSE_MAX_INSIDE of its coordinates inside the cone
         for first in range(0, flat.shape[0], rows):
             block = slice(first, first + rows)
-            log_kernel[block], velocity[block] = block_of(flat[block], t[block], widths[block], max_rate**2 / 4)
+            arguments = (flat[block], t[block], widths[block], max_rate**2 / 4, velocity[block])
+            if sparse:
+                log_kernel[block], sparse = self._sparse_block(block_of, *arguments)
+            else:
+                log_kernel[block], _ = block_of(*arguments)
         return log_kernel.to(d.dtype), velocity.view(d.shape)
+
+    def _sparse_block(self, block_of, d, t, width, y_max, out):
+        """(sum of log p in float64, whether the block was sparse) of the rows d (R, N), velocity written into
+        ``out``. Over the cone (|d| >= c t) log p is the atom bump's, -(|d| - c t)^2 / (2 eps^2) - log(2 sqrt(2 pi)
+        eps) - a t, and the velocity sign(d) c: a few passes for every coordinate; ``block_of`` then runs on the
+        coordinates inside the cone only (gathered as rows of one coordinate), the many at small a t. Where more
+        than SPARSE_MAX_INSIDE of them are inside, the gather costs more than it saves: ``block_of`` runs on the
+        whole block instead (and the caller stops trying)."""
+        t_b, width_b = t.unsqueeze(-1), width.unsqueeze(-1)
+        gap = self.speed * t_b - d.abs()
+        inside = gap.clamp_min(0.0).view(-1).nonzero().squeeze(-1)
+        if inside.numel() > SPARSE_MAX_INSIDE * d.numel():
+            return block_of(d, t, width, y_max, out)[0], False
+        scaled_gap = gap.div_(width_b)
+        offset = torch.log(width_b * (2 * math.sqrt(2 * math.pi))).add_(t_b * self.rate).neg_()
+        log_p = torch.addcmul(offset, scaled_gap, scaled_gap, value=-0.5)
+        torch.sign(d, out=out).mul_(self.speed)
+        if inside.numel() > 0:
+            row = torch.div(inside, d.shape[1], rounding_mode="floor")
+            values = torch.empty(inside.numel(), 1, dtype=d.dtype, device=d.device)
+            log_inside, _ = block_of(d.reshape(-1).index_select(0, inside).unsqueeze(-1), t.index_select(0, row),
+                                     width.index_select(0, row), y_max, values)
+            log_p.view(-1).index_copy_(0, inside, log_inside.to(log_p.dtype))
+            out.view(-1).index_copy_(0, inside, values.view(-1))
+        return log_p.sum(-1, dtype=torch.float64), True
 
     def _atom_velocity(self, d, interior, magnitude, front, width):
         """The velocity from its interior value d / (t + (r/c) I0/I1) (``interior``, overwritten; finite everywhere
@@ -369,8 +405,9 @@ class KacProductFamily(torch.nn.Module):
         on_atom = (magnitude - (front - width)).sign_().add_(1.0)
         return interior.addcmul_(on_atom, torch.sign(d), value=2 * self.speed).clamp_(-self.speed, self.speed)
 
-    def _scaled_block(self, d, t, width, y_max):
-        """(sum of log p in float64, velocity) of the rows d (R, N) at times t (R,), any a t (log_kernel_and_velocity)."""
+    def _scaled_block(self, d, t, width, y_max, out):
+        """(sum of log p in float64, velocity written into ``out``) of the rows d (R, N) at times t (R,), any a t
+        (log_kernel_and_velocity)."""
         t_b, width = t.unsqueeze(-1), width.unsqueeze(-1)
         front = self.speed * t_b
         at = self.rate * t_b
@@ -386,15 +423,17 @@ class KacProductFamily(torch.nn.Module):
         scaled_gap = gap.div_(width)
         log_atom = torch.addcmul((at + math.log(2 * math.sqrt(2 * math.pi))).add_(torch.log(width)).neg_(),
                                  scaled_gap, scaled_gap, value=-0.5)
-        # log(e^p + e^q) = max + log1p(e^(min - max)); log_atom is finite, so max is. The exponent is floored at
-        # -700: exp's underflow to subnormals / 0 takes a slow path (and log1p(e^-700) is 0 next to max)
+        # log(e^p + e^q) = max + log(1 + e^-|p - q|); log_atom is finite, so max is. The exponent is floored at
+        # -700: exp's underflow to subnormals / 0 takes a slow path (and log(1 + e^-700) is 0 next to max).
+        # (torch.minimum and log1p cost several times a log on CPU.)
         top = torch.maximum(log_ac, log_atom)
-        log_p = torch.minimum(log_ac, log_atom).sub_(top).clamp_min_(-700.0).exp_().log1p_().add_(top)
-        interior = d / i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b)
+        log_p = log_ac.sub_(log_atom).abs_().neg_().clamp_min_(-700.0).exp_().add_(1.0).log_().add_(top)
+        interior = torch.div(d, i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b), out=out)
         return log_p.sum(-1, dtype=torch.float64), self._atom_velocity(d, interior, magnitude, front, width)
 
-    def _series_block(self, d, t, width, y_max):
-        """(sum of log p in float64, velocity) of the rows d (R, N) at times t (R,), a t <= BESSEL_SERIES_MAX_Z."""
+    def _series_block(self, d, t, width, y_max, out):
+        """(sum of log p in float64, velocity written into ``out``) of the rows d (R, N) at times t (R,),
+        a t <= BESSEL_SERIES_MAX_Z."""
         t_b, width = t.unsqueeze(-1), width.unsqueeze(-1)
         front = self.speed * t_b
         at = self.rate * t_b
@@ -410,7 +449,7 @@ class KacProductFamily(torch.nn.Module):
         u_floor = u.clamp_min(-700.0)
         density = torch.addcmul(i0, at, i1_over_z).mul_(inside).add_(u_floor.exp())
         log_p = density.log_().add_(u.sub_(u_floor).mul_(1 - inside)).sub_(at)
-        interior = d / i0.div_(i1_over_z.mul_(self.rate)).add_(t_b)
+        interior = torch.div(d, i0.div_(i1_over_z.mul_(self.rate)).add_(t_b), out=out)
         return log_p.sum(-1, dtype=torch.float64), self._atom_velocity(d, interior, magnitude, front, width)
 
     # ---- noise alignment: sigma^2 = Var K_t = (c^2/a) [t - (1 - e^{-2at}) / (2a)] = (c^2 / 2a^2) g(2at)
