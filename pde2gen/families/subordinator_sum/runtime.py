@@ -84,16 +84,21 @@ def floor_log(values):
 
 
 class SumConvolutionPlan:
-    """The near part of one convolution half: k = 1 .. K - 1 steps below w, v - w = log(1 - e^(-k h))."""
+    """The near part of one convolution half: k = 1 .. K - 1 steps below w, v - w = log(1 - e^(-k h)) read by
+    6-point Lagrange interpolation, as one matrix: b(w_j + v_k - w_j) = sum_o log_b[j + o] weights[o, k]."""
 
     def __init__(self, h, device):
         self.near = int(math.ceil(SUM_NEAR_SPAN / h))
         k = torch.arange(1, self.near, dtype=torch.float64, device=device)
         r = torch.exp(-k * h)
         delta = torch.log1p(-r) / h
-        self.k = k.long()
-        self.base = delta.floor().long()
-        self.weights = lagrange6(delta - delta.floor())
+        base = delta.floor()
+        lagrange = lagrange6(delta - base)  # (K - 1, 6) on offsets base - 2 .. base + 3
+        self.low = int(base.min()) - 2  # the smallest offset read
+        width = 3 - self.low + 1  # offsets low .. 3 (base <= -1)
+        rows = (base.long() - 2 - self.low).unsqueeze(-1) + torch.arange(6, device=device)
+        self.weights = torch.zeros(width, k.shape[0], dtype=torch.float64, device=device)
+        self.weights.scatter_add_(0, rows.t(), lagrange.t())
         n = SUM_PARTITION_POWER
         log_one_minus = torch.log1p(-r)
         self.log_kernel = (n - 1) * log_one_minus - torch.logaddexp(n * torch.log(r), n * log_one_minus) + math.log(h)
@@ -111,21 +116,19 @@ def convolution_half(log_a, log_b, plan, h):
     slope[1:-1] = (log_b[2:] - log_b[:-2]) / (2 * h)
     slope[0] = (log_b[1] - log_b[0]) / h
     slope[-1] = (log_b[-1] - log_b[-2]) / h
-    offsets = torch.arange(-2, 4, device=device)
-    out = torch.empty_like(log_a)
-    for start in range(0, T, 512):
-        j = torch.arange(start, min(T, start + 512), device=device)
-        ia = j.unsqueeze(-1) - plan.k
-        ib = (j[:, None, None] + plan.base[None, :, None] + offsets).clamp(0, T - 1)
-        b = (plan.weights * log_b[ib]).sum(-1)
-        terms = torch.where(ia >= 0, log_a[ia.clamp_min(0)] + b + plan.log_kernel, torch.full_like(b, -math.inf))
-        far_index = (j - plan.near).clamp_min(0)
-        correction = torch.nan_to_num((1 - slope[j]) * torch.exp(prefix_moment[far_index] - prefix[far_index] - w[j]),
-                                      nan=0.0)
-        far = torch.where(j - plan.near >= 0, prefix[far_index] + log_b[j] + torch.log1p(correction.clamp(-0.5, 0.5)),
-                          torch.full_like(correction, -math.inf))
-        out[j] = torch.logsumexp(torch.cat([terms, far.unsqueeze(-1)], -1), -1)
-    return out
+    # windows[j, o - low] = log_b[j + o] (clamped to the grid), a_near[j, k - 1] = log_a[j - k] (-inf below it)
+    padded_b = torch.cat([log_b[:1].expand(-plan.low), log_b, log_b[-1:].expand(3)])
+    windows = padded_b.unfold(0, plan.weights.shape[0], 1)
+    near = plan.near - 1
+    padded_a = torch.cat([torch.full((near,), -math.inf, dtype=log_a.dtype, device=device), log_a])
+    a_near = padded_a.unfold(0, near, 1)[:T].flip(-1)
+    terms = a_near + windows @ plan.weights + plan.log_kernel
+    far_index = (torch.arange(T, device=device) - plan.near).clamp_min(0)
+    correction = torch.nan_to_num((1 - slope) * torch.exp(prefix_moment[far_index] - prefix[far_index] - w), nan=0.0)
+    far = torch.where(torch.arange(T, device=device) >= plan.near,
+                      prefix[far_index] + log_b + torch.log1p(correction.clamp(-0.5, 0.5)),
+                      torch.full_like(correction, -math.inf))
+    return torch.logsumexp(torch.cat([terms, far.unsqueeze(-1)], -1), -1)
 
 
 def convolve_log(p, q, plan, h):
@@ -168,8 +171,9 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         points, weights = gauss_legendre(ZOLOTAREV_SUM_NODES)
         edges = torch.tensor(ZOLOTAREV_SUM_PANELS, dtype=torch.float64)
         half = (edges[1:] - edges[:-1]).unsqueeze(-1) / 2
-        self.register_buffer("zolotarev_u", (edges[:-1].unsqueeze(-1) + half * (points + 1)).reshape(-1), persistent=False)
-        self.register_buffer("zolotarev_log_du", torch.log(half * weights).reshape(-1), persistent=False)
+        # plain float64 tensors, not buffers: Process.to(torch.float32) must not round the quadrature's nodes
+        self.zolotarev_u = (edges[:-1].unsqueeze(-1) + half * (points + 1)).reshape(-1)
+        self.zolotarev_log_du = torch.log(half * weights).reshape(-1)
         self.log_medians = [self._log_median_stable(alpha / 2) for _, alpha in self.stables]
         self._plans = {}
         self._tables = {}
@@ -191,7 +195,7 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         g = beta / (1 - beta)
         log_a0 = math.log(1 - beta) + g * math.log(beta)
         u = self.zolotarev_u.to(w.device)
-        log_du = self.zolotarev_log_du.to(w.device)
+        log_du = self.zolotarev_log_du.to(w.device)  # float64 on every device
         log_a = self._log_kanter(beta, u)
         out = torch.empty_like(w)
         quadrature = w < -math.log(STABLE_SERIES_FROM) / beta
@@ -302,6 +306,7 @@ class SubordinatorSumFamily(RadialMixtureKernel):
                 continue
             flux = floor_log(torch.logaddexp(convolve_log(flux, p, plan, h), convolve_log(density, j, plan, h)))
             density = convolve_log(density, p, plan, h)
+        density = density - torch.logsumexp(density, 0) - math.log(h)  # its trapezoid mass: 1 to ~1e-9, made exact
         if len(self._tables) >= SUM_TABLE_CACHE:
             self._tables.pop(next(iter(self._tables)))
         self._tables[key] = (start, density, flux)
@@ -319,14 +324,14 @@ class SubordinatorSumFamily(RadialMixtureKernel):
 
     def sample_mixing_variance(self, t, generator=None):
         """V_t = 2 kappa t + sum of the components (float64, shape of t): the ancestral sampler's variance path."""
-        return 2 * self.kappa * t.to(torch.float64) + torch.exp(self._sample_log_components(t, generator)).sum(-1)
+        return 2 * self.heat * t.to(torch.float64) + torch.exp(self._sample_log_components(t, generator)).sum(-1)
 
     def sample_displacement(self, t, shape, generator=None):
         """(d, latent): d = sqrt(V) eps, latent log X per component (B, K), in t's dtype."""
         log_x = self._sample_log_components(t, generator)
         log_v = torch.logsumexp(log_x, -1)
         if self.heat > 0:
-            log_v = torch.logaddexp(torch.log(2 * self.kappa * t.to(torch.float64)), log_v)
+            log_v = torch.logaddexp(torch.log(2 * self.heat * t.to(torch.float64)), log_v)
         eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
         return eps.mul_(batch_view(torch.exp(0.5 * log_v).to(t.dtype), eps)), log_x.to(t.dtype)
 
@@ -338,7 +343,7 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         weighted = torch.zeros_like(t)
         for index in range(self.components):
             weighted = weighted + x[:, index] * torch.exp(self._component_log_rate(index, log_x[:, index], t)) * t / 2
-        return (self.kappa * t + weighted) / (t * (2 * self.kappa * t + x.sum(-1)))
+        return (self.heat * t + weighted) / (t * (2 * self.heat * t + x.sum(-1)))
 
     def _mixture(self, rho2, t, n, with_factor):
         log_p = torch.empty_like(rho2)
@@ -399,8 +404,8 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         """sigma^2 = 2 kappa t + sum_j 2 median(S_j) (kappa_j t)^(2/alpha_j) + sum_i tau_i^2 / (1 + m_i tau_i), and
         its derivative: each component's own alignment, summed."""
         t = t.to(torch.float64)
-        value = 2 * self.kappa * t
-        slope = 2 * self.kappa + torch.zeros_like(t)
+        value = 2 * self.heat * t
+        slope = 2 * self.heat + torch.zeros_like(t)
         for ((coefficient, alpha), log_median) in zip(self.stables, self.log_medians):
             term = 2 * math.exp(log_median) * (coefficient * t) ** (2 / alpha)
             value = value + term
@@ -422,7 +427,7 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         """sigma^2(t) is increasing and convex: Newton from the smallest of the components' own inverses (each
         above the root) converges monotonically; 200 steps bound the work."""
         s2 = sigma.to(torch.float64).square()
-        guesses = [s2 / (2 * self.kappa)] if self.heat > 0 else []
+        guesses = [s2 / (2 * self.heat)] if self.heat > 0 else []
         for (coefficient, alpha), log_median in zip(self.stables, self.log_medians):
             guesses.append((s2 / (2 * math.exp(log_median))) ** (alpha / 2) / coefficient)
         for c, m in self.nigs:
