@@ -152,3 +152,20 @@ def test_generated_module_marginal_velocity_reads_the_profile(tmp_path):
         weights = torch.softmax(log_p.reshape(16, 64), dim=1)
         expected = (weights[..., None] * (d * factor[:, None]).reshape(16, 64, 2)).sum(1)
         torch.testing.assert_close(velocity, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_rows_whose_panels_never_converge_take_the_quadrature(monkeypatch):
+    """With a tolerance no panel can meet, every panel is halved down to where halving stops paying and then left
+    to the quadrature: the answer is the quadrature's, bit for bit, and a second call builds nothing more."""
+    monkeypatch.setattr(runtime_common, "PROFILE_TOLERANCE", 0.0)
+    family = HeatStableFamily(1.0, 2.0, 1.5)
+    generator = torch.Generator().manual_seed(4)
+    rho2 = torch.rand(runtime_common.PROFILE_MIN_ROWS, generator=generator, dtype=F64)
+    times = torch.full_like(rho2, 0.2)
+    log_p, factor = family._radial(rho2, times, 2, True)
+    exact_log_p, exact_factor = family._quadrature(rho2, times, 2, True)
+    torch.testing.assert_close(log_p, exact_log_p, rtol=0, atol=0)
+    torch.testing.assert_close(factor, exact_factor, rtol=0, atol=0)
+    calls = count_quadrature_rows(family)
+    family._radial(rho2, times, 2, True)
+    assert sum(calls) == rho2.shape[0]  # the rows themselves, no new panel

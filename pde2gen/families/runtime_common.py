@@ -610,9 +610,17 @@ class RadialMixtureKernel(torch.nn.Module):
         # slots + 1 stand for everything below and above (and for nan): the quadrature's
         panel_of_slot = torch.full((cells * slots + 2,), _PROFILE_UNBUILT, dtype=torch.int32, device=device)
         panel_of_slot[0] = panel_of_slot[-1] = _PROFILE_QUADRATURE
+        # where to start halving: the depths a profile of the same N accepted at the same L - anchor (the last
+        # one used: in an ODE solve, the previous step's), else the coarsest panels
+        start_depth = torch.zeros(cells * slots, dtype=torch.int64)
+        for other_key in reversed(cache):
+            if other_key[1:] == key[1:]:
+                other = cache[other_key]
+                start_depth = torch.where(other["depth_of_slot"] >= 0, other["depth_of_slot"], other["start_depth"])
+                break
         profile = {"t": t64, "low": anchor - PROFILE_HALF_RANGE, "slot_width": PROFILE_CELL / slots,
-                   "slots": cells * slots, "panel_of_slot": panel_of_slot,
-                   "start_depth": torch.zeros(cells * slots, dtype=torch.int64),
+                   "slots": cells * slots, "panel_of_slot": panel_of_slot, "start_depth": start_depth,
+                   "depth_of_slot": torch.full((cells * slots,), -1, dtype=torch.int64),
                    # per panel: 2 / its width and -(1 + 2 left / width), so that x = L ends[0] + ends[1] lies in
                    # [-1, 1] on it; the power coefficients of log p and log factor in x
                    "ends": torch.zeros(2, 0, dtype=torch.float64, device=device),
@@ -634,6 +642,8 @@ class RadialMixtureKernel(torch.nn.Module):
             if self._build_profile(profile, n, slots.cpu(), counts.cpu()):
                 panel = profile["panel_of_slot"].index_select(0, entry)
         read = panel >= 0
+        if profile["ends"].shape[1] == 0:  # no panel yet (all rows where the quadrature answers)
+            return (torch.zeros_like(rho2), torch.ones_like(rho2) if with_factor else None), read
         panel = panel.clamp_min_(0)
         ends = profile["ends"]
         x = torch.addcmul(ends[1].index_select(0, panel), log_rho2, ends[0].index_select(0, panel))  # in [-1, 1]
@@ -694,6 +704,7 @@ class RadialMixtureKernel(torch.nn.Module):
                 stop = start + ((1 << max_depth) >> k)
                 if excess[index] <= 1:
                     profile["panel_of_slot"][start + 1:stop + 1] = count
+                    profile["depth_of_slot"][start:stop] = k
                     count += 1
                     new_ends.append(torch.stack([2 / widths[index], -1 - 2 * lefts[index] / widths[index]]))
                     new_coefficients.append(power[index].T)  # (outputs, degree + 1)
