@@ -149,21 +149,25 @@ def _asymptotic_terms(z_min):
     return k + 1
 
 
-def bessel_scaled(z, weight, scale=1.0):
+def bessel_scaled(z, weight=None, scale=1.0):
     """(e^-z I0(z), e^-z I1(z)/z) for z >= 0, both times ``scale``: the asymptotic series in 1/z
     (BESSEL_ASYMPTOTIC_TERMS terms, below 2^-55 relative from z = BESSEL_SERIES_MAX_Z on) everywhere, then
     bessel_series times e^-z written over the entries below BESSEL_SERIES_MAX_Z that have a nonzero ``weight``
-    (gathered: at large a t they are the few coordinates near the front; entries of zero weight keep finite
-    placeholder values)."""
+    (None: all; gathered: at large a t they are the few coordinates near the front; entries of zero weight keep
+    finite placeholder values)."""
+    z_min = float(z.min()) if z.numel() else BESSEL_SERIES_MAX_Z
     large = z.clamp_min(BESSEL_SERIES_MAX_Z)
-    terms = _asymptotic_terms(float(large.min()) if large.numel() else BESSEL_SERIES_MAX_Z)
+    terms = _asymptotic_terms(max(z_min, BESSEL_SERIES_MAX_Z))
     root = large.mul_(2 * math.pi).rsqrt_()  # (2 pi z)^-1/2
     inverse = root.square().mul_(2 * math.pi)  # 1/z from it (a reciprocal costs more than two products)
     p0, p1 = _horner_pair(inverse, _I0_ASYMPTOTIC, _I1_ASYMPTOTIC, terms, scale)
     i0e, i1e_over_z = p0.mul_(root), p1.mul_(root).mul_(inverse)
     # z < BESSEL_SERIES_MAX_Z where the weight is nonzero, in floating arithmetic (comparisons into bool tensors
     # cost several arithmetic passes on CPU)
-    below = z.neg().add_(BESSEL_SERIES_MAX_Z).clamp_min_(0.0).mul_(weight).reshape(-1).nonzero().squeeze(-1)
+    if z_min >= BESSEL_SERIES_MAX_Z:
+        return i0e, i1e_over_z
+    below = z.neg().add_(BESSEL_SERIES_MAX_Z).clamp_min_(0.0)
+    below = (below if weight is None else below.mul_(weight)).reshape(-1).nonzero().squeeze(-1)
     if below.numel() > 0:
         z_below = z.reshape(-1).index_select(0, below)
         s0, s1 = bessel_series(z_below.square().mul_(0.25), BESSEL_SERIES_MAX_Z**2 / 4, scale)
@@ -414,22 +418,32 @@ class KacProductFamily(torch.nn.Module):
         magnitude = d.abs()
         gap = front - magnitude  # > 0 inside the cone
         r = (front + magnitude).mul_(gap).clamp_min_(0.0).sqrt_()
-        inside = gap.sign().clamp_min_(0.0)
+        # a block whose coordinates are all inside the cone and off its atoms (large a t: the front far out) skips
+        # the masks and the atoms' velocity
+        clear = float(gap.min()) > 2 * float(width.max())
+        inside = None if clear else gap.sign().clamp_min_(0.0)
         # (a/2c) e^-z I0(z), (a/2c) e^-z I1(z)/z
         i0e, i1e_over_z = bessel_scaled(r * (self.rate / self.speed), inside, self.rate / (2 * self.speed))
         # log p_ac = (z - a t) + log[(a/2c)(i0e + a t i1e/z)], z - a t = -(a/c) d^2 / (c t + r); -inf outside
-        log_ac = torch.addcmul(i0e, at, i1e_over_z).mul_(inside).log_()
+        log_ac = torch.addcmul(i0e, at, i1e_over_z)
+        log_ac = (log_ac if inside is None else log_ac.mul_(inside)).log_()
         log_ac.addcdiv_(magnitude.square(), r.add_(front), value=-self.rate / self.speed)
         scaled_gap = gap.div_(width)
         log_atom = torch.addcmul((at + math.log(2 * math.sqrt(2 * math.pi))).add_(torch.log(width)).neg_(),
                                  scaled_gap, scaled_gap, value=-0.5)
         # log(e^p + e^q) = max + log(1 + e^-|p - q|); log_atom is finite, so max is. The exponent is floored at
         # -700: exp's underflow to subnormals / 0 takes a slow path (and log(1 + e^-700) is 0 next to max).
-        # (torch.minimum and log1p cost several times a log on CPU.)
-        top = torch.maximum(log_ac, log_atom)
-        log_p = log_ac.sub_(log_atom).abs_().neg_().clamp_min_(-700.0).exp_().add_(1.0).log_().add_(top)
+        # (torch.minimum and log1p cost several times a log on CPU.) Where the atom bump is below e^-50 of the
+        # a.c. density throughout the block, log p = log p_ac (the term left out is below 2e-22).
+        difference = log_ac - log_atom
+        if clear and float(difference.min()) > 50.0:
+            log_p = log_ac
+        else:
+            top = torch.maximum(log_ac, log_atom)
+            log_p = difference.abs_().neg_().clamp_min_(-700.0).exp_().add_(1.0).log_().add_(top)
         interior = torch.div(d, i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b), out=out)
-        return log_p.sum(-1, dtype=torch.float64), self._atom_velocity(d, interior, magnitude, front, width)
+        velocity = interior.clamp_(-self.speed, self.speed) if clear else self._atom_velocity(d, interior, magnitude, front, width)
+        return log_p.sum(-1, dtype=torch.float64), velocity
 
     def _series_block(self, d, t, width, y_max, out):
         """(sum of log p in float64, velocity written into ``out``) of the rows d (R, N) at times t (R,),
