@@ -1,9 +1,9 @@
-"""Build the sums of subordinators of issue 12 (the subordinator_sum family) in N = 1, 2, 8 and 3072: every build runs
-the compiler's self-checks against the family's reference twin. Two of the issue's symbols, s^(3/4) + (sqrt(s + 1) - 1)
-and (sqrt(s + 1) - 1) + 2 (sqrt(s + 4) - 2), are the decaying branch of no PDE the reader accepts with a unique
-decaying root (their polynomial PDEs have two decaying branches, which C0 refuses): for them the family's own
+"""Build the sums of subordinators of issue 12 (the subordinator_sum family) in N = 1, 2, 8 and 3072: every build
+runs the compiler's self-checks against the family's reference twin. Two of the issue's symbols,
+s^(3/4) + (sqrt(s + 1) - 1) and (sqrt(s + 1) - 1) + 2 (sqrt(s + 4) - 2), are the decaying branch of no PDE the
+reader accepts (their polynomial PDEs have two decaying branches, which C0 refuses): for them the family's own
 self-checks (those that need no PDE: normalisation, radial law, sampler, transport, radial flux, sigma round trip,
-finite values) run on the FamilyConfig the recogniser would give. Prints a table; exits 1 on any failure.
+finite values) run on the FamilyConfig the recogniser gives their shape. Prints a table; exits 1 on any failure.
 
     python bench/subordinator_sum_builds.py                  # ~10-20 minutes on 2 busy cores
     python bench/subordinator_sum_builds.py --dims 2 --out bench/results/subordinator_sum_builds
@@ -22,7 +22,8 @@ DIMS = (1, 2, 8, 3072)
 EXPRESSIONS = (  # (PDE text, problem type): f(s) in the comment
     ("u_t = -fraclap(u, 1/2) - fraclap(u, 3/4)", None),  # s^(1/2) + s^(3/4)
     ("u_t = lap(u) - fraclap(u, 1/2) - fraclap(u, 3/4)", None),  # s + s^(1/2) + s^(3/4)
-    ("u_tt + 2*(-lap)^(1/2) u_t - u = 0", "augmented"),  # s^(1/2) + (sqrt(s + 1) - 1): lambda = -sqrt(s) - sqrt(s + 1)
+    # s^(1/2) + (sqrt(s + 1) - 1): lambda = -sqrt(s) - sqrt(s + 1), the one decaying root
+    ("u_tt + 2*(-lap)^(1/2) u_t - u = 0", "augmented"),
     ("u_tt + 2*(-lap)^(1/4) u_t + (-lap)^(1/2) u + lap(u) - u = 0", "augmented"),  # s^(1/4) + (sqrt(s + 1) - 1)
 )
 SYMBOLS = {  # name: (powers {p: c}, nig {m: c}) of shapes no accepted PDE reaches
@@ -84,7 +85,8 @@ def main(argv=None) -> int:
                 rows.setdefault(f"checks only: {name}", {})[dim] = cell
                 print(f"{name:60s} N={dim:<5d} {cell}", file=sys.stderr, flush=True)
     lines = ["| PDE / symbol | " + " | ".join(f"N={d}" for d in args.dims) + " |", "|---|" + "---|" * len(args.dims)]
-    lines += [f"| `{name}` | " + " | ".join(cells.get(d, "") for d in args.dims) + " |" for name, cells in rows.items()]
+    lines += [f"| `{name}` | " + " | ".join(cells.get(d, "") for d in args.dims) + " |"
+              for name, cells in rows.items()]
     lines += ["", f"{len(failures)} failures"] + [f"- {line}" for line in failures]
     print("\n".join(lines))
     if args.out is not None:

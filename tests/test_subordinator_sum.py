@@ -20,7 +20,7 @@ from pde2gen.families.subordinator_sum import PARAMETERS
 
 torch = pytest.importorskip("torch")
 
-from pde2gen.families.subordinator_sum.runtime import SubordinatorSumFamily  # noqa: E402
+from pde2gen.families.subordinator_sum.runtime import SubordinatorSumFamily
 
 R = sp.Rational
 FALSE_ALARM = 1e-9  # per test (Bonferroni over its comparisons)
@@ -62,12 +62,13 @@ def symbol(kappa=0.0, stables=(), nigs=()):
     return f
 
 
-CASES = {  # the issue's examples (stable + stable, heat + two stables, stable + NIG, NIG + NIG) and a three-term NIG mix
-    "half+three_quarters": dict(stables=[(1.0, 1.0), (1.0, 1.5)]),
-    "heat+half+three_quarters": dict(kappa=1.0, stables=[(1.0, 1.0), (1.0, 1.5)]),
-    "three_quarters+nig": dict(stables=[(1.0, 1.5)], nigs=[(1.0, 1.0)]),
-    "nig+nig": dict(nigs=[(1.0, 1.0), (2.0, 2.0)]),
-    "quarter+cauchy+nig": dict(stables=[(0.5, 0.5), (1.0, 1.0)], nigs=[(1.0, 0.5)]),
+# the issue's examples (stable + stable, heat + two stables, stable + NIG, NIG + NIG) and a three-part mix
+CASES = {
+    "half+three_quarters": {"stables": [(1.0, 1.0), (1.0, 1.5)]},
+    "heat+half+three_quarters": {"kappa": 1.0, "stables": [(1.0, 1.0), (1.0, 1.5)]},
+    "three_quarters+nig": {"stables": [(1.0, 1.5)], "nigs": [(1.0, 1.0)]},
+    "nig+nig": {"nigs": [(1.0, 1.0), (2.0, 2.0)]},
+    "quarter+cauchy+nig": {"stables": [(0.5, 0.5), (1.0, 1.0)], "nigs": [(1.0, 0.5)]},
 }
 
 
@@ -170,9 +171,9 @@ def test_log_kernel_is_the_fourier_inversion_of_exp_minus_t_f(name, runtimes):
 
 
 @pytest.mark.parametrize("parts, single", [
-    (dict(nigs=[(1.0, 1.0), (2.0, 1.0)]), FamilyConfig("nig", (("c", 3.0), ("m", 1.0)))),
-    (dict(nigs=[(0.5, 0.0), (1.0, 0.0)]), FamilyConfig("cauchy", (("c", 1.5),))),
-    (dict(stables=[(1.0, 1.5), (0.5, 1.5)]), FamilyConfig("stable", (("kappa", 1.5), ("alpha", 1.5)))),
+    ({"nigs": [(1.0, 1.0), (2.0, 1.0)]}, FamilyConfig("nig", (("c", 3.0), ("m", 1.0)))),
+    ({"nigs": [(0.5, 0.0), (1.0, 0.0)]}, FamilyConfig("cauchy", (("c", 1.5),))),
+    ({"stables": [(1.0, 1.5), (0.5, 1.5)]}, FamilyConfig("stable", (("kappa", 1.5), ("alpha", 1.5)))),
 ])
 def test_components_of_one_law_add_up_to_that_law(parts, single):
     """IG(c1 t / m, (c1 t)^2) + IG(c2 t / m, (c2 t)^2) = IG((c1 + c2) t / m, ...), Levy likewise, and
@@ -269,8 +270,8 @@ def test_draws_have_the_characteristic_function_and_the_radial_law(name, runtime
 @pytest.mark.parametrize("name", ["heat+half+three_quarters", "three_quarters+nig", "nig+nig"])
 def test_coupled_velocity_satisfies_the_continuity_equation(name, runtimes):
     """d/dt E phi(d_t) = E[phi'(d) u] for phi = exp(-d^2 / (2 b^2)) in N = 1, b = sigma(t): the left side exactly from
-    exp(-t f(k^2)) (Parseval), the right side from draws with their latent. phi'(d) u = -(d^2 / b^2) phi factor lies in
-    [-(2/e) F, 0], F a bound of the factor (each component's X_dot / (2 X) <= max(1/alpha, 1) / t): Hoeffding at
+    exp(-t f(k^2)) (Parseval), the right side from draws with their latent. phi'(d) u = -(d^2 / b^2) phi factor lies
+    in [-(2/e) F, 0], F a bound of the factor (each component's X_dot / (2 X) <= max(1/alpha, 1) / t): Hoeffding at
     FALSE_ALARM. A coupling 10% off moves the right side by ~10%, several bounds."""
     family = runtimes(name)
     f = symbol(**CASES[name])

@@ -88,7 +88,7 @@ class SumConvolutionPlan:
     6-point Lagrange interpolation, as one matrix: b(w_j + v_k - w_j) = sum_o log_b[j + o] weights[o, k]."""
 
     def __init__(self, h, device):
-        self.near = int(math.ceil(SUM_NEAR_SPAN / h))
+        self.near = math.ceil(SUM_NEAR_SPAN / h)
         k = torch.arange(1, self.near, dtype=torch.float64, device=device)
         r = torch.exp(-k * h)
         delta = torch.log1p(-r) / h
@@ -185,8 +185,13 @@ class SubordinatorSumFamily(RadialMixtureKernel):
     # ---- the positive beta-stable law (Zolotarev's integral; Kanter's draws)
 
     def _log_kanter(self, beta, u):
+        return self._log_kanter_with(beta, u, torch.sin(u))
+
+    def _log_kanter_with(self, beta, u, sin_u):
+        """log a(u) = g log sin(beta u) + log sin((1 - beta) u) - log sin(u) / (1 - beta), sin(u) given."""
         g = beta / (1 - beta)
-        return g * torch.log(torch.sin(beta * u)) + torch.log(torch.sin((1 - beta) * u)) - torch.log(torch.sin(u)) / (1 - beta)
+        return (g * torch.log(torch.sin(beta * u)) + torch.log(torch.sin((1 - beta) * u))
+                - torch.log(sin_u) / (1 - beta))
 
     def _log_stable_density(self, beta, w):
         """log f_S(e^w), S positive beta-stable, at any w (float64): Zolotarev's integral
@@ -209,7 +214,8 @@ class SubordinatorSumFamily(RadialMixtureKernel):
             wq[start:start + 1024] = torch.logsumexp(terms, -1) - math.log(math.pi) - lead.squeeze(-1)
         out[quadrature] = wq
         ks = torch.arange(1, STABLE_SERIES_TERMS + 1, dtype=torch.float64, device=w.device)
-        series = torch.exp(torch.lgamma(beta * ks + 1) - torch.lgamma(ks + 1)) * torch.sin(math.pi * beta * ks) / math.pi
+        series = (torch.exp(torch.lgamma(beta * ks + 1) - torch.lgamma(ks + 1)) * torch.sin(math.pi * beta * ks)
+                  / math.pi)
         series = series * torch.where(ks % 2 == 1, 1.0, -1.0).to(torch.float64)
         tail = w[~quadrature]
         out[~quadrature] = torch.log(torch.exp(-beta * torch.outer(tail, ks)) @ series) - tail
@@ -222,7 +228,8 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         low, high = -60.0 / g - 60.0, 60.0 / beta + 60.0
         for _ in range(100):
             middle = (low + high) / 2
-            cdf = float(torch.exp(torch.logsumexp(self.zolotarev_log_du - torch.exp(log_a - g * middle), 0)) / math.pi)
+            log_cdf = torch.logsumexp(self.zolotarev_log_du - torch.exp(log_a - g * middle), 0) - math.log(math.pi)
+            cdf = float(torch.exp(log_cdf))
             low, high = (low, middle) if cdf > 0.5 else (middle, high)
         return (low + high) / 2
 
@@ -232,9 +239,7 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         log_e = torch.log(-torch.log(uniform_open(t.shape, torch.float64, t.device, generator)))
         u = math.pi * v
         near = torch.minimum(v, 1 - v) * math.pi
-        g = beta / (1 - beta)
-        log_a = g * torch.log(torch.sin(beta * u)) + torch.log(torch.sin((1 - beta) * u)) - torch.log(torch.sin(near)) / (1 - beta)
-        return (log_a - log_e) / g
+        return (self._log_kanter_with(beta, u, torch.sin(near)) - log_e) * ((1 - beta) / beta)
 
     # ---- the components at time t (stables first, then inverse Gaussians)
 
@@ -295,7 +300,7 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         ranges = [self._component_range(i, float(t)) for i in range(self.components)]
         start = min(low for low, _ in ranges)
         top = max(high for _, high in ranges) + math.log(self.components) + 2.0
-        w = start + h * torch.arange(int(math.ceil((top - start) / h)) + 1, dtype=torch.float64, device=device)
+        w = start + h * torch.arange(math.ceil((top - start) / h) + 1, dtype=torch.float64, device=device)
         plan = self._plan(device)
         density = flux = None
         for i in range(self.components):
@@ -366,8 +371,8 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         a = 2 * self.heat * time
         log_a = math.log(a) if a > 0 else -math.inf
         top = start + h * (density.shape[0] - 1)
-        reach = float(torch.log(rho2.clamp_min(1e-300) / n).max()) + 10.0
-        coarse = start + h * torch.arange(int(math.ceil((max(top, reach) - start) / h)) + 1, dtype=torch.float64,
+        reach = float(torch.log(torch.nan_to_num(rho2, nan=1.0).clamp(1e-300, 1e300) / n).max()) + 10.0
+        coarse = start + h * torch.arange(math.ceil((max(top, reach) - start) / h) + 1, dtype=torch.float64,
                                           device=device)
 
         def log_gauss(w):
