@@ -177,15 +177,20 @@ def bessel_scaled(z, weight=None, scale=1.0):
     return i0e, i1e_over_z
 
 
+_VARIANCE_RATIOS = {}  # (device, dtype) -> the ratios -1 / (k + 2), k = 1 .. VARIANCE_SERIES_TERMS - 1
+
+
 def _scaled_variance(x):
-    """(g(x), 1 - e^{-x}) for x >= 0 (float64), g(x) = e^{-x} - 1 + x: the variance's core (sigma^2 = (c^2 / 2a^2)
-    g(2at)) and its derivative; g by its series below VARIANCE_SERIES_MAX_X (terms (-x)^k / (k+2)! as one
+    """(g(x), e^{-x} - 1) for x >= 0 (float64), g(x) = e^{-x} - 1 + x: the variance's core (sigma^2 = (c^2 / 2a^2)
+    g(2at)) and minus its derivative; g by its series below VARIANCE_SERIES_MAX_X (terms (-x)^k / (k+2)! as one
     cumulative product of the ratios -x / (k+2))."""
-    rise = torch.expm1(x.neg()).neg_()
-    ratios = x.clamp_max(VARIANCE_SERIES_MAX_X).unsqueeze(-1).div(
-        torch.arange(3.0, VARIANCE_SERIES_TERMS + 2.0, dtype=x.dtype, device=x.device)).neg_()
-    series = ratios.cumprod_(-1).sum(-1).add_(1.0).mul_(x.square()).mul_(0.5)
-    return torch.where(x < VARIANCE_SERIES_MAX_X, series, x - rise), rise
+    key = (x.device, x.dtype)
+    if key not in _VARIANCE_RATIOS:
+        _VARIANCE_RATIOS[key] = torch.arange(3.0, VARIANCE_SERIES_TERMS + 2.0, dtype=x.dtype, device=x.device).reciprocal_().neg_()
+    drop = torch.expm1(x.neg())
+    small = x.clamp_max(VARIANCE_SERIES_MAX_X)
+    series = (small.unsqueeze(-1) * _VARIANCE_RATIOS[key]).cumprod_(-1).sum(-1).add_(1.0).mul_(small.square_()).mul_(0.5)
+    return torch.where(x < VARIANCE_SERIES_MAX_X, series, x + drop), drop
 
 
 class KacProductFamily(torch.nn.Module):
@@ -476,8 +481,8 @@ class KacProductFamily(torch.nn.Module):
 
     def dsigma_dt(self, t):
         """(c^2 / a) (1 - e^{-2at}) / (2 sigma) = (c / sqrt 2) (1 - e^{-x}) / sqrt(g(x))."""
-        core, rise = _scaled_variance(t.to(torch.float64).mul(2 * self.rate))
-        return rise.div_(core.sqrt_()).mul_(self.speed / math.sqrt(2)).to(t.dtype)
+        core, drop = _scaled_variance(t.to(torch.float64).mul(2 * self.rate))
+        return drop.div_(core.sqrt_()).mul_(-self.speed / math.sqrt(2)).to(t.dtype)
 
     def t_of_sigma(self, sigma):
         """Inverse of sigma(t), through g(x) = q = 2 a^2 sigma^2 / c^2 (x = 2at; independent of a and c): Newton on
@@ -491,6 +496,6 @@ class KacProductFamily(torch.nn.Module):
         alpha_u = u.mul(T_OF_SIGMA_GUESS)
         x = (alpha_u + 1.0).mul_(u).div_(alpha_u.add_(T_OF_SIGMA_GUESS + 1 / 3).mul_(u).add_(1.0)).add_(q)
         for _ in range(T_OF_SIGMA_STEPS):  # s -= step, as x *= e^-step (relative rounding 1 ulp at any |log x|)
-            core, rise = _scaled_variance(x)
-            x = x * core.div(q).log_().mul_(core).div_(rise.mul_(x)).neg_().exp_()  # log(g/q): no |log q| eps
+            core, drop = _scaled_variance(x)  # drop = -(1 - e^-x): the step's sign folded in
+            x = x * core.div(q).log_().mul_(core).div_(drop.mul_(x)).exp_()  # log(g/q): no |log q| eps
         return x.mul_(0.5 / self.rate).to(sigma.dtype)
