@@ -490,18 +490,24 @@ def gauss_legendre(nodes, dtype=torch.float64):
 # (t, N) they are interpolated by Chebyshev polynomials on panels in L, filled on first use from the quadrature
 # itself at the panels' Chebyshev points. The panels tile cells of width PROFILE_CELL over
 # log(N sigma(t)^2) +- PROFILE_HALF_RANGE; a panel is accepted when its last Chebyshev coefficients are below
-# PROFILE_TOLERANCE (times max(1, |log p|): log p reaches -1e6 at N = 3072, where float64 itself carries 1e-10),
-# otherwise halved, down to PROFILE_MAX_DEPTH halvings; only the halves that rows actually visit are refined.
-# Rows outside the cells (|d| = 0 included) and in panels that never converged take the quadrature.
+# PROFILE_TOLERANCE (for log p times max(1, |log p|): log p reaches 1e4 in the bulk at N = 3072 and -1e6 in the
+# far tails, where the quadrature carries 1e-12 relative), otherwise halved, down to PROFILE_MAX_DEPTH halvings;
+# only the halves that rows actually visit are refined. An accepted panel's polynomial is then re-expanded,
+# exactly, on 1, 2, 4, ... equal sub-panels until the terms beyond degree PROFILE_EVAL_DEGREE sum to less than
+# PROFILE_TOLERANCE / 10 (for log p times max(1, |log p| / 1000)) on each: the rows pay a Horner scheme of that
+# lower degree. Rows outside the cells (|d| = 0 included) and in panels
+# that never converged take the quadrature.
 
 PROFILE_MIN_ROWS = 512  # rows sharing one t from which a profile is made; fewer take the quadrature row by row
 # (unless that t's profile exists already): a new profile costs some 20-300 quadrature rows (bench/cost.py's
 # cases: N = 3072 and N = 2), so below a few hundred rows it would not pay for itself within the call
 PROFILE_DEGREE = 12  # Chebyshev degree per panel (a panel costs PROFILE_DEGREE + 1 quadrature rows)
+PROFILE_EVAL_DEGREE = 6  # degree of the sub-panels' polynomials that rows are evaluated with
+PROFILE_SLOT_BITS = 3  # the slot map resolves 2^PROFILE_SLOT_BITS sub-panels of the narrowest panels
 PROFILE_CELL = 2.0  # width in L = log |d|^2 of the coarsest panels
 PROFILE_MAX_DEPTH = 8  # halvings of a cell at most (panels down to PROFILE_CELL / 256)
 PROFILE_HALF_RANGE = 46.0  # cells cover log(N sigma(t)^2) +- this in L; the quadrature beyond
-PROFILE_TOLERANCE = 1e-9  # accepted when the last two coefficients are below this (times max(1, |log p|))
+PROFILE_TOLERANCE = 1e-9  # accepted when the last two coefficients are below this (see above)
 PROFILE_CACHE = 4  # profiles (t, N, device) kept per instance, least recently used dropped first
 _PROFILE_UNBUILT, _PROFILE_QUADRATURE = -1, -2  # slot markers: not yet visited; left to the quadrature
 
@@ -513,6 +519,39 @@ def _chebyshev_to_monomial(degree):
     for _ in range(2, degree + 1):
         rows.append([2.0 * a - b for a, b in zip([0.0] + rows[-1][:-1], rows[-2])])
     return torch.tensor(rows[: degree + 1], dtype=torch.float64)
+
+
+def _split_panel(power, magnitude, max_bits):
+    """A panel's power coefficients (outputs, degree + 1) in x on [-1, 1], re-expanded on m = 1, 2, 4, ... <=
+    2^max_bits equal sub-panels (x = c_i + u / m, u on [-1, 1]) until the terms beyond degree PROFILE_EVAL_DEGREE
+    sum to at most PROFILE_TOLERANCE / 10 (log p, output 0, of largest size ``magnitude`` on the panel: times
+    max(1, magnitude / 1000)) on each: (m, outputs, eval degree + 1), or None when 2^max_bits do not suffice."""
+    keep = PROFILE_EVAL_DEGREE + 1
+    limit = torch.tensor([max(1.0, magnitude / 1000), 1.0], dtype=torch.float64) * (PROFILE_TOLERANCE / 10)
+    for bits in range(max_bits + 1):
+        pieces = torch.einsum("ijk,ok->ioj", _sub_panel_shift(power.shape[1] - 1, bits), power)
+        if bool((pieces[..., keep:].abs().sum(-1) <= limit).all()):
+            return pieces[..., :keep]
+    return None
+
+
+_SUB_PANEL_SHIFTS = {}  # (degree, bits) -> _sub_panel_shift's matrix (CPU float64; a few dozen at most)
+
+
+def _sub_panel_shift(degree, bits):
+    """[i, j, k] = C(k, j) c_i^(k - j) / m^j (k >= j; else 0), m = 2^bits, c_i = -1 + (2 i + 1) / m: power
+    coefficients p_k in x on [-1, 1] -> q_j = sum_k [i, j, k] p_k in u on sub-panel i (x = c_i + u / m)."""
+    key = (degree, bits)
+    if key not in _SUB_PANEL_SHIFTS:
+        m = 1 << bits
+        j = torch.arange(degree + 1, dtype=torch.float64)
+        gap = j[None, :] - j[:, None]  # k - j at [j, k]
+        binomial = torch.exp(torch.lgamma(j + 1)[None, :] - torch.lgamma(j + 1)[:, None]
+                             - torch.lgamma(gap.clamp_min(0) + 1)).round()
+        centre = -1 + (2 * torch.arange(m, dtype=torch.float64) + 1) / m
+        shift = torch.where(gap >= 0, binomial, 0.0) * centre[:, None, None] ** gap.clamp_min(0)
+        _SUB_PANEL_SHIFTS[key] = shift * (float(m) ** -j)[None, :, None]
+    return _SUB_PANEL_SHIFTS[key]
 
 
 class RadialMixtureKernel(torch.nn.Module):
@@ -602,17 +641,17 @@ class RadialMixtureKernel(torch.nn.Module):
         while len(cache) >= PROFILE_CACHE:
             cache.pop(next(iter(cache)))
         cells = round(2 * PROFILE_HALF_RANGE / PROFILE_CELL)
-        slots = 1 << PROFILE_MAX_DEPTH
+        slots = 1 << (PROFILE_MAX_DEPTH + PROFILE_SLOT_BITS)
         t64 = torch.tensor([t_value], dtype=torch.float64, device=device)
         scale = float(self.sigma(t64)[0])
         anchor = math.log(n) + (2 * math.log(scale) if 0 < scale < math.inf else 0.0)  # only places the cells
-        # slots of width PROFILE_CELL / 2^PROFILE_MAX_DEPTH in L: map entry 1 + i is slot i, entries 0 and
+        # slots of width PROFILE_CELL / 2^(PROFILE_MAX_DEPTH + PROFILE_SLOT_BITS) in L: map entry 1 + i is slot i, 0 and
         # slots + 1 stand for everything below and above (and for nan): the quadrature's
         panel_of_slot = torch.full((cells * slots + 2,), _PROFILE_UNBUILT, dtype=torch.int32, device=device)
         panel_of_slot[0] = panel_of_slot[-1] = _PROFILE_QUADRATURE
         # where to start halving: the depths a profile of the same N accepted at the same L - anchor (the last
         # one used: in an ODE solve, the previous step's), else the coarsest panels
-        start_depth = torch.zeros(cells * slots, dtype=torch.int64)
+        start_depth = torch.zeros(cells * slots, dtype=torch.int8)
         for other_key in reversed(cache):
             if other_key[1:] == key[1:]:
                 other = cache[other_key]
@@ -620,11 +659,11 @@ class RadialMixtureKernel(torch.nn.Module):
                 break
         profile = {"t": t64, "low": anchor - PROFILE_HALF_RANGE, "slot_width": PROFILE_CELL / slots,
                    "slots": cells * slots, "panel_of_slot": panel_of_slot, "start_depth": start_depth,
-                   "depth_of_slot": torch.full((cells * slots,), -1, dtype=torch.int64),
-                   # per panel: 2 / its width and -(1 + 2 left / width), so that x = L ends[0] + ends[1] lies in
-                   # [-1, 1] on it; the power coefficients of log p and log factor in x
+                   "depth_of_slot": torch.full((cells * slots,), -1, dtype=torch.int8),
+                   # per sub-panel: 2 / its width and -(1 + 2 left / width), so that x = L ends[0] + ends[1] lies
+                   # in [-1, 1] on it; the power coefficients of log p and log factor in x
                    "ends": torch.zeros(2, 0, dtype=torch.float64, device=device),
-                   "coefficients": torch.zeros(2, PROFILE_DEGREE + 1, 0, dtype=torch.float64, device=device)}
+                   "coefficients": torch.zeros(2, PROFILE_EVAL_DEGREE + 1, 0, dtype=torch.float64, device=device)}
         cache[key] = profile
         return profile
 
@@ -638,8 +677,8 @@ class RadialMixtureKernel(torch.nn.Module):
         panel = profile["panel_of_slot"].index_select(0, entry)
         unbuilt = panel == _PROFILE_UNBUILT
         if bool(unbuilt.any()):
-            slots, counts = torch.unique(entry[unbuilt] - 1, return_counts=True)
-            if self._build_profile(profile, n, slots.cpu(), counts.cpu()):
+            visits = torch.bincount((entry[unbuilt] - 1).long(), minlength=profile["slots"])
+            if self._build_profile(profile, n, visits.cpu()):
                 panel = profile["panel_of_slot"].index_select(0, entry)
         read = panel >= 0
         if profile["ends"].shape[1] == 0:  # no panel yet (all rows where the quadrature answers)
@@ -651,41 +690,48 @@ class RadialMixtureKernel(torch.nn.Module):
         # are the cheapest per value (this runs once per row; a (rows, degree + 1) gather is several times slower)
         values = []
         for coefficients in profile["coefficients"][: 2 if with_factor else 1]:
-            value = coefficients[PROFILE_DEGREE].index_select(0, panel)
-            for k in range(PROFILE_DEGREE - 1, -1, -1):
+            value = coefficients[PROFILE_EVAL_DEGREE].index_select(0, panel)
+            for k in range(PROFILE_EVAL_DEGREE - 1, -1, -1):
                 value = torch.addcmul(coefficients[k].index_select(0, panel), value, x)
             values.append(value)
         return (values[0], torch.exp(values[1]) if with_factor else None), read
 
-    def _build_profile(self, profile, n, slots, counts):
-        """Interpolants for the panels holding ``slots`` (sorted CPU slot indices, ``counts`` rows in each), level
-        by level: each round evaluates the quadrature at the Chebyshev points of every pending panel at once. A
-        panel that fewer than PROFILE_DEGREE + 1 rows visit is left unbuilt (its rows cost less by quadrature).
-        Returns whether any panel was built."""
+    def _build_profile(self, profile, n, visits):
+        """Interpolants for the panels holding the slots that rows visit (``visits``: rows per slot, CPU), level by
+        level: each round evaluates the quadrature at the Chebyshev points of every pending panel at once. A panel
+        that fewer than PROFILE_DEGREE + 1 rows visit is left unbuilt (its rows cost less by quadrature).
+        Returns whether any panel was evaluated."""
         degree, max_depth = PROFILE_DEGREE, PROFILE_MAX_DEPTH
+        top = 1 << (max_depth + PROFILE_SLOT_BITS)  # slots per cell
         device = profile["panel_of_slot"].device
         j = torch.arange(degree + 1, dtype=torch.float64)
         angles = math.pi * (j + 0.5) / (degree + 1)
         transform = torch.cos(torch.outer(j, angles)) * (2 / (degree + 1))
         transform[0] /= 2
         to_power = _chebyshev_to_monomial(degree)
-        depth = profile["start_depth"][slots]
-        span = (1 << max_depth) >> depth
+        slots = visits.nonzero().squeeze(-1)
+        depth = profile["start_depth"][slots].long()
+        first = slots // (top >> depth) * (top >> depth)
+        panels = torch.unique(depth * (profile["slots"] + 1) + first)
         # (depth, first slot, excess of the parent panel: its tail over the tolerance; inf when not known)
-        pending = sorted({(int(k), int(s), math.inf) for k, s in zip(depth.tolist(), (slots // span * span).tolist())})
-        visits = torch.zeros(profile["slots"] + 1, dtype=torch.int64)
-        visits[slots.long() + 1] = counts.long()
-        visits = visits.cumsum(0).tolist()  # rows in slots start .. stop - 1: visits[stop] - visits[start]
+        pending = [(k, s, math.inf) for k, s in zip((panels // (profile["slots"] + 1)).tolist(),
+                                                     (panels % (profile["slots"] + 1)).tolist())]
+        cumulative = torch.cat([torch.zeros(1, dtype=torch.int64), visits.cumsum(0)])
 
-        def rows_in(start, stop):
-            return visits[stop] - visits[start]
+        def visited(candidates):  # the (depth, first slot, excess) panels that more than `degree` rows visit
+            if not candidates:
+                return []
+            first = torch.tensor([s for _, s, _ in candidates])
+            stop = first + torch.tensor([top >> k for k, _, _ in candidates])
+            rows = (cumulative[stop] - cumulative[first]).tolist()
+            return [candidate for candidate, count in zip(candidates, rows) if count > degree]
 
-        pending = [(k, s, e) for k, s, e in pending if rows_in(s, s + ((1 << max_depth) >> k)) > degree]
+        pending = visited(pending)
         changed = bool(pending)
         new_ends, new_coefficients = [], []
         count = profile["ends"].shape[1]
         while pending:
-            spans = torch.tensor([(1 << max_depth) >> k for k, _, _ in pending], dtype=torch.float64)
+            spans = torch.tensor([top >> k for k, _, _ in pending], dtype=torch.float64)
             lefts = profile["low"] + profile["slot_width"] * torch.tensor([s for _, s, _ in pending], dtype=torch.float64)
             widths = profile["slot_width"] * spans
             nodes = (lefts + widths / 2).unsqueeze(-1) + (widths / 2).unsqueeze(-1) * torch.cos(angles)
@@ -694,20 +740,26 @@ class RadialMixtureKernel(torch.nn.Module):
                 log_p, factor = self._quadrature(rho2, profile["t"].expand(rho2.shape), n, True)
             values = torch.stack([log_p, torch.log(factor)], -1).cpu().reshape(len(pending), degree + 1, 2)
             chebyshev = torch.einsum("kj,pjo->pko", transform, values)  # (panels, degree + 1, outputs)
-            scale = torch.clamp(values[..., 0].abs().amax(-1), min=1.0)
+            magnitude = values[..., 0].abs().amax(-1)
+            scale = torch.clamp(magnitude, min=1.0)
             tail = chebyshev[:, -2:].abs().amax(1)  # (panels, outputs)
             excess = torch.maximum(tail[:, 0] / scale, tail[:, 1]) / PROFILE_TOLERANCE
             excess = torch.where(torch.isfinite(values).all(-1).all(-1), excess, math.inf).tolist()
             power = torch.einsum("kd,pko->pdo", to_power, chebyshev)
             following = []
             for index, (k, start, parent_excess) in enumerate(pending):
-                stop = start + ((1 << max_depth) >> k)
-                if excess[index] <= 1:
-                    profile["panel_of_slot"][start + 1:stop + 1] = count
+                stop = start + (top >> k)
+                pieces = _split_panel(power[index].T, float(magnitude[index]), PROFILE_SLOT_BITS + max_depth - k) \
+                    if excess[index] <= 1 else None
+                if pieces is not None:
+                    m = pieces.shape[0]
+                    profile["panel_of_slot"][start + 1:stop + 1] = count + torch.arange(stop - start) // ((stop - start) // m)
                     profile["depth_of_slot"][start:stop] = k
-                    count += 1
-                    new_ends.append(torch.stack([2 / widths[index], -1 - 2 * lefts[index] / widths[index]]))
-                    new_coefficients.append(power[index].T)  # (outputs, degree + 1)
+                    count += m
+                    sub_widths = widths[index] / m
+                    sub_lefts = lefts[index] + sub_widths * torch.arange(m, dtype=torch.float64)
+                    new_ends.append(torch.stack([torch.full((m,), 2 / sub_widths), -1 - 2 * sub_lefts / sub_widths]))
+                    new_coefficients.append(pieces.permute(1, 2, 0))  # (outputs, eval degree + 1, m)
                 elif k == max_depth or not excess[index] < parent_excess / 2:
                     # halving a panel shrinks the tail of an analytic function (by ~2^degree once the panel is
                     # narrower than the distance to its nearest singularity); no gain means a jump or noise of
@@ -715,13 +767,10 @@ class RadialMixtureKernel(torch.nn.Module):
                     profile["panel_of_slot"][start + 1:stop + 1] = _PROFILE_QUADRATURE
                 else:
                     middle = (start + stop) // 2
-                    for child_start, child_stop in ((start, middle), (middle, stop)):
-                        profile["start_depth"][child_start:child_stop] = k + 1
-                        if rows_in(child_start, child_stop) > degree:
-                            following.append((k + 1, child_start, excess[index]))
-            pending = following
+                    profile["start_depth"][start:stop] = k + 1
+                    following += [(k + 1, start, excess[index]), (k + 1, middle, excess[index])]
+            pending = visited(following)
         if new_ends:
-            profile["ends"] = torch.cat([profile["ends"], torch.stack(new_ends, -1).to(device)], -1)
-            profile["coefficients"] = torch.cat([profile["coefficients"],
-                                                 torch.stack(new_coefficients, -1).to(device)], -1)
+            profile["ends"] = torch.cat([profile["ends"], *(e.to(device) for e in new_ends)], -1)
+            profile["coefficients"] = torch.cat([profile["coefficients"], *(c.to(device) for c in new_coefficients)], -1)
         return changed
