@@ -364,7 +364,8 @@ class KacProductFamily(torch.nn.Module):
           e^u is floored at e^-700 (below it the atom bump is lost against the a.c. part inside the cone) and the cut
           is added back in log space outside the cone, where the bump is all there is (finite scores over the cone).
         - larger a t (_scaled_block): e^-z I0(z), e^-z I1(z)/z (bessel_scaled), log p_ac as in log_kernel and the atom
-          bump added by the log-sum-exp max + log1p(e^(min - max))."""
+          bump added by the log-sum-exp max + log(1 + e^-|difference|).
+        Blocks mostly over the cone (small a t) take the Bessel work on their inside coordinates only (_sparse_block)."""
         flat = d.reshape(d.shape[0], -1)
         log_kernel = torch.empty(d.shape[0], dtype=torch.float64, device=d.device)
         velocity = torch.empty_like(flat)
