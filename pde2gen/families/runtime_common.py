@@ -490,13 +490,13 @@ def gauss_legendre(nodes, dtype=torch.float64):
 # (t, N) they are interpolated by Chebyshev polynomials on panels in L, filled on first use from the quadrature
 # itself at the panels' Chebyshev points. The panels tile cells of width PROFILE_CELL over
 # log(N sigma(t)^2) +- PROFILE_HALF_RANGE; a panel is accepted when its last Chebyshev coefficients are below
-# PROFILE_TOLERANCE (for log p times max(1, |log p|): log p reaches 1e4 in the bulk at N = 3072 and -1e6 in the
-# far tails, where the quadrature carries 1e-12 relative), otherwise halved, down to PROFILE_MAX_DEPTH halvings;
-# only the halves that rows actually visit are refined. An accepted panel's polynomial is then re-expanded,
-# exactly, on 1, 2, 4, ... equal sub-panels until the terms beyond degree PROFILE_EVAL_DEGREE sum to less than
-# PROFILE_TOLERANCE / 10 (for log p times max(1, |log p| / 1000)) on each: the rows pay a Horner scheme of that
-# lower degree. Rows outside the cells (|d| = 0 included) and in panels
-# that never converged take the quadrature.
+# PROFILE_TOLERANCE (for log p times max(1, |log p| / 100): log p reaches 1e4 in the bulk at N = 3072 and -1e6
+# in the far tails, where the quadrature itself carries 1e-12 relative), otherwise halved, down to
+# PROFILE_MAX_DEPTH halvings; only the halves that rows actually visit are refined. An accepted panel's
+# polynomial is then re-expanded, exactly, on 1, 2, 4, ... (at most 256) equal sub-panels until the terms beyond
+# degree PROFILE_EVAL_DEGREE sum to less than PROFILE_TOLERANCE / 10 (for log p times max(1, |log p| / 1000)) on
+# each: the rows pay a Horner scheme of that lower degree. Rows outside the cells (|d| = 0 included) and in
+# panels that never converged take the quadrature (tests/test_radial_profile.py: agreement with it row by row).
 
 PROFILE_MIN_ROWS = 512  # rows sharing one t from which a profile is made; fewer take the quadrature row by row
 # (unless that t's profile exists already): a new profile costs some 25-40 quadrature rows at N = 3072 and 60-250
@@ -749,8 +749,8 @@ class RadialMixtureKernel(torch.nn.Module):
             following = []
             for index, (k, start, (parent_excess, grandparent_excess)) in enumerate(pending):
                 stop = start + (top >> k)
-                pieces = _split_panel(power[index].T, float(magnitude[index]), PROFILE_SLOT_BITS + max_depth - k) \
-                    if excess[index] <= 1 else None
+                bits = min(PROFILE_SLOT_BITS + max_depth - k, 8)
+                pieces = _split_panel(power[index].T, float(magnitude[index]), bits) if excess[index] <= 1 else None
                 if pieces is not None:
                     m = pieces.shape[0]
                     profile["panel_of_slot"][start + 1:stop + 1] = count + torch.arange(stop - start) // ((stop - start) // m)
