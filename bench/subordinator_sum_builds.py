@@ -22,6 +22,7 @@ DIMS = (1, 2, 8, 3072)
 EXPRESSIONS = (  # (PDE text, problem type): f(s) in the comment
     ("u_t = -fraclap(u, 1/2) - fraclap(u, 3/4)", None),  # s^(1/2) + s^(3/4)
     ("u_t = lap(u) - fraclap(u, 1/2) - fraclap(u, 3/4)", None),  # s + s^(1/2) + s^(3/4)
+    ("u_t = -fraclap(u, 1/4) - 2*fraclap(u, 1/2) - fraclap(u, 3/4)", None),  # three stable parts
     # s^(1/2) + (sqrt(s + 1) - 1): lambda = -sqrt(s) - sqrt(s + 1), the one decaying root
     ("u_tt + 2*(-lap)^(1/2) u_t - u = 0", "augmented"),
     ("u_tt + 2*(-lap)^(1/4) u_t + (-lap)^(1/2) u + lap(u) - u = 0", "augmented"),  # s^(1/4) + (sqrt(s + 1) - 1)
@@ -90,9 +91,15 @@ def main(argv=None) -> int:
     lines += ["", f"{len(failures)} failures"] + [f"- {line}" for line in failures]
     print("\n".join(lines))
     if args.out is not None:
+        import os
+        import subprocess
+
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=False).stdout.strip() or "unknown"
         args.out.with_suffix(".md").write_text(
             "`python bench/subordinator_sum_builds.py` (cells: build seconds with every self-check, or the family's "
-            "own checks for symbols no accepted PDE reaches)\n\n" + "\n".join(lines) + "\n")
+            f"own checks for symbols no accepted PDE reaches); commit {commit}, {time.strftime('%Y-%m-%d')}, "
+            f"{os.cpu_count()} cores shared with other jobs, one torch thread each\n\n" + "\n".join(lines) + "\n")
     return 1 if failures else 0
 
 
