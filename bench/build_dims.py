@@ -21,8 +21,9 @@ from pathlib import Path
 
 DIMS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 64, 3072)
 # PDEs in no catalog built beside the entries: heat plus Cauchy (the heat_nig family) and heat plus a 1.5-stable
-# (heat_stable), issue 12.
-EXPRESSIONS = ("u_t = lap(u) - fraclap(u, 1/2)", "u_t = lap(u) - 2*fraclap(u, 3/4)")
+# (heat_stable), and heat plus Cauchy plus a 1.5-stable (subordinator_sum), issue 12.
+EXPRESSIONS = ("u_t = lap(u) - fraclap(u, 1/2)", "u_t = lap(u) - 2*fraclap(u, 3/4)",
+               "u_t = lap(u) - fraclap(u, 1/2) - fraclap(u, 3/4)")
 
 
 def main(argv=None) -> int:
