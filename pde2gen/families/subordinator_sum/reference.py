@@ -136,14 +136,18 @@ def convolution_half(log_a: np.ndarray, log_b: np.ndarray, plan: _ConvolutionPla
     padded_b = np.concatenate([np.full(-plan.low, log_b[0]), log_b, np.full(3, log_b[-1])])
     windows = np.lib.stride_tricks.sliding_window_view(padded_b, plan.weights.shape[0])  # [j, o - low] = b[j + o]
     padded_a = np.concatenate([np.full(near, -np.inf), log_a])
-    a_near = np.lib.stride_tricks.sliding_window_view(padded_a, near)[:T, ::-1]  # [j, k - 1] = a[j - k]
-    terms = a_near + windows @ plan.weights + plan.log_kernel
+    a_windows = np.lib.stride_tricks.sliding_window_view(padded_a, near)  # [j, ::-1][k - 1] = a[j - k]
+    near_part = np.empty(T)
+    for start in range(0, T, 4096):  # memory: 4096 x K float64 at a time
+        stop = min(T, start + 4096)
+        terms = a_windows[start:stop, ::-1] + windows[start:stop] @ plan.weights + plan.log_kernel
+        near_part[start:stop] = special.logsumexp(terms, axis=1)
     far_index = np.maximum(np.arange(T) - plan.near, 0)
     with np.errstate(invalid="ignore", over="ignore"):
         correction = np.nan_to_num((1.0 - slope) * np.exp(prefix_moment[far_index] - prefix[far_index] - w), nan=0.0)
     far = np.where(np.arange(T) >= plan.near, prefix[far_index] + log_b + np.log1p(np.clip(correction, -0.5, 0.5)),
                    -np.inf)
-    return special.logsumexp(np.concatenate([terms, far[:, None]], axis=1), axis=1)
+    return np.logaddexp(near_part, far)
 
 
 def convolve(p: np.ndarray, q: np.ndarray, plan: _ConvolutionPlan, h: float) -> np.ndarray:

@@ -40,6 +40,7 @@ SUM_HEAVY_REACH = 30.0
 SUM_TABLE_CACHE = 64
 SUM_ROWS = 256  # rows per quadrature block
 SUM_MAX_NODES = 16384  # cap of the per-row fine grid
+SUM_CHUNK = 4096  # table rows per block of the convolution (memory ~ SUM_CHUNK x 14 / h float64)
 ZOLOTAREV_SUM_PANELS = (0.0, math.pi - 1.0, math.pi - 0.3, math.pi - 0.05, math.pi)
 ZOLOTAREV_SUM_NODES = 200
 STABLE_SERIES_TERMS = 80
@@ -121,14 +122,18 @@ def convolution_half(log_a, log_b, plan, h):
     windows = padded_b.unfold(0, plan.weights.shape[0], 1)
     near = plan.near - 1
     padded_a = torch.cat([torch.full((near,), -math.inf, dtype=log_a.dtype, device=device), log_a])
-    a_near = padded_a.unfold(0, near, 1)[:T].flip(-1)
-    terms = a_near + windows @ plan.weights + plan.log_kernel
+    a_windows = padded_a.unfold(0, near, 1)
+    near_part = torch.empty_like(log_a)
+    for start in range(0, T, SUM_CHUNK):  # memory: SUM_CHUNK x K float64 at a time
+        stop = min(T, start + SUM_CHUNK)
+        terms = a_windows[start:stop].flip(-1) + windows[start:stop] @ plan.weights + plan.log_kernel
+        near_part[start:stop] = torch.logsumexp(terms, -1)
     far_index = (torch.arange(T, device=device) - plan.near).clamp_min(0)
     correction = torch.nan_to_num((1 - slope) * torch.exp(prefix_moment[far_index] - prefix[far_index] - w), nan=0.0)
     far = torch.where(torch.arange(T, device=device) >= plan.near,
                       prefix[far_index] + log_b + torch.log1p(correction.clamp(-0.5, 0.5)),
                       torch.full_like(correction, -math.inf))
-    return torch.logsumexp(torch.cat([terms, far.unsqueeze(-1)], -1), -1)
+    return torch.logaddexp(near_part, far)
 
 
 def convolve_log(p, q, plan, h):
