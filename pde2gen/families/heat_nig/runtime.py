@@ -119,17 +119,12 @@ class HeatNIGFamily(RadialMixtureKernel):
         return (slope / (2 * torch.sqrt(self._sigma2(t)))).to(t.dtype)
 
     def t_of_sigma(self, sigma):
-        """sigma^2(t) is increasing and convex: Newton from the smaller of the components' inverses (above the
-        root) converges monotonically; 100 steps bound the work, convergence ends it earlier."""
+        """The positive root of sigma^2 (1 + m c t) = 2 kappa t (1 + m c t) + c^2 t^2, a quadratic
+        A t^2 + b t - sigma^2 = 0 with A = c (2 kappa m + c) > 0 and b = 2 kappa - sigma^2 m c: in closed form,
+        each branch written without cancellation (2 sigma^2 / (b + root) for b >= 0, (root - b) / (2 A) below)."""
         s2 = sigma.to(torch.float64).square()
-        heat = s2 / (2 * self.kappa)
-        nig = (self.m * s2 + torch.sqrt(self.m.square() * s2.square() + 4 * s2)) / (2 * self.c)
-        t = torch.minimum(heat, nig)
-        for _ in range(100):
-            tau = self.c * t
-            slope = 2 * self.kappa + self.c * tau * (2 + self.m * tau) / (1 + self.m * tau).square()
-            step = (2 * self.kappa * t + tau.square() / (1 + self.m * tau) - s2) / slope
-            t = t - step
-            if bool((step.abs() <= 1e-15 * t.abs()).all()):
-                break
+        leading = self.c * (2 * self.kappa * self.m + self.c)
+        b = 2 * self.kappa - s2 * self.m * self.c
+        root = torch.sqrt(b.square() + 4 * leading * s2)
+        t = torch.where(b >= 0, 2 * s2 / (b + root), (root - b) / (2 * leading))
         return t.to(sigma.dtype)
