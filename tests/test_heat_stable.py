@@ -87,20 +87,32 @@ def test_heat_plus_stable_builds_and_its_module_samples(tmp_path):
     assert torch.allclose(velocity, d * expected[:, None], rtol=1e-12)
 
 
-@pytest.mark.parametrize("text,missing", [
-    ("u_t = -fraclap(u, 3/4) - fraclap(u, 1/2)", ("s^(3/4)", "s^(1/2)")),  # stable + Cauchy
-    ("u_t = -fraclap(u, 3/4) - fraclap(u, 1/4)", ("s^(3/4)", "s^(1/4)")),  # two stables
-    ("u_t = lap(u) - fraclap(u, 1/2) - 3*fraclap(u, 3/4)", ("s^(1/2)", "s^(3/4)")),  # heat + two non-Gaussian
+@pytest.mark.parametrize("text,alphas,heat", [
+    ("u_t = -fraclap(u, 3/4) - fraclap(u, 1/2)", (1.0, 1.5), 0.0),  # stable + Cauchy
+    ("u_t = -fraclap(u, 3/4) - fraclap(u, 1/4)", (0.5, 1.5), 0.0),  # two stables
+    ("u_t = lap(u) - fraclap(u, 1/2) - 3*fraclap(u, 3/4)", (1.0, 1.5), 1.0),  # heat + two non-Gaussian
 ])
-def test_two_non_gaussian_terms_are_not_derivable_yet_and_say_what_is_missing(text, missing):
-    from pde2gen.derive.recognise import NOT_DERIVABLE, recognise
+def test_two_non_gaussian_terms_are_not_heat_stable_but_a_sum_of_subordinators(text, alphas, heat):
+    """heat_stable takes heat plus one stable part; two non-Gaussian parts are the subordinator_sum family
+    (tests/test_subordinator_sum.py), with the parts' indices read off the symbol."""
+    from pde2gen.derive.recognise import recognise
 
     report = analyse(parse(text, dim=2), repairs=False)
     assert report.s_generative  # a positive combination of Bernstein functions
+    family = recognise(report.dispersion).family
+    assert family.name == "subordinator_sum"
+    assert family.params["kappa"] == heat
+    assert sorted(family.params[f"alpha_{j}"] for j in (1, 2)) == list(alphas)
+
+
+def test_two_non_gaussian_terms_beyond_the_tables_say_what_is_missing():
+    from pde2gen.derive.recognise import NOT_DERIVABLE, recognise
+
+    report = analyse(parse("u_t = lap(u) - fraclap(u, 7/8) - fraclap(u, 1/2)", dim=2), repairs=False)
+    assert report.s_generative
     recognition = recognise(report.dispersion)
     assert recognition.family is None and recognition.reason.startswith(NOT_DERIVABLE)
-    assert all(term in recognition.reason for term in missing)
-    assert "two non-Gaussian" in recognition.reason
+    assert all(term in recognition.reason for term in ("s^(7/8)", "s^(1/2)", "1/8 <= p <= 3/4"))
 
 
 def test_heat_plus_a_half_stable_derives_and_passes_its_self_checks():
