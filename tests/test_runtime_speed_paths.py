@@ -68,6 +68,26 @@ def test_heat_nig_t_of_sigma_closed_form_matches_mpmath(kappa, c, m):
     np.testing.assert_allclose(t.numpy(), reference, rtol=1e-13)
 
 
+@pytest.mark.parametrize("alpha", [1 / 16, 1.0, 1.5, 31 / 16])
+def test_heat_stable_t_of_sigma_matches_mpmath(alpha):
+    """heat_stable's Newton in log t: sigma^2(t) = 2 kappa t + 2 median(S) (kappa2 t)^(2/alpha) inverted to
+    rounding (50-digit mpmath root) from sigma = 1e-6 to 1e6, for the steepest and the flattest stable parts."""
+    from pde2gen.families.heat_stable.runtime import HeatStableFamily
+
+    mpmath.mp.dps = 50
+    family = HeatStableFamily(kappa=1.0, kappa2=2.0, alpha=alpha)
+    sigma = torch.logspace(-6, 6, 25, dtype=F64)
+    t = family.t_of_sigma(sigma)
+    stable = 2 * mpmath.mpf(float(family.median_s)) * mpmath.mpf(2.0) ** (2 / mpmath.mpf(alpha))
+
+    def log_sigma2(u):
+        return mpmath.log(2 * mpmath.exp(u) + stable * mpmath.exp(2 / mpmath.mpf(alpha) * u))
+
+    reference = np.array([float(mpmath.exp(mpmath.findroot(lambda u, v=float(v): log_sigma2(u) - 2 * mpmath.log(v),
+                                                            mpmath.log(float(w))))) for v, w in zip(sigma, t)])
+    np.testing.assert_allclose(t.numpy(), reference, rtol=1e-13)
+
+
 # ------------------------------------------------------------------------------------------------
 # Process.marginal_velocity: chunking is exact, memory is bounded
 

@@ -225,15 +225,20 @@ class HeatStableFamily(RadialMixtureKernel):
         return (slope / (2 * torch.sqrt(self._sigma2(t64)))).to(t.dtype)
 
     def t_of_sigma(self, sigma):
-        """sigma^2(t) = 2 kappa t + C t^(2/alpha) is increasing and convex: Newton from the smaller of the
-        components' inverses (above the root) converges monotonically; 200 steps bound the work."""
-        s2 = sigma.to(torch.float64).square()
+        """Newton in u = log t on F(u) = log(2 kappa e^u + C e^(p u)) - log sigma^2, p = 2/alpha: F is convex
+        and increasing (a log-sum-exp of two lines, slope between 1 and p), so Newton started above the root,
+        at the smaller of the components' inverses (within log 2 of it), descends monotonically; in these
+        coordinates the steep stable part does not slow it down (3-6 steps); 100 bound the work."""
+        log_s2 = 2 * torch.log(sigma.to(torch.float64))
         p = 2 / self.exponent
-        c = 2 * self.median_s * self.kappa2 ** p
-        t = torch.minimum(s2 / (2 * self.kappa), (s2 / c) ** (1 / p))
-        for _ in range(200):
-            step = (2 * self.kappa * t + c * t**p - s2) / (2 * self.kappa + p * c * t ** (p - 1))
-            t = t - step
-            if bool((step.abs() <= 1e-15 * t.abs()).all()):
+        log_heat_coefficient = torch.log(2 * self.kappa)
+        log_stable_coefficient = math.log(2) + torch.log(self.median_s) + p * torch.log(self.kappa2)
+        u = torch.minimum(log_s2 - log_heat_coefficient, (log_s2 - log_stable_coefficient) / p)
+        for _ in range(100):
+            log_heat, log_stable = log_heat_coefficient + u, log_stable_coefficient + p * u
+            share = torch.sigmoid(log_stable - log_heat)  # of the stable part in sigma^2
+            step = (torch.logaddexp(log_heat, log_stable) - log_s2) / (1 + (p - 1) * share)
+            u = u - step
+            if bool((step.abs() <= 1e-15 * (1 + u.abs())).all()):  # at rounding level in u
                 break
-        return t.to(sigma.dtype)
+        return torch.exp(u).to(sigma.dtype)
