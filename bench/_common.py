@@ -63,6 +63,19 @@ if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints where a long benchmark
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
+def timed_build(source: str, out: Path, **options) -> tuple[str, str | None]:
+    """(cell, failure) for the build tables: the build's seconds, or "FAIL (Error)" and the error's first line
+    (every failure is reported, never raised, so that one table shows them all)."""
+    from pde2gen.build import build
+
+    start = time.perf_counter()
+    try:
+        build(source, out, **options)
+    except Exception as error:  # noqa: BLE001 - reported in the table; the bench then exits 1
+        return f"FAIL ({type(error).__name__})", f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+    return f"{time.perf_counter() - start:.1f}s", None
+
+
 def log(message: str) -> None:
     """A progress line on stderr with the elapsed wall time of this run."""
     print(f"[{time.perf_counter() - _START:7.1f}s] {message}", file=sys.stderr, flush=True)

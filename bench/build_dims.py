@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C
+
 DIMS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 64, 3072)
 # PDEs in no catalog built beside the entries: heat plus Cauchy (the heat_nig family) and heat plus a 1.5-stable
 # (heat_stable), and heat plus Cauchy plus a 1.5-stable (subordinator_sum), issue 12.
@@ -28,7 +31,6 @@ EXPRESSIONS = ("u_t = lap(u) - fraclap(u, 1/2)", "u_t = lap(u) - 2*fraclap(u, 3/
 
 def main(argv=None) -> int:
     from pde2gen.analysis.analyse import analyse
-    from pde2gen.build import build
     from pde2gen.spec.catalog import load_catalog
     from pde2gen.spec.parse import parse
 
@@ -53,13 +55,9 @@ def main(argv=None) -> int:
                 if not analyse(spec, repairs=False).s_generative:
                     rows.setdefault(name, {})[dim] = "-"
                     continue
-                start = time.perf_counter()
-                try:
-                    build(name, Path(scratch) / f"{names.index(name)}-{dim}", dim=dim)
-                    cell = f"{time.perf_counter() - start:.1f}s"
-                except Exception as error:  # noqa: BLE001 - the table reports every failure, then exits 1
-                    cell = f"FAIL ({type(error).__name__})"
-                    failures.append(f"{name} N={dim}: {type(error).__name__}: {str(error).splitlines()[0][:300]}")
+                cell, failure = C.timed_build(name, Path(scratch) / f"{names.index(name)}-{dim}", dim=dim)
+                if failure:
+                    failures.append(f"{name} N={dim}: {failure}")
                 rows.setdefault(name, {})[dim] = cell
                 print(f"{name:14s} N={dim:<5d} {cell}", file=sys.stderr, flush=True)
     rows = {name: cells for name, cells in rows.items() if any(c != "-" for c in cells.values())}
@@ -70,9 +68,6 @@ def main(argv=None) -> int:
     lines += [f"- {line}" for line in failures]
     print("\n".join(lines))
     if out is not None:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import _common as C
-
         try:
             info = C.machine(threads=1)
         except subprocess.SubprocessError:  # outside a git checkout (e.g. a git-archive snapshot)

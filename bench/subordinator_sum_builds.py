@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C
+
 DIMS = (1, 2, 8, 3072)
 EXPRESSIONS = (  # (PDE text, problem type): f(s) in the comment
     ("u_t = -fraclap(u, 1/2) - fraclap(u, 3/4)", None),  # s^(1/2) + s^(3/4)
@@ -55,8 +58,6 @@ def family_checks(name: str, dim: int):
 
 
 def main(argv=None) -> int:
-    from pde2gen.build import build
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="*", default=list(DIMS))
     parser.add_argument("--out", type=Path, default=None, help="results stem (.md written), none by default")
@@ -65,13 +66,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="pde2gen-subordinator-sum-") as scratch:
         for number, (text, problem_type) in enumerate(EXPRESSIONS):
             for dim in args.dims:
-                start = time.perf_counter()
-                try:
-                    build(text, Path(scratch) / f"{number}-{dim}", dim=dim, problem_type=problem_type)
-                    cell = f"{time.perf_counter() - start:.0f}s"
-                except Exception as error:  # noqa: BLE001 - the table reports every failure, then exits 1
-                    cell = f"FAIL ({type(error).__name__})"
-                    failures.append(f"{text} N={dim}: {str(error).splitlines()[0][:300]}")
+                cell, failure = C.timed_build(text, Path(scratch) / f"{number}-{dim}", dim=dim,
+                                              problem_type=problem_type)
+                if failure:
+                    failures.append(f"{text} N={dim}: {failure}")
                 rows.setdefault(text, {})[dim] = cell
                 print(f"{text:60s} N={dim:<5d} {cell}", file=sys.stderr, flush=True)
         for name in SYMBOLS:

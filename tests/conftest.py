@@ -1,4 +1,5 @@
-"""Fixtures shared by the report tests (test_explain.py, test_plots.py): compiled PDEs, analysed once per session."""
+"""Fixtures shared by several test files: compiled PDEs analysed once per session (the report tests,
+test_explain.py and test_plots.py), and one torch thread for the runtime comparisons."""
 import pytest
 
 from pde2gen.analysis.analyse import analyse
@@ -33,3 +34,13 @@ def hyperdiffusion():
 @pytest.fixture(scope="session")
 def wave():
     return compile_for_report("wave")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the duration of the test, restored after."""
+    torch = pytest.importorskip("torch")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

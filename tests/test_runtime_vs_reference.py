@@ -32,12 +32,7 @@ def runtime(name):
     return getattr(module, FAMILY_CLASSES[name])(**config(name).params)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def ks_distance(first, second):

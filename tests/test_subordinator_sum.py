@@ -26,12 +26,7 @@ R = sp.Rational
 FALSE_ALARM = 1e-9  # per test (Bonferroni over its comparisons)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def params(kappa=0.0, stables=(), nigs=()):

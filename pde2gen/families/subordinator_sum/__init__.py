@@ -20,6 +20,8 @@ MAX_POWER = sp.Rational(3, 4)
 
 
 def _parameter_names() -> tuple[str, ...]:
+    """kappa, then (kappa_j, alpha_j) per stable slot, then (c_i, m_i) per NIG slot (a zero coefficient: unused);
+    the reference twin and the runtime take the same names."""
     names = ["kappa"]
     for j in range(1, STABLE_SLOTS + 1):
         names += [f"kappa_{j}", f"alpha_{j}"]

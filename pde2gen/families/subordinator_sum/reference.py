@@ -41,9 +41,8 @@ import numpy as np
 from scipy import special, stats
 
 from ..reference_common import ReferenceFamily, positive_stable
+from . import NIG_SLOTS, PARAMETERS, STABLE_SLOTS
 
-STABLE_SLOTS = 3
-NIG_SLOTS = 3
 GRID_SPACING = 0.05  # at most; 0.1 / gamma_max where a stable lower tail is steeper (gamma = beta / (1 - beta))
 NEAR_SPAN = 14.0
 PARTITION_POWER = 6
@@ -52,16 +51,6 @@ LOWER_DEPTH = 80.0
 HEAVY_REACH = 30.0
 TABLE_CACHE = 64
 LAGRANGE_NODES = np.arange(-2, 4)
-
-
-def parameter_names() -> tuple[str, ...]:
-    """kappa, then (kappa_j, alpha_j) per stable slot, then (c_i, m_i) per NIG slot (a zero coefficient: unused)."""
-    names = ["kappa"]
-    for j in range(1, STABLE_SLOTS + 1):
-        names += [f"kappa_{j}", f"alpha_{j}"]
-    for i in range(1, NIG_SLOTS + 1):
-        names += [f"c_{i}", f"m_{i}"]
-    return tuple(names)
 
 
 def grid_spacing(alphas) -> float:
@@ -164,7 +153,7 @@ class Reference(ReferenceFamily):
     (inverse Gaussian, quantile fixed). Latent: log X_j per component (n, K), at the time of the draw."""
 
     def __init__(self, **params):
-        names = parameter_names()
+        names = PARAMETERS
         if set(params) != set(names):
             raise ValueError(f"subordinator_sum takes parameters {names}, got {sorted(params)}")
         values = {name: float(params[name]) for name in names}
@@ -485,4 +474,4 @@ def _ig_bracket(m: float, x, tau):
     return np.maximum(np.nan_to_num(bracket, nan=1.0), 1e-300)
 
 
-__all__ = ["Reference", "parameter_names"]
+__all__ = ["Reference"]
