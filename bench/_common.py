@@ -39,11 +39,13 @@ ENTRIES = (
     ("kac", "Kac a=9 c=3"),
     ("kac-a25-c2", "Kac a=25 c=2"),
 )
-# Composite kernels without a catalog entry (issue 12: one quadrature per row), built from their PDE text:
+# Composite kernels without a catalog entry (issue 12: quadratures over the mixing law), built from their PDE text:
 # name -> (PDE, label). build_entry and the benchmarks' CLI calls take the text in place of the name.
 COMPOSITE_ENTRIES = {
     "heat-cauchy": ("u_t = lap(u) - fraclap(u, 1/2)", "heat + Cauchy (heat_nig, m=0)"),
     "heat-stable": ("u_t = lap(u) - 2*fraclap(u, 3/4)", "heat + 1.5-stable (heat_stable)"),
+    "heat-cauchy-stable": ("u_t = lap(u) - fraclap(u, 1/2) - fraclap(u, 3/4)",
+                           "heat + Cauchy + 1.5-stable (subordinator_sum)"),
 }
 LABELS = dict(ENTRIES) | {name: label for name, (_, label) in COMPOSITE_ENTRIES.items()}
 
