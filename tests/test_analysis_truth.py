@@ -403,8 +403,8 @@ def test_case6_torch_runtime_matches_the_reference():
 
 
 @pytest.mark.parametrize("text,fragment", [
-    ("u_t = -fraclap(u, 7/8) - fraclap(u, 1/4)", "sums the subordinators"),  # two stables, one beyond the tables
-    ("u_t = lap(u) - fraclap(u, 1/16) - 3*fraclap(u, 3/4)", "1/8 <= p <= 3/4"),
+    ("u_t = -fraclap(u, 15/16) - fraclap(u, 1/4)", "sums the subordinators"),  # two stables, one beyond the tables
+    ("u_t = lap(u) - fraclap(u, 1/32) - 3*fraclap(u, 3/4)", "1/16 <= p <= 7/8"),
 ])
 def test_case6_other_sums_say_what_is_missing(text, fragment):
     from pde2gen.derive.recognise import NOT_DERIVABLE, recognise

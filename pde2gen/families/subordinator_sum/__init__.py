@@ -15,8 +15,8 @@ STABLE_SLOTS = 3
 NIG_SLOTS = 3
 # powers p = alpha / 2 of s^p the tables are sized for: below, the heavy tail needs a table over > 240 / p nats of
 # log V; above, the stable lower tail exp(-A x^(-p/(1-p))) needs a spacing below 0.1 (1 - p) / p (work ~ 1/h^2)
-MIN_POWER = sp.Rational(1, 8)
-MAX_POWER = sp.Rational(3, 4)
+MIN_POWER = sp.Rational(1, 16)  # the heaviest tail: the table reaches 30 / p above its centre
+MAX_POWER = sp.Rational(7, 8)  # the steepest lower tail: grid spacing 0.1 (1 - p) / p
 
 
 def _parameter_names() -> tuple[str, ...]:
