@@ -39,6 +39,8 @@ SUM_LOWER_DEPTH = 80.0
 SUM_HEAVY_REACH = 30.0
 SUM_TABLE_CACHE = 64
 SUM_ROWS = 256  # rows per quadrature block
+T_OF_SIGMA_NODES = 1281  # t_of_sigma's table: log t from -T_OF_SIGMA_REACH to T_OF_SIGMA_REACH, spacing 1/16
+T_OF_SIGMA_REACH = 40.0
 SUM_MAX_NODES = 16384  # cap of the per-row fine grid
 SUM_CHUNK = 4096  # table rows per block of the convolution (memory ~ SUM_CHUNK x 14 / h float64)
 ZOLOTAREV_SUM_PANELS = (0.0, math.pi - 1.0, math.pi - 0.3, math.pi - 0.05, math.pi)
@@ -182,6 +184,7 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         self.log_medians = [self._log_median_stable(alpha / 2) for _, alpha in self.stables]
         self._plans = {}
         self._tables = {}
+        self._inverse_tables = {}
 
     @property
     def components(self):
@@ -433,16 +436,37 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         value, slope = self._sigma2_and_slope(t)
         return (slope / (2 * torch.sqrt(value))).to(t.dtype)
 
+    def _inverse_table(self, device):
+        """(log sigma^2, log t) on T_OF_SIGMA_NODES points of log t in [-T_OF_SIGMA_REACH, T_OF_SIGMA_REACH], per
+        device: the start of t_of_sigma's Newton loop."""
+        key = str(device)
+        if key not in self._inverse_tables:
+            log_t = torch.linspace(-T_OF_SIGMA_REACH, T_OF_SIGMA_REACH, T_OF_SIGMA_NODES, dtype=torch.float64,
+                                   device=device)
+            self._inverse_tables[key] = (torch.log(self._sigma2_and_slope(torch.exp(log_t))[0]), log_t)
+        return self._inverse_tables[key]
+
     def t_of_sigma(self, sigma):
-        """sigma^2(t) is increasing and convex: Newton from the smallest of the components' own inverses (each
-        above the root) converges monotonically; 200 steps bound the work."""
+        """sigma^2(t) is increasing and convex: Newton converges from any start above the root, and from one just
+        below it (the first step lands above). The start: inside the table of log sigma^2 against log t, linear
+        interpolation in log t (relative error ~1e-4: two steps reach rounding, a third confirms); outside it, the
+        smallest of the components' own inverses (each above the root). 200 steps bound the work."""
         s2 = sigma.to(torch.float64).square()
-        guesses = [s2 / (2 * self.heat)] if self.heat > 0 else []
-        for (coefficient, alpha), log_median in zip(self.stables, self.log_medians):
-            guesses.append((s2 / (2 * math.exp(log_median))) ** (alpha / 2) / coefficient)
-        for c, m in self.nigs:
-            guesses.append((m * s2 + torch.sqrt((m * s2).square() + 4 * s2)) / (2 * c))
-        t = torch.stack(guesses).min(0).values
+        table_log_s2, table_log_t = self._inverse_table(s2.device)
+        log_s2 = torch.log(s2)
+        right = torch.searchsorted(table_log_s2, log_s2).clamp_(1, table_log_s2.shape[0] - 1)
+        left = right - 1
+        low = table_log_s2[left]
+        weight = (log_s2 - low) / (table_log_s2[right] - low)
+        t = torch.exp(torch.lerp(table_log_t[left], table_log_t[right], weight))
+        outside = (log_s2 < table_log_s2[0]) | (log_s2 > table_log_s2[-1])
+        if bool(outside.any()):
+            guesses = [s2 / (2 * self.heat)] if self.heat > 0 else []
+            for (coefficient, alpha), log_median in zip(self.stables, self.log_medians):
+                guesses.append((s2 / (2 * math.exp(log_median))) ** (alpha / 2) / coefficient)
+            for c, m in self.nigs:
+                guesses.append((m * s2 + torch.sqrt((m * s2).square() + 4 * s2)) / (2 * c))
+            t = torch.where(outside, torch.stack(guesses).min(0).values, t)
         for _ in range(200):
             value, slope = self._sigma2_and_slope(t)
             step = (value - s2) / slope
