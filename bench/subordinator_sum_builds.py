@@ -99,7 +99,8 @@ def main(argv=None) -> int:
         args.out.with_suffix(".md").write_text(
             "`python bench/subordinator_sum_builds.py` (cells: build seconds with every self-check, or the family's "
             f"own checks for symbols no accepted PDE reaches); commit {commit}, {time.strftime('%Y-%m-%d')}, "
-            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} when written, one torch thread each\n\n" + "\n".join(lines) + "\n")
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} when written, one torch thread each\n\n"
+            + "\n".join(lines) + "\n")
     return 1 if failures else 0
 
 
