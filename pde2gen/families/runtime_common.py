@@ -251,128 +251,44 @@ def sample_poisson(rate, num, generator=None):
 # derivatives work), forward-mode jvp and a generated vmap rule. i0/i0e/i1/i1e differentiate natively.
 
 
-class _BesselK0(torch.autograd.Function):
-    generate_vmap_rule = True
+def _with_derivative(function, derivative):
+    """The elementwise ``function`` as an autograd Function whose backward and jvp multiply by ``derivative(x)``
+    (itself built from these Functions, so higher derivatives work); its vmap rule is generated."""
 
-    @staticmethod
-    def forward(x):
-        return torch.special.modified_bessel_k0(x)
+    class Special(torch.autograd.Function):
+        generate_vmap_rule = True
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
+        @staticmethod
+        def forward(x):
+            return function(x)
 
-    @staticmethod
-    def backward(ctx, grad):  # K0' = -K1
-        (x,) = ctx.saved_tensors
-        return -grad * bessel_k1(x)
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0])
+            ctx.save_for_forward(inputs[0])
 
-    @staticmethod
-    def jvp(ctx, x_tangent):
-        (x,) = ctx.saved_tensors
-        return -x_tangent * bessel_k1(x)
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * derivative(x)
 
+        @staticmethod
+        def jvp(ctx, x_tangent):
+            (x,) = ctx.saved_tensors
+            return x_tangent * derivative(x)
 
-class _BesselK1(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x):
-        return torch.special.modified_bessel_k1(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def _derivative(x):  # K1' = -K0 - K1/x
-        return -bessel_k0(x) - bessel_k1(x) / x
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * _BesselK1._derivative(x)
-
-    @staticmethod
-    def jvp(ctx, x_tangent):
-        (x,) = ctx.saved_tensors
-        return x_tangent * _BesselK1._derivative(x)
+    return Special.apply
 
 
-class _BesselK0e(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x):
-        return torch.special.scaled_modified_bessel_k0(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def _derivative(x):  # (e^x K0)' = e^x K0 - e^x K1
-        return bessel_k0e(x) - bessel_k1e(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * _BesselK0e._derivative(x)
-
-    @staticmethod
-    def jvp(ctx, x_tangent):
-        (x,) = ctx.saved_tensors
-        return x_tangent * _BesselK0e._derivative(x)
-
-
-class _BesselK1e(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x):
-        return torch.special.scaled_modified_bessel_k1(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def _derivative(x):  # (e^x K1)' = e^x K1 (1 - 1/x) - e^x K0
-        return bessel_k1e(x) * (1 - 1 / x) - bessel_k0e(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * _BesselK1e._derivative(x)
-
-    @staticmethod
-    def jvp(ctx, x_tangent):
-        (x,) = ctx.saved_tensors
-        return x_tangent * _BesselK1e._derivative(x)
-
-
-def bessel_k0(x):
-    """K_0(x), differentiable."""
-    return _BesselK0.apply(x)
-
-
-def bessel_k1(x):
-    """K_1(x), differentiable."""
-    return _BesselK1.apply(x)
-
-
-def bessel_k0e(x):
-    """e^x K_0(x), differentiable."""
-    return _BesselK0e.apply(x)
-
-
-def bessel_k1e(x):
-    """e^x K_1(x), differentiable."""
-    return _BesselK1e.apply(x)
+# K_0, K_1 and their scaled forms e^x K_0, e^x K_1, differentiable
+bessel_k0 = _with_derivative(torch.special.modified_bessel_k0, lambda x: -bessel_k1(x))  # K0' = -K1
+bessel_k1 = _with_derivative(torch.special.modified_bessel_k1,
+                             lambda x: -bessel_k0(x) - bessel_k1(x) / x)  # K1' = -K0 - K1/x
+bessel_k0e = _with_derivative(torch.special.scaled_modified_bessel_k0,
+                              lambda x: bessel_k0e(x) - bessel_k1e(x))  # (e^x K0)' = e^x K0 - e^x K1
+# (e^x K1)' = e^x K1 (1 - 1/x) - e^x K0
+bessel_k1e = _with_derivative(torch.special.scaled_modified_bessel_k1,
+                              lambda x: bessel_k1e(x) * (1 - 1 / x) - bessel_k0e(x))
 
 
 def i1e_over_x(x):
