@@ -99,7 +99,7 @@ def test_few_rows_take_the_quadrature_until_their_time_has_a_profile():
     times = torch.full((32,), t, dtype=F64)
     log_p = family.log_kernel(few, times)
     torch.testing.assert_close(log_p, family._quadrature(few.square().sum(-1), times, 3, False)[0], rtol=0, atol=0)
-    assert not family.__dict__.get("_profiles")
+    assert not family._profiles
     many = 0.5 * torch.randn(runtime_common.PROFILE_MIN_ROWS, 3, generator=generator, dtype=F64)
     family.log_kernel(many, torch.full((many.shape[0],), t, dtype=F64))
     typical = many[many.square().sum(-1).argsort()[200:208]]  # in the bulk: panels the large call built

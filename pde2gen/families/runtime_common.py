@@ -479,6 +479,10 @@ class RadialMixtureKernel(torch.nn.Module):
 
     mixture_rows = 256
 
+    def __init__(self):
+        super().__init__()
+        self._profiles = {}  # (t, N, device) -> radial profile, least recently used first (PROFILE_CACHE)
+
     def _quadrature(self, rho2, times, n, with_factor):
         """(log p, factor or None) per row by the subclass' quadrature, in blocks of ``mixture_rows``."""
         rows = self.mixture_rows
@@ -545,11 +549,11 @@ class RadialMixtureKernel(torch.nn.Module):
     # ---- the radial profile of one (t, N)
 
     def _has_profile(self, t_value, n, device):
-        return (t_value, n, str(device)) in self.__dict__.get("_profiles", {})
+        return (t_value, n, str(device)) in self._profiles
 
     def _profile(self, t_value, n, device):
         """The profile of (t, N) on ``device``, from the instance's LRU (made empty if absent)."""
-        cache = self.__dict__.setdefault("_profiles", {})
+        cache = self._profiles
         key = (t_value, n, str(device))
         if key in cache:
             cache[key] = cache.pop(key)  # most recently used last
