@@ -10,7 +10,7 @@ import sympy as sp
 
 from ..spec.spec import LAM, PDESpec, S, T
 from . import positivity
-from .dispersion import EVOLUTION, S_GRID, Dispersion, branch_growth
+from .dispersion import EVOLUTION, S_GRID, Dispersion, branch_growth, uniform_rate
 from .verdicts import FAIL, PASS, UNDECIDED, Condition, DensitySplit, _fmt
 
 # Times at which the mass is checked (the kernel's own time scale is O(1) for O(1) parameters).
@@ -19,7 +19,8 @@ MASS_TIMES = np.logspace(-3, 3, 241)
 
 # ---------------------------------------------------------------------------------------------- density split
 def _density_split(disp: Dispersion) -> DensitySplit:
-    """p = q(d_t) u, J from the Laplacian terms, R = reaction * u (physics.md §1, canonical split)."""
+    """p = q(d_t) u, J from the Laplacian terms, R = reaction(d_t) u (physics.md §1: the canonical split, or the
+    uniform one of a second-order PDE, pde2gen.analysis.dispersion.uniform_rate_split)."""
     sign = disp.sign
     q = disp.density_factor
     p_text = _operator_text(q, "u")
@@ -36,16 +37,21 @@ def _density_split(disp: Dispersion) -> DensitySplit:
             flux_parts.append(f"({sp.sstr(-c)}) * grad {lap if power != 1 else ''} {inner}".replace("  ", " "))
     flux = " + ".join(flux_parts) if flux_parts else "0"
     reaction = disp.reaction
+    reaction_text = _operator_text(reaction, "u") if reaction.has(LAM) else f"({sp.sstr(reaction)}) * u"
+    rate = uniform_rate(reaction, q)
     if reaction == 0:
         kind, detail = "none", "no source term: mass is conserved"
-    elif disp.t_order == 1 and disp.problem_type == EVOLUTION:
-        rate = sp.sstr(sp.cancel(reaction / q))
-        kind, detail = "uniform", (f"R = ({rate}) * p: a uniform {'death' if _is_negative(reaction / q) else 'birth'}"
-                                   " rate, harmless (it drops out after normalising)")
+    elif disp.problem_type == EVOLUTION and rate is not None:
+        # first order (R = -c_0 u, p = c_1 u), or the uniform split of a second-order PDE (dispersion.py)
+        death = _is_negative(rate.xreplace(disp.spec.parameter_values()))
+        kind, detail = "uniform", (f"R = ({sp.sstr(rate)}) * p: a uniform {'death' if death else 'birth'} rate, "
+                                   "harmless (it drops out after normalising)")
+        if reaction.has(LAM):
+            reaction_text = f"({sp.sstr(rate)}) * p"
     else:
-        kind, detail = "spatially varying", (f"R = ({sp.sstr(reaction)}) * u is not proportional to p = "
+        kind, detail = "spatially varying", (f"R = {reaction_text} is not proportional to p = "
                                              f"{p_text}: birth/death varies in space")
-    return DensitySplit(p_text, flux, f"({sp.sstr(reaction)}) * u", kind, detail)
+    return DensitySplit(p_text, flux, reaction_text, kind, detail)
 
 
 def _operator_text(q: sp.Expr, field_name: str) -> str:

@@ -6,7 +6,10 @@ From a PDESpec this computes (physics.md §1):
 - the problem type: (E) evolution / causal initial-value problem, or (A) augmented / elliptic, where t is an
   extra coordinate and only the decaying root is kept; PFGM++'s radial augmentation is (A) with D extra dims;
 - the density split p = q(d_t) phi with q(lambda) = (P(lambda, 0) - P(0, 0)) / lambda, J from the s-terms and
-  R = -P(0, 0) phi, with the overall sign chosen so that the density of a unit source starts positive;
+  R = -P(0, 0) phi, with the overall sign chosen so that the density of a unit source starts positive; for a
+  second-order evolution problem whose P(lambda, 0) has two distinct real roots mu_1 > mu_2 (damped Klein-Gordon
+  with a^2 > m^2) instead q(lambda) = c_2 (lambda - mu_2) = P(lambda, 0) / (lambda - mu_1) and R = mu_1 p: the
+  reaction is then a uniform rate (d_t p + div J = mu_1 p, mass e^(mu_1 t)), physics.md §1 and §4.5d;
 - the Fourier transform p_hat(s, t) of the density kernel, its mass p_hat(0, t), the normalised
   ghat(s, t) = p_hat(s, t) / p_hat(0, t), and the semigroup exponent f(s) when ghat = exp(-t f(s)).
 
@@ -45,7 +48,9 @@ class Dispersion:
     problem_type: str  # EVOLUTION or AUGMENTED
     problem_type_reason: str
     density_factor: sp.Expr  # q(lambda): p = q(d_t) phi
-    reaction: sp.Expr  # R = reaction * phi  (= -P(0, 0) up to the overall sign)
+    # R = reaction(d_t) phi, a polynomial in lambda: -P(0, 0) up to the overall sign, or mu_1 q(lambda) for the
+    # uniform split (R = mu_1 p)
+    reaction: sp.Expr
     sign: int  # overall sign applied to the split so that p starts positive
     p_hat: sp.Expr | None  # Fourier transform of the density kernel, p_hat(s, t)
     mass: sp.Expr | None  # p_hat(0, t)
@@ -168,13 +173,15 @@ class Dispersion:
         q = self._numeric_density_factor_coefficients(s)  # (n, J): q(lambda) = sum_j q_j lambda^j
         return self.sign * np.einsum("nj,nj->n", q, y)
 
+    @cached_property
+    def _density_coefficients(self) -> np.ndarray:
+        """q's coefficients (lowest power first, J of them) without the overall sign, as complex numbers."""
+        q = sp.Poly(sp.expand(self.sign * self.density_factor.xreplace(self.spec.parameter_values())), LAM)
+        ascending = [complex(sp.N(c)) for c in q.all_coeffs()[::-1]]
+        return np.array(ascending + [0j] * (self.t_order - len(ascending)), dtype=complex)
+
     def _numeric_density_factor_coefficients(self, s: np.ndarray) -> np.ndarray:
-        coeffs = self.numeric_coefficients(np.zeros(1))[0]  # at s = 0: P(lambda, 0)
-        J = self.t_order
-        # q(lambda) = (P(lambda,0) - P(0,0)) / lambda -> coefficient of lambda^j is P's coefficient of lambda^(j+1)
-        ascending = coeffs[::-1]
-        q = ascending[1 : J + 1]
-        return np.broadcast_to(q, (len(s), J))
+        return np.broadcast_to(self._density_coefficients, (len(s), self.t_order))
 
     def _augmented_p_hat(self, s: np.ndarray, t: float) -> np.ndarray:
         if self.augmented_dims is not None:
@@ -401,14 +408,61 @@ def analyse_dispersion(spec: PDESpec) -> Dispersion:
     D = spec.augmented_dims
     problem_type, reason = _choose_problem_type(spec, coeffs, J, D)
     branches = _symbolic_branches(poly, J)
+    dominant = None
+    if problem_type == EVOLUTION and D is None:
+        uniform = uniform_rate_split(at_zero, spec.parameter_values())
+        if uniform is not None:
+            density_factor, dominant = uniform
+            reaction = sp.expand(dominant * density_factor)
 
     sign = _density_sign(spec, poly, density_factor, problem_type, J)
-    p_hat, mass, ghat, exponent = _symbolic_kernel(poly, J, density_factor, problem_type, branches, sign, D)
+    p_hat, mass, ghat, exponent = _symbolic_kernel(poly, J, density_factor, problem_type, branches, sign, D,
+                                                   dominant)
     return Dispersion(
         spec=spec, symbol=symbol, t_order=J, branches=branches, problem_type=problem_type,
         problem_type_reason=reason, density_factor=sign * density_factor, reaction=sign * reaction, sign=sign,
         p_hat=p_hat, mass=mass, ghat=ghat, semigroup_exponent=exponent, augmented_dims=D,
     )
+
+
+def uniform_rate_split(at_zero: list, values: dict) -> tuple[sp.Expr, sp.Expr] | None:
+    """(q, mu_1) of the density split with a uniform reaction, or None where it does not apply.
+
+    ``at_zero``: P(lambda, 0)'s coefficients, highest first. For P(lambda, 0) = c_2 (lambda - mu_1)(lambda - mu_2)
+    with real mu_1 > mu_2 (decided with the parameter values; undecided keeps the canonical split),
+    q = P(lambda, 0) / (lambda - mu_1) = c_2 (lambda - mu_2) gives d_t p = lambda q phi = [P(lambda, 0) + mu_1 q] phi
+    = -div J + mu_1 p: a continuity equation whose reaction R = mu_1 p is a uniform rate, and the mass is
+    e^(mu_1 t) (the residue of q / P(., 0) = 1 / (lambda - mu_1)). Damped Klein-Gordon u_tt + 2a u_t + m^2 u:
+    mu_1,2 = -a +- w, w = sqrt(a^2 - m^2), so p = u_t + (a + w) u and R = -(a - w) p. Where mu_1 = 0 this is the
+    canonical split already (the telegraph: q = lambda + 2a, R = 0), which is kept as it is.
+    """
+    if len(at_zero) != 3:
+        return None
+    c_2, c_1, c_0 = at_zero
+    half_b, d = c_1 / (2 * c_2), c_0 / c_2
+    numbers = [sp.sympify(x).xreplace(values) for x in (half_b, d)]
+    if not all(x.is_real for x in numbers):
+        return None
+    if (half_b * half_b - d).xreplace(values).is_positive is not True:
+        return None  # complex (Klein-Gordon: the mass oscillates) or coincident roots, or not decidable
+    if c_0 == 0 and numbers[0].is_nonnegative:
+        return None  # mu_1 = 0: the canonical split has R = 0 already
+    root = sp.sqrt(sp.expand(half_b * half_b - d))
+    mu_1, mu_2 = -half_b + root, -half_b - root
+    return sp.expand(c_2 * (LAM - mu_2)), mu_1
+
+
+def uniform_rate(reaction: sp.Expr, density_factor: sp.Expr) -> sp.Expr | None:
+    """r with R = r p (reaction(lambda) = r q(lambda), r free of lambda), or None where R is not proportional to p.
+    By leading coefficients and an expanded difference (cancel() does not see through the radicals of mu_1)."""
+    reaction, density_factor = sp.sympify(reaction), sp.sympify(density_factor)
+    if reaction == 0:
+        return sp.Integer(0)
+    R, q = sp.Poly(reaction, LAM), sp.Poly(density_factor, LAM)
+    if R.degree() != q.degree():
+        return None
+    rate = R.LC() / q.LC()
+    return rate if sp.expand(reaction - rate * density_factor) == 0 else None
 
 
 def _symbolic_branches(poly: sp.Poly, J: int) -> tuple[sp.Expr, ...] | None:
@@ -502,8 +556,9 @@ def _residue_sum(numerator: sp.Expr, denominator_poly: sp.Poly) -> sp.Expr:
     return total
 
 
-def _symbolic_kernel(poly, J, density_factor, problem_type, branches, sign, D):
-    """p_hat(s, t), mass, ghat and the semigroup exponent, symbolically where SymPy gives them quickly."""
+def _symbolic_kernel(poly, J, density_factor, problem_type, branches, sign, D, dominant=None):
+    """p_hat(s, t), mass, ghat and the semigroup exponent, symbolically where SymPy gives them quickly.
+    ``dominant``: mu_1 of the uniform split (q / P(., 0) = 1 / (lambda - mu_1) by construction)."""
     if D is not None:
         nu = D / 2
         coeffs = poly.all_coeffs()
@@ -525,7 +580,10 @@ def _symbolic_kernel(poly, J, density_factor, problem_type, branches, sign, D):
     at_zero = sp.Poly(poly.as_expr().subs(S, 0), LAM)
     # common factors cancelled first: u_tttttt + u_t has q / P(., 0) = (z^5 + 1) / (z^6 + z) = 1 / z, whose
     # residues over the fifth roots of -1 took SymPy 2-5 s to expand back to 1
-    numerator, denominator = sp.fraction(sp.cancel(density_factor / at_zero.as_expr()))
+    if dominant is not None:
+        numerator, denominator = sp.Integer(1), LAM - dominant
+    else:
+        numerator, denominator = sp.fraction(sp.cancel(density_factor / at_zero.as_expr()))
     mass = sp.expand(sign * _residue_sum(numerator, sp.Poly(denominator, LAM)))
     if J == 1:
         lam = branches[0] if branches else None

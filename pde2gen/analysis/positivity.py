@@ -276,13 +276,20 @@ class RiemannKernel:
     """The 1-D kernel of lambda^2 + b lambda + c^2 s + d (after dividing by the lambda^2 coefficient).
 
     phi = e^{-bt/2} G with G the Klein-Gordon Riemann function (1/2c) J_0(mu tau) (mu^2 = d - b^2/4; I_0 for
-    mu^2 < 0), tau = sqrt(t^2 - x^2/c^2); the density p = phi_t + b phi has atoms e^{-bt/2}/2 at x = +-ct and,
-    inside the cone, e^{-bt/2}/(2c) [(b/2) J_0(mu tau) - mu t J_1(mu tau)/tau] (I_0 / +kappa I_1 for mu^2 < 0).
+    mu^2 < 0), tau = sqrt(t^2 - x^2/c^2); the density p = phi_t + beta phi (beta = b for the canonical split,
+    b/2 + kappa for the uniform one, kappa^2 = -mu^2) has atoms e^{-bt/2}/2 at x = +-ct and, inside the cone,
+    e^{-bt/2}/(2c) [(beta - b/2) J_0(mu tau) - mu t J_1(mu tau)/tau] (I_0 / +kappa I_1 for mu^2 < 0).
     """
 
     b: float
     c: float
     d: float
+    beta: float | None = None  # the density's p = phi_t + beta phi; None: beta = b (the canonical split)
+
+    @property
+    def offset(self) -> float:
+        """beta - b/2, the I_0 (J_0) coefficient of the continuous part."""
+        return (self.b if self.beta is None else self.beta) - self.b / 2.0
 
     @property
     def mu_squared(self) -> float:
@@ -304,14 +311,14 @@ class RiemannKernel:
                 mu = math.sqrt(mu2)
                 z = mu * tau
                 ratio = np.where(tau > 0, mu * special.j1(z) / np.where(tau > 0, tau, 1.0), mu2 / 2.0)
-                bracket = 0.5 * self.b * special.j0(z) - t * ratio
+                bracket = self.offset * special.j0(z) - t * ratio
                 log_scale = np.zeros_like(z)
             else:
                 kappa = math.sqrt(-mu2)
                 z = kappa * tau
                 # I_n(z) = e^z i_ne(z): carry e^z as a log factor (I_0 overflows at z ~ 710)
                 ratio = np.where(tau > 0, kappa * special.i1e(z) / np.where(tau > 0, tau, 1.0), kappa**2 / 2.0)
-                bracket = 0.5 * self.b * special.i0e(z) + t * ratio
+                bracket = self.offset * special.i0e(z) + t * ratio
                 log_scale = z
             value = np.exp(log_scale - self.b * t / 2.0) * bracket / (2.0 * self.c)
         return np.where(inside, value, 0.0)
@@ -330,8 +337,9 @@ class RiemannKernel:
         return 2 * self.atom_weight(t) * np.cos(self.c * np.asarray(k) * t) + np.cos(np.outer(k, x)) @ cont
 
     def certified_positive(self) -> bool:
-        """b >= 0 and mu^2 <= 0: every term (atoms, I_0, I_1) is non-negative for every t."""
-        return self.b >= 0 and self.mu_squared <= 0
+        """beta >= b/2 and mu^2 <= 0: every term (atoms, I_0, I_1) is non-negative for every t (canonical split:
+        b >= 0; the uniform split has beta - b/2 = kappa >= 0 whatever the sign of b)."""
+        return self.offset >= 0 and self.mu_squared <= 0
 
     def most_negative(self, times: np.ndarray) -> tuple[float, float, float] | None:
         """(x, t, value) of the most negative continuous-part value on a grid inside the cone, or None."""
@@ -364,8 +372,11 @@ def riemann_kernel(dispersion: Dispersion) -> RiemannKernel | None:
     speed_squared = coeff.get((0, 1), 0j).real / lead
     if speed_squared <= 0:
         return None
+    q = sp.Poly(sp.expand(dispersion.density_factor.xreplace(dispersion.spec.parameter_values())), LAM).all_coeffs()
+    if len(q) != 2:
+        return None
     return RiemannKernel(coeff.get((1, 0), 0j).real / lead, math.sqrt(speed_squared),
-                         coeff.get((0, 0), 0j).real / lead)
+                         coeff.get((0, 0), 0j).real / lead, float(sp.N(q[1] / q[0])))
 
 
 # ---------------------------------------------------------------------------------------------- origin

@@ -261,11 +261,12 @@ def _one_dimensional(numeric: Dispersion) -> Condition:
     """The 1-D kernel: Riemann closed form where it applies, else FFT. FAIL in every N if negative."""
     riemann = positivity.riemann_kernel(numeric)
     if riemann is not None:
-        form = (f"1-D kernel of lambda^2 + {riemann.b:.6g} lambda + {riemann.c:.6g}^2 s + {riemann.d:.6g}: atoms "
-                f"e^(-bt/2)/2 at x = +-ct plus a Bessel expression inside the cone")
+        form = (f"1-D kernel of lambda^2 + {riemann.b:.6g} lambda + {riemann.c:.6g}^2 s + {riemann.d:.6g} with "
+                f"p = phi_t + {riemann.offset + riemann.b / 2:.6g} phi: atoms e^(-bt/2)/2 at x = +-ct "
+                "plus a Bessel expression inside the cone")
         if riemann.certified_positive():
-            return Condition("C1", PASS, f"{form}; b >= 0 and b^2/4 >= d make every term (atoms, I_0, I_1) "
-                                         f"non-negative for all t", None, RIEMANN_METHOD)
+            return Condition("C1", PASS, f"{form}; beta - b/2 = {riemann.offset:.6g} >= 0 and b^2/4 >= d make every "
+                                         "term (atoms, I_0, I_1) non-negative for all t", None, RIEMANN_METHOD)
         worst = riemann.most_negative(positivity.TIME_GRID)
         if worst is not None:
             x, t, value = worst

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ..analysis.dispersion import AUGMENTED, Dispersion, analyse_dispersion
+from ..analysis.admissibility import _density_split
+from ..analysis.dispersion import AUGMENTED, Dispersion, analyse_dispersion, uniform_rate
 from ..errors import DerivationError, UsageError
 from ..families import FamilyConfig
 from ..spec.spec import LAM, PDESpec
@@ -102,7 +103,8 @@ def derive(spec: PDESpec, analysis=None, *, sigma_min: float = 0.002, sigma_max:
                 hint="this is a bug or a numerical limit of pde2gen; rerun with checks disabled only to inspect",
             )
     birth_death = _birth_death(dispersion, family, t_min, t_max)
-    formulas = _formulas(dispersion, family, t_min, t_max, **grid) | {"birth_death": birth_death}
+    formulas = _formulas(dispersion, family, t_min, t_max, **grid) | {"birth_death": birth_death,
+                                                                      "recognised": recognition.reason}
     return Derivation(
         family=family, not_derivable=None, formulas=formulas, t_min=t_min, t_max=t_max, birth_death=birth_death,
         checks=verified, recognition=recognition.reason, **grid,
@@ -141,7 +143,9 @@ def _formulas(dispersion: Dispersion, family: FamilyConfig, t_min: float, t_max:
     mass = dispersion.mass
     mass_text = sp.sstr(sp.sympify(mass).xreplace(values)) if mass is not None else "1 (normalised)"
     params = ", ".join(f"{name} = {value}" for name, value in p.items())
+    split = _density_split(dispersion)
     return {
+        "density": f"p = {split.p}; J = {split.flux}; R = {split.reaction} ({split.reaction_kind})",
         "family": f"{family.name} ({params})",
         "ghat": info.ghat_text + f"  ({params})",
         "kernel": info.kernel,
@@ -159,15 +163,17 @@ def _formulas(dispersion: Dispersion, family: FamilyConfig, t_min: float, t_max:
 def _birth_death(dispersion: Dispersion, family: FamilyConfig, t_min: float, t_max: float) -> str:
     values = dispersion.spec.parameter_values()
     reaction = sp.sympify(dispersion.reaction).xreplace(values)
-    if family.info.atoms is not None:
-        return family.info.atoms
+    atoms = f"; {family.info.atoms}" if family.info.atoms is not None else ""
     if reaction == 0:
-        return "none: R = 0, the mass is conserved"
+        return "none (R = 0)" + atoms if atoms else "none: R = 0, the mass is conserved"
     density_factor = sp.sympify(dispersion.density_factor).xreplace(values)
-    if not density_factor.has(LAM):
-        rate = sp.sstr(sp.nsimplify(reaction / density_factor))
-        return (f"R = ({rate}) p is proportional to p: a uniform death rate, dropped after normalising "
-                f"(the mass p_hat(0, t) carries it); the velocity transports the normalised kernel exactly")
+    ratio = uniform_rate(reaction, density_factor)
+    if ratio is not None:  # R = rate p: first order, or the uniform split of a second-order PDE
+        rate = float(sp.N(ratio))
+        kind = "death" if rate < 0 else "birth"
+        return (f"R = ({_number(rate)}) p is proportional to p: a uniform {kind} rate {_number(abs(rate))}, dropped "
+                f"after normalising (the mass p_hat(0, t) carries it); the velocity transports the normalised kernel "
+                f"exactly{atoms}")
     weights = family.info.weights(family.params, t_min, t_max, sp.sstr(reaction))
     if weights is not None:
         return weights

@@ -4,7 +4,9 @@ The recogniser reads a ``Shape`` off the symbol (pde2gen.families.declaration) b
 this order (physics.md §3, §4), and asks every family of the registry whether the shape is its own:
 
 1. telegraph: a symbol  A (lambda^2 + 2 a lambda + c^2 s)  with a, c > 0, in the product construction or in
-   one space dimension (the Kac process);
+   one space dimension (the Kac process); with a mass term, A (lambda^2 + 2 a lambda + m^2 + c^2 s) with
+   w = sqrt(a^2 - m^2) > 0 (damped Klein-Gordon), whose density p = u_t + (a + w) u is e^(-(a - w) t) times the
+   Kac law of rate w (the analysis' uniform split, physics.md §4.5d): the same family with a -> w;
 2. radial augmentation: Poisson A (lambda^2 - c^2 s) with D extra dimensions read at radius t (PFGM++);
 3. semigroup: ghat = exp(-t f(s)), f decomposed term by term into kappa s^p and A sqrt(B s + C) - A sqrt(C)
    = c (sqrt(s + m^2) - m) parts. Terms of one kind are summed first (u_t = lap(u) + 2 lap(u) has f = 3 s);
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..analysis.dispersion import EVOLUTION, Dispersion, with_semigroup_exponent
+from ..analysis.dispersion import EVOLUTION, Dispersion, uniform_rate, with_semigroup_exponent
 from ..families import FAMILIES, FamilyConfig, Shape
 from ..spec.spec import LAM, S
 
@@ -56,9 +58,12 @@ def recognise(dispersion: Dispersion) -> Recognition:
 
     telegraph = _telegraph_parameters(symbol)
     damped_kg = _damped_klein_gordon_parameters(symbol)
-    if damped_kg is not None and dispersion.problem_type == EVOLUTION and (
-            spec.construction == "product" or spec.dim == 1):
-        return Recognition(None, NOT_DERIVABLE + _damped_klein_gordon_text(*damped_kg))
+    if damped_kg is not None and dispersion.problem_type == EVOLUTION:
+        if spec.construction == "product" or spec.dim == 1:
+            how = "product construction of" if spec.construction == "product" else "one-dimensional"
+            return _damped_klein_gordon(dispersion, *damped_kg, how)
+        return Recognition(None, NOT_DERIVABLE + f"the isotropic damped Klein-Gordon kernel in N = {spec.dim} "
+                           "dimensions is not a positive density; use the product construction")
     if spec.construction == "product":
         if telegraph is not None and dispersion.problem_type == EVOLUTION:
             return _telegraph(*telegraph, "product construction of the telegraph symbol")
@@ -128,33 +133,59 @@ def _telegraph_parameters(symbol: sp.Expr) -> tuple[float, float] | None:
 
 
 def _damped_klein_gordon_parameters(symbol: sp.Expr) -> tuple[float, float, float] | None:
-    """(a, m^2, c) if symbol = A (lambda^2 + 2 a lambda + m^2 + c^2 s) with a, c > 0 and m^2 != 0, else None."""
+    """(a, m^2, c) if symbol = A (lambda^2 + 2 a lambda + m^2 + c^2 s) with real a, m^2, c > 0 and not the
+    telegraph or the wave (m^2 = 0 with a >= 0), else None. a <= 0 (anti-damping) is included: the
+    dominant root decides the split, not the sign of a."""
     poly = sp.Poly(symbol, LAM)
     if poly.degree() != 2:
         return None
-    lead, _, space = poly.all_coeffs()
-    mass_term = sp.expand(space).subs(S, 0)
-    if mass_term == 0 or not mass_term.is_number:
+    lead, damping, space = poly.all_coeffs()
+    if lead.has(S) or damping.has(S) or not lead.is_number:
         return None
-    telegraph = _telegraph_parameters(sp.expand(symbol - mass_term))
+    space = sp.expand(space)
+    c_squared_times_lead = space.coeff(S, 1)
+    mass_term = sp.expand(space - c_squared_times_lead * S)
+    if mass_term.has(S) or not c_squared_times_lead.is_number:
+        return None
+    a = _real_number(damping / (2 * lead))
     m_squared = _real_number(mass_term / lead)
-    if telegraph is None or m_squared is None:
+    c_squared = _real_number(c_squared_times_lead / lead)
+    if a is None or m_squared is None or c_squared is None or c_squared <= 0:
         return None
-    return telegraph[0], m_squared, telegraph[1]
+    if m_squared == 0 and a >= 0:
+        return None  # the telegraph (a > 0) and the wave (a = 0) have their own routes
+    return a, m_squared, c_squared**0.5
+
+
+def _damped_klein_gordon(dispersion: Dispersion, a: float, m_squared: float, c: float, how: str) -> Recognition:
+    """The Kac family with rate w = sqrt(a^2 - m^2) where the analysis split the density uniformly
+    (p = u_t + (a + w) u, R = -(a - w) p); a precise refusal where w^2 <= 0."""
+    w_squared = a * a - m_squared
+    values = dispersion.spec.parameter_values()
+    rate = uniform_rate(sp.sympify(dispersion.reaction).xreplace(values), dispersion.density_factor.xreplace(values))
+    if w_squared <= ZERO_TOLERANCE * max(a * a, abs(m_squared), 1.0) or rate is None:
+        return Recognition(None, NOT_DERIVABLE + _damped_klein_gordon_text(a, m_squared, c))
+    w = w_squared**0.5
+    death = -float(sp.N(rate))  # a - w, from the analysis' split (R = -(a - w) p)
+    if abs(death - (a - w)) > 1e-9 * max(abs(a), w, 1.0):
+        raise AssertionError(f"the analysis' uniform rate {-death} is not -(a - w) = {w - a}")
+    kind = f"uniform death rate a - w = {death:.6g}" if death >= 0 else f"uniform birth rate w - a = {-death:.6g}"
+    context = (f"{how} damped Klein-Gordon u_tt + 2a u_t + m^2 u = c^2 u_xx (a = {a:.6g}, m^2 = {m_squared:.6g}, "
+               f"c = {c:.6g}): w = sqrt(a^2 - m^2) = {w:.6g}, density p = u_t + (a + w) u = e^(-(a - w) t) x "
+               f"(the Kac law of rate w), {kind}; normalised, it is the kernel of")
+    found = _match(Shape("telegraph", a=w, c=c, context=context))
+    return found or Recognition(None, NOT_DERIVABLE + f"{context} the Kac process: no family takes it")
 
 
 def _damped_klein_gordon_text(a: float, m_squared: float, c: float) -> str:
-    """Why the 1-D damped Klein-Gordon kernel has no family yet, with the law it would need."""
+    """Why a damped Klein-Gordon symbol with w^2 = a^2 - m^2 <= 0 has no family."""
     w_squared = a * a - m_squared
+    what = f"damped Klein-Gordon u_tt + 2a u_t + m^2 u = c^2 u_xx (a = {a:.6g}, m^2 = {m_squared:.6g}, c = {c:.6g})"
     if w_squared < 0:
-        return (f"damped Klein-Gordon (a = {a:.6g}, m^2 = {m_squared:.6g} > a^2): its mass oscillates, so there is "
-                "no density to sample")
-    w = w_squared**0.5
-    return (f"damped Klein-Gordon u_tt + 2a u_t + m^2 u = c^2 u_xx (a = {a:.6g}, m^2 = {m_squared:.6g}, "
-            f"c = {c:.6g}): its 1-D kernel is e^(-(a - w) t) times the positive mixture of the Kac law "
-            f"(a = w = sqrt(a^2 - m^2) = {w:.6g}, c) and (a - w) e^(-w t) I_0(w sqrt(t^2 - x^2/c^2)) / (2c) on "
-            "|x| < c t, with a spatially varying death term; no family samples that mixture (nor gives its "
-            "coupled velocity) yet")
+        return (f"{what}: m^2 > a^2, its mass oscillates (w = sqrt(a^2 - m^2) is imaginary), so there is no "
+                "density to sample")
+    return (f"{what}: m^2 = a^2, so w = sqrt(a^2 - m^2) = 0 and the normalised kernel is the Kac law of rate 0, "
+            "the pure wave (two atoms at +-c t), which does not smooth (C2)")
 
 
 def _radial_augmentation(dispersion: Dispersion, symbol: sp.Expr, values: dict) -> Recognition:

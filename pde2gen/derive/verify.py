@@ -17,6 +17,7 @@ so a correct kernel fails its build with probability at most 1e-9 whatever the d
                         (Kac: the a.c. flux at the light cone balances the mass the atoms lose)
   delta_limit           ghat(k, t) -> 1 as t -> 0 (data are reproduced at t -> 0)
   family_matches_pde    the family's characteristic function equals the PDE's ghat on a (k, t) grid
+  kernel_solves_pde     P(d_t, s) applied to mass(t) x the family's own ghat vanishes (evolution problems)
   sampler_*             draws against the kernel: empirical characteristic function, KS of |d| (Kac: of
                         the coordinates off the atoms, and the atom mass), the mean of |d|^2 truncated at
                         6 E|d|^2 (exact from the law) where E|d|^4 < inf
@@ -103,6 +104,10 @@ def run_checks(dispersion: Dispersion, family: FamilyConfig, *, t_min: float, t_
         check_delta_limit(dispersion, family),
         check_family_matches_pde(dispersion, family),
     ]
+    # its own generator, so that the statistical checks below draw what they drew before it existed
+    solves = check_kernel_solves_pde(dispersion, family, np.random.default_rng([seed, 1]), t_min, t_max)
+    if solves is not None:
+        checks.append(solves)
     checks += check_sampler(family, dispersion.spec.dim, rng)
     checks.append(check_velocity_transport(family, rng))
     if reference.is_isotropic(family):
@@ -263,7 +268,8 @@ def check_continuity(dispersion: Dispersion, rng, t_min: float, t_max: float) ->
     values = _values(dispersion)
     coefficients = _coefficients(dispersion)
     density = sp.Poly(sp.sympify(dispersion.density_factor).xreplace(values), LAM).all_coeffs()[::-1]
-    reaction = sp.sympify(dispersion.reaction).xreplace(values)
+    # R = reaction(d_t) phi: a constant (R = -P(0, 0) phi) or, for the uniform split, mu_1 q(lambda) (R = mu_1 p)
+    reaction = sp.Poly(sp.sympify(dispersion.reaction).xreplace(values), LAM).all_coeffs()[::-1]
     J = len(coefficients) - 1
     skipped = 0
     for s, t in _random_points(rng, t_min, t_max):
@@ -285,14 +291,14 @@ def check_continuity(dispersion: Dispersion, rng, t_min: float, t_max: float) ->
             mismatch = abs(p_split - kernel) / abs(kernel)
             d_p = mp.diff(lambda r, s=s: p_hat(s, r), t)
             div_J = dispersion.sign * sum((c(s) - c(0)) * phi[j] for j, c in enumerate(coefficients))
-            source = mp.mpmathify(complex(sp.N(reaction, digits))) * phi[0]
+            source = sum(mp.mpmathify(complex(sp.N(r, digits))) * phi[i] for i, r in enumerate(reaction))
             terms = (d_p, div_J, source)
             worst = max(worst, _relative(d_p + div_J - source, terms), float(mismatch))
     if skipped == 8:
         return _check("continuity", math.inf, RESIDUAL_TOLERANCE, "every point needs more than "
                       f"{MAX_DIGITS} digits (the kernel is exponentially small against an unexcited branch)")
     detail = ("d_t p_hat + div J_hat - R_hat with p = q(d_t) phi, div J = sign [P(d_t, s) - P(d_t, 0)] phi, "
-              "R = reaction phi (phi: Green's function from the roots); p = q(d_t) phi also equals the kernel; "
+              "R = reaction(d_t) phi (phi: Green's function from the roots); p = q(d_t) phi also equals the kernel; "
               f"8 random (s, t), {PRECISION}+ digits" + (f" ({skipped} skipped: > {MAX_DIGITS} digits)" if skipped else ""))
     return _check("continuity", worst, RESIDUAL_TOLERANCE, detail)
 
@@ -304,8 +310,8 @@ def check_mass(dispersion: Dispersion, rng, t_min: float, t_max: float) -> Check
     worst = 0.0
     for _, t in _random_points(rng, t_min, t_max, 8):
         symbolic = complex(mass(0, t))
-        if abs(symbolic) < 1e-200:  # below what the float64 kernel represents (e.g. e^{-m t}, m t > 460)
-            continue
+        if not 1e-200 < abs(symbolic) < 1e200:  # beyond what the float64 kernel represents (e.g. e^{-m t}, m t > 460,
+            continue  # or a uniform birth's e^{r t})
         numeric = dispersion.numeric_mass(float(t))
         worst = max(worst, abs(symbolic - numeric) / abs(symbolic))
     return _check("mass", worst, MASS_TOLERANCE,
@@ -447,6 +453,32 @@ def check_family_matches_pde(dispersion: Dispersion, family: FamilyConfig) -> Ch
     source = "symbolic ghat (mpmath)" if ghat is not None else "numeric ghat"
     return _check("family_matches_pde", worst, MATCH_TOLERANCE,
                   f"max |family characteristic function - PDE {source}| over 24 k x 5 t (sigma 0.01 to 40)")
+
+
+def check_kernel_solves_pde(dispersion: Dispersion, family: FamilyConfig, rng, t_min: float,
+                            t_max: float) -> Check | None:
+    """P(d_t, s) [mass(t) x the family's own ghat(s, t)] = 0 at 8 random (s, t), 40 digits: the family's kernel
+    times the PDE's mass solves the PDE itself (damped Klein-Gordon: e^(-(a - w) t) times the Kac law of rate w
+    against u_tt + 2a u_t + m^2 u - c^2 u_xx). Evolution problems with a symbolic mass whose family has a closed
+    form (None otherwise: PFGM's augmented coordinate, Bessel-K forms)."""
+    from ..families import S_SYMBOL, T_SYMBOL
+
+    if dispersion.problem_type == AUGMENTED or dispersion.mass is None or not family.info.checked_against_analysis:
+        return None
+    ghat = family.info.ghat({name: sp.Float(value, 17) for name, value in family.parameters}, S_SYMBOL, T_SYMBOL)
+    if ghat.has(sp.besselk):
+        return None
+    kernel = sp.sympify(dispersion.mass).xreplace(_values(dispersion)) * ghat.xreplace({S_SYMBOL: S, T_SYMBOL: T})
+    worst = 0.0
+    with mp.workdps(PRECISION):
+        coefficients = _coefficients(dispersion)
+        derivatives = [_mp_function(sp.diff(kernel, T, j), dispersion) for j in range(len(coefficients))]
+        for s, t in _random_points(rng, t_min, t_max):
+            terms = [c(s) * dp(s, t) for c, dp in zip(coefficients, derivatives)]
+            worst = max(worst, _relative(sum(terms), terms))
+    return _check("kernel_solves_pde", worst, RESIDUAL_TOLERANCE,
+                  f"P(d_t, s) applied to mass(t) x the family's ghat (mass {sp.sstr(kernel / ghat.xreplace({S_SYMBOL: S, T_SYMBOL: T}))}) / "
+                  "max |term| at 8 random (s, t), 40 digits: the family's kernel solves the PDE")
 
 
 # ================================================================================ statistical checks

@@ -85,7 +85,7 @@ class FamilyInfo:
     linear_path_note_brief: str = ""  # its summary in the ve model card (one markdown line, shown in parentheses)
     velocity_note: str = ""  # appended to the velocity formula
     linear_path_schedule: str = "scale_linear"  # default kernel clock g(t) of the linear path
-    atoms: str | None = None  # birth/death text of a family whose kernel has atoms
+    atoms: str | None = None  # birth/death text of a family whose kernel has atoms (after the text on R)
     weights: Callable[[dict, float, float, str], str | None] = lambda params, t_min, t_max, reaction: None
     checked_against_analysis: bool = True  # False: the analysis' numeric ghat is this family's formula itself
     citations: tuple[tuple[str, str], ...] = ()  # (citation, what it contributes)

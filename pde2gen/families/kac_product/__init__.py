@@ -81,7 +81,7 @@ FAMILY = FamilyInfo(
                             "on the 2-D toys and on par on average at 50; on 8x8 digits g = t was worse from 10 "
                             "evaluations on, the quadratic clock `--path-schedule quadratic` better at every NFE"),
     linear_path_schedule="identity",  # the Kac flow as published: kernel time g(t) = t
-    atoms=("none (R = 0); each coordinate has atoms e^(-a t)/2 at +-c t that feed the a.c. part at the light "
-           "cone: they are sampled explicitly in the latent and move at +-c"),
+    atoms=("each coordinate has atoms e^(-a t)/2 at +-c t that feed the a.c. part at the light cone: they are "
+           "sampled explicitly in the latent and move at +-c"),
     citations=(KAC,),
 )
