@@ -9,12 +9,23 @@ Gaussian); the latent is log X per component, (B, K). Without it, the posterior 
 E[V_dot / (2 V) | d] = int phi_N(d; V) (2 kappa f_Y + J_Y) / (2 V) dy / p(d), where J_Y = -d/dt P(Y <= y) is the
 probability flux of the law of Y = sum of the components (the continuity equation of V's law, whatever the coupling).
 
-The law of log Y and its flux are tabulated per time on a uniform grid in w = log y by sequential convolution
+The law of log Y and its flux are tabulated on a uniform grid in w = log y by sequential convolution
 (z f_Z(z) = int p(u) q(w + log(1 - r)) chi(r) / (1 - r) du + the same with p, q exchanged, r = e^(u - w),
 chi(r) = (1 - r)^n / (r^n + (1 - r)^n); the flux of a sum is J_X * f_X' + f_X * J_X'); q off the grid is read by
 6-point Lagrange interpolation of log q; far below w two prefix sums replace the sum over u. Error budget, table
 range and spacing: the twin's docstring (pde2gen/families/subordinator_sum/reference.py), which this file follows
-step for step; tables are kept per (time, device) for TABLE_CACHE times.
+step for step. Those exact tables are built at the nodes u_k = k Delta of u = log t only (lazily, once per node and
+device); the table at any other t is the 6-point Lagrange interpolation in u of the node tables read along the line
+w = w_i + a (u_k - u), a ~ d log sigma^2 / d log t (so that the bulk does not move between nodes) rounded to a
+multiple of h / Delta (so that every node is read on its own grid points: no interpolation in w). The error is that
+of interpolating in u the relative motion of the parts, whose scales move as t^(2/alpha_j), t (heat) and t^2 (Levy):
+~ (Delta spread)^6 with spread = the largest minus the smallest of those exponents, so Delta = 1 / (12 spread),
+at most 1/8: measured errors of log p (relative to max(1, |log p|)) and of the velocity factor (relative) <= 3e-9
+against the exact per-t tables at the kernel's probable radii, N = 1 .. 3072, sigma = 0.002 .. 80 (tested to 1e-8 in
+tests/test_subordinator_sum.py, far below the 1e-6 of the module's checks). Exact tables per time instead where Delta
+would fall below SUM_LOG_T_MIN_STEP (parts spread over more than 4 powers of t) and with an inverse Gaussian of
+m > 0 (its law changes shape with t). Tables are kept per (time, device) for SUM_TABLE_CACHE times, nodes for
+SUM_NODE_CACHE.
 """
 import math  # runtime-import
 
@@ -38,10 +49,14 @@ SUM_LOG_FLOOR_DEPTH = 1500.0
 SUM_LOWER_DEPTH = 80.0
 SUM_HEAVY_REACH = 30.0
 SUM_TABLE_CACHE = 64
+SUM_NODE_CACHE = 1024  # exact tables at nodes of log t (~2 x 3000 float64 each)
+SUM_LOG_T_STEPS_PER_SPREAD = 12  # node spacing in log t: 1 / (this x the spread of the parts' exponents)
+SUM_LOG_T_MAX_STEP = 0.125
+SUM_LOG_T_MIN_STEP = 1.0 / 48  # finer: exact tables per time (more nodes than a sampler run has times)
 SUM_ROWS = 256  # rows per quadrature block
 T_OF_SIGMA_NODES = 1281  # t_of_sigma's table: log t from -T_OF_SIGMA_REACH to T_OF_SIGMA_REACH, spacing 1/16
 T_OF_SIGMA_REACH = 40.0
-SUM_MAX_NODES = 16384  # cap of the per-row fine grid
+SUM_FINE_ELEMENTS = 1 << 21  # rows x nodes of one block of the fine quadrature
 SUM_CHUNK = 4096  # table rows per block of the convolution (memory ~ SUM_CHUNK x 14 / h float64)
 ZOLOTAREV_SUM_PANELS = (0.0, math.pi - 1.0, math.pi - 0.3, math.pi - 0.05, math.pi)
 ZOLOTAREV_SUM_NODES = 200
@@ -184,7 +199,14 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         self.log_medians = [self._log_median_stable(alpha / 2) for _, alpha in self.stables]
         self._plans = {}
         self._tables = {}
+        self._nodes = {}
         self._inverse_tables = {}
+        # exponents of t in the parts' scales: their spread sets the node spacing in log t (None: exact tables per
+        # time). An inverse Gaussian with m > 0 changes shape with t (its law of log X narrows as (m c t)^(-1/2)):
+        # measured up to 1e-6 from the exact tables, so those sums keep exact tables per time
+        exponents = ([1.0] if self.heat > 0 else []) + [2 / alpha for _, alpha in self.stables] + [2.0] * len(self.nigs)
+        step = min(SUM_LOG_T_MAX_STEP, 1 / (SUM_LOG_T_STEPS_PER_SPREAD * max(1e-300, max(exponents) - min(exponents))))
+        self.log_t_step = step if step >= SUM_LOG_T_MIN_STEP and all(m == 0 for _, m in self.nigs) else None
 
     @property
     def components(self):
@@ -298,16 +320,15 @@ class SubordinatorSumFamily(RadialMixtureKernel):
             self._plans[key] = SumConvolutionPlan(self.h, device)
         return self._plans[key]
 
-    def sum_table(self, t, device):
-        """(grid start, log density of log Y, log y J(y)) at the time t (a float), J = -d/dt P(Y <= y)."""
-        key = (float(t), str(device))
-        if key in self._tables:
-            return self._tables[key]
+    def _table_range(self, t):
+        """(start, top) in w of the table at time t (floats)."""
+        ranges = [self._component_range(i, t) for i in range(self.components)]
+        return min(low for low, _ in ranges), max(high for _, high in ranges) + math.log(self.components) + 2.0
+
+    def _exact_table(self, t, device, start, top):
+        """(log density of log Y, log y J(y)) on w = start + i h up to top at the time t (a float), by convolution."""
         h = self.h
         time = torch.tensor(float(t), dtype=torch.float64, device=device)
-        ranges = [self._component_range(i, float(t)) for i in range(self.components)]
-        start = min(low for low, _ in ranges)
-        top = max(high for _, high in ranges) + math.log(self.components) + 2.0
         w = start + h * torch.arange(math.ceil((top - start) / h) + 1, dtype=torch.float64, device=device)
         plan = self._plan(device)
         density = flux = None
@@ -319,7 +340,71 @@ class SubordinatorSumFamily(RadialMixtureKernel):
                 continue
             flux = floor_log(torch.logaddexp(convolve_log(flux, p, plan, h), convolve_log(density, j, plan, h)))
             density = convolve_log(density, p, plan, h)
-        density = density - torch.logsumexp(density, 0) - math.log(h)  # its trapezoid mass: 1 to ~1e-9, made exact
+        return density, flux
+
+    def _shift_rate(self, t):
+        """d log sigma^2 / d log t at t rounded to a multiple of h / Delta (>= one): the slope of the lines in
+        (log t, w) along which the node tables are read."""
+        value, slope = self._sigma2_and_slope(torch.tensor([t], dtype=torch.float64))
+        unit = self.h / self.log_t_step
+        return unit * max(1, round(float(slope[0]) * t / float(value[0]) / unit))
+
+    def _node(self, k, device):
+        """(first grid index, log density, log flux) of the exact table at t = exp(k Delta), on w = h (first + i):
+        wide enough for every t whose stencil holds this node (|log t - k Delta| <= 3 Delta) to read it along its
+        line."""
+        key = (k, str(device))
+        if key in self._nodes:
+            self._nodes[key] = self._nodes.pop(key)  # most recently used last
+            return self._nodes[key]
+        h, step = self.h, self.log_t_step
+        lows, highs = [], []
+        for j in range(-24, 25):  # the reading times, 1/8 node apart, and their lines' reach at u_k
+            u = (k + j / 8) * step
+            start, top = self._table_range(math.exp(u))
+            offset = self._shift_rate(math.exp(u)) * (k * step - u)
+            lows.append(start + offset)
+            highs.append(top + offset)
+        first = math.floor(min(lows) / h) - 2
+        density, flux = self._exact_table(math.exp(k * step), device, h * first, max(highs) + 2 * h)
+        while len(self._nodes) >= SUM_NODE_CACHE:
+            self._nodes.pop(next(iter(self._nodes)))
+        self._nodes[key] = (first, density, flux)
+        return self._nodes[key]
+
+    def _interpolated_table(self, t, device):
+        """(grid start, log density, log flux) at t from the six node tables around log t (module docstring)."""
+        h, step = self.h, self.log_t_step
+        u = math.log(t)
+        k0 = math.floor(u / step)
+        weights = lagrange6(torch.tensor(u / step - k0, dtype=torch.float64)).tolist()
+        rate = self._shift_rate(t)
+        per_node = round(rate * step / h)  # grid steps between neighbouring nodes along the line
+        start, top = self._table_range(t)
+        offset = rate * (u - k0 * step)  # w_i = offset + h (first + i) is read at h (first + i + o per_node) at k0 + o
+        first = math.floor((start - offset) / h)
+        size = math.ceil((top - offset) / h) - first + 1
+        density = flux = 0
+        for o, weight in zip(range(-2, 4), weights):
+            node_first, node_density, node_flux = self._node(k0 + o, device)
+            index = first + o * per_node - node_first
+            if index < 0 or index + size > node_density.shape[0]:  # _node's reach covers every reader
+                raise RuntimeError(f"subordinator_sum: node {k0 + o} does not cover t = {t}")
+            density = density + weight * node_density[index:index + size]
+            flux = flux + weight * node_flux[index:index + size]
+        return offset + h * first, floor_log(density), floor_log(flux)
+
+    def sum_table(self, t, device):
+        """(grid start, log density of log Y, log y J(y)) at the time t (a float), J = -d/dt P(Y <= y)."""
+        key = (float(t), str(device))
+        if key in self._tables:
+            return self._tables[key]
+        if self.log_t_step is None:
+            start, top = self._table_range(float(t))
+            density, flux = self._exact_table(float(t), device, start, top)
+        else:
+            start, density, flux = self._interpolated_table(float(t), device)
+        density = density - torch.logsumexp(density, 0) - math.log(self.h)  # trapezoid mass 1 to ~1e-9: made exact
         if len(self._tables) >= SUM_TABLE_CACHE:
             self._tables.pop(next(iter(self._tables)))
         self._tables[key] = (start, density, flux)
@@ -372,7 +457,9 @@ class SubordinatorSumFamily(RadialMixtureKernel):
     def _mixture_at(self, rho2, time, n, with_factor):
         """log int g(w) phi_N(rho; a + e^w) dw and E[V_dot / (2 V) | d] at one time: a coarse pass on the table's
         nodes (extended linearly above it to where |d|^2 / N lies) finds each row's support within e^-40 of its
-        maximum; a fine uniform grid with spacing min(h, 0.2 sqrt(2 / N)) covers it."""
+        maximum; the table refined r-fold (spacing h / r <= min(h, 0.2 sqrt(2 / N)), 6-point Lagrange, once per
+        call: r = 1 reads the nodes themselves) is summed over each row's support (the integrand is below e^-40 of
+        its maximum at both ends, so the trapezoid rule's end corrections are below that)."""
         device = rho2.device
         h = self.h
         start, density, flux = self.sum_table(time, device)
@@ -380,36 +467,41 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         log_a = math.log(a) if a > 0 else -math.inf
         top = start + h * (density.shape[0] - 1)
         reach = float(torch.log(torch.nan_to_num(rho2, nan=1.0).clamp(1e-300, 1e300) / n).max()) + 10.0
-        coarse = start + h * torch.arange(math.ceil((max(top, reach) - start) / h) + 1, dtype=torch.float64,
-                                          device=device)
-
-        def log_gauss(w):
-            log_v = torch.logaddexp(torch.full_like(w, log_a), w)
-            return -0.5 * n * (math.log(2 * math.pi) + log_v) - 0.5 * rho2.unsqueeze(-1) * torch.exp(-log_v)
-
-        values = interpolate_log(density, start, h, coarse).unsqueeze(0) + log_gauss(coarse.expand(rho2.shape[0], -1))
+        steps = math.ceil((max(top, reach) - start) / h)
+        coarse = start + h * torch.arange(steps + 1, dtype=torch.float64, device=device)
+        coarse_log_v = torch.logaddexp(torch.full_like(coarse, log_a), coarse)
+        values = (interpolate_log(density, start, h, coarse) - 0.5 * n * coarse_log_v
+                  - 0.5 * rho2.unsqueeze(-1) * torch.exp(-coarse_log_v))
         keep = values > values.max(-1, keepdim=True).values - 40
         index = torch.arange(coarse.shape[0], device=device)
-        first = torch.where(keep, index, coarse.shape[0]).min(-1).values
-        last = torch.where(keep, index, -1).max(-1).values
-        left = coarse[(first - 1).clamp_min(0)]
-        right = coarse[(last + 1).clamp_max(coarse.shape[0] - 1)]
-        spacing = min(h, 0.2 * math.sqrt(2 / n))
-        nodes = int(min(SUM_MAX_NODES, math.ceil(float((right - left).max()) / spacing) + 1))
-        grid = torch.linspace(0, 1, nodes, dtype=torch.float64, device=device)
-        fine = left.unsqueeze(-1) + (right - left).unsqueeze(-1) * grid
-        ends = torch.zeros(nodes, dtype=torch.float64, device=device)
-        ends[0] = ends[-1] = math.log(0.5)
-        log_density = interpolate_log(density, start, h, fine)
-        log_terms = log_density + log_gauss(fine) + ends
-        log_p = torch.logsumexp(log_terms, -1) + torch.log((right - left) / (nodes - 1))
-        if not with_factor:
-            return log_p, None
-        weights = torch.softmax(log_terms, -1)
-        log_v = torch.logaddexp(torch.full_like(fine, log_a), fine)
-        heat_flux = (math.log(2 * self.heat) + log_density) if self.heat > 0 else torch.full_like(fine, -math.inf)
-        rate = torch.exp(torch.logaddexp(heat_flux, interpolate_log(flux, start, h, fine)) - log_density - log_v) / 2
-        return log_p, (weights * rate).sum(-1)
+        left = (torch.where(keep, index, coarse.shape[0]).min(-1).values - 1).clamp_min(0)
+        right = (torch.where(keep, index, -1).max(-1).values + 1).clamp_max(coarse.shape[0] - 1)
+        refine = max(1, math.ceil(h / (0.2 * math.sqrt(2 / n)) - 1e-9))
+        fine_h = h / refine
+        grid = start + fine_h * torch.arange(steps * refine + 1, dtype=torch.float64, device=device)
+        log_density = interpolate_log(density, start, h, grid)
+        log_v = torch.logaddexp(torch.full_like(grid, log_a), grid)
+        inverse_v = torch.exp(-log_v)
+        log_gauss_base = log_density - 0.5 * n * (math.log(2 * math.pi) + log_v)
+        if with_factor:
+            heat_flux = (math.log(2 * self.heat) + log_density) if self.heat > 0 else torch.full_like(grid, -math.inf)
+            rate = torch.exp(torch.logaddexp(heat_flux, interpolate_log(flux, start, h, grid)) - log_density - log_v) / 2
+        log_p = torch.empty_like(rho2)
+        factor = torch.empty_like(rho2) if with_factor else None
+        length = int((right - left).max()) * refine + 1
+        block = max(1, SUM_FINE_ELEMENTS // length)  # rows at a time: memory bounded whatever the supports
+        offsets = torch.arange(length, device=device)
+        for first in range(0, rho2.shape[0], block):
+            rows = slice(first, first + block)
+            nodes = left[rows].unsqueeze(-1) * refine + offsets
+            inside = nodes <= right[rows].unsqueeze(-1) * refine
+            nodes = nodes.clamp_max(grid.shape[0] - 1)
+            log_terms = log_gauss_base[nodes] - 0.5 * rho2[rows].unsqueeze(-1) * inverse_v[nodes]
+            log_terms = torch.where(inside, log_terms, -math.inf)
+            log_p[rows] = torch.logsumexp(log_terms, -1) + math.log(fine_h)
+            if with_factor:
+                factor[rows] = (torch.softmax(log_terms, -1) * rate[nodes]).sum(-1)
+        return log_p, factor
 
     # ---- noise level
 
