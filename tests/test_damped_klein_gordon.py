@@ -274,30 +274,40 @@ def test_oscillating_mass_is_refused():
     assert "oscillates" in recognise(report.dispersion).reason
 
 
-def test_anti_damping_with_real_w_is_a_uniform_birth():
-    """a = -2, m^2 = 3: w = 1, P(lambda, 0) = (lambda - 1)(lambda - 3): p = u_t - u, R = 3 p, mass e^(3t); the
-    identity G = e^(-(a - w) t) G_w holds for every real a, so the kernel is e^(3t) Kac_1 (positive) and the
-    normalised one kac_product(1, c). a = 0, m^2 = 0 (the wave) stays refused (C2)."""
-    spec = spec_of(-2, 3, 1)
+@pytest.mark.parametrize("a,m2,w,birth", [(-2, 3, 1, 3), (-1, 0, 1, 2)])
+def test_anti_damping_with_real_w_is_a_uniform_birth(a, m2, w, birth):
+    """a < 0 with real w: P(lambda, 0) = (lambda + a - w)(lambda + a + w) has the dominant root w - a > 0, so
+    p = u_t + (a + w) u, R = (w - a) p, mass e^((w - a) t) (a = -2, m^2 = 3: p = u_t - u, R = 3 p; the anti-damped
+    telegraph a = -1, m^2 = 0: p = u_t, R = 2 p). The identity G = e^(-(a - w) t) G_w holds for every real a, so the
+    kernel is e^((w - a) t) Kac_w (positive) and the normalised one kac_product(w, c). The wave (a = m^2 = 0) stays
+    refused (C2)."""
+    spec = spec_of(a, m2, 1)
     report = analyse(spec, repairs=False)
     assert statuses(report) == {"C0": PASS, "C1": PASS, "C2": PASS}
     values = report.spec.parameter_values()
     rate = uniform_rate(report.dispersion.reaction.xreplace(values), report.dispersion.density_factor.xreplace(values))
-    assert float(rate) == 3.0
-    with mp.workdps(30):  # the Green's function identity at a = -2 in mpmath
+    assert float(rate) == birth
+    with mp.workdps(30):  # the Green's function identity in mpmath
         x, t = mp.mpf("0.4"), mp.mpf("1.2")
-        G = lambda tt: green(-2, 3, 1, x, tt)
-        assert abs((mp.diff(G, t) - G(t)) / (mp.exp(3 * t) * kac_density(mp.mpf(1), 1, x, t)) - 1) < 1e-25
+        G = lambda tt: green(a, m2, 1, x, tt)
+        p = mp.diff(G, t) + (a + w) * G(t)
+        assert abs(p / (mp.exp(birth * t) * kac_density(mp.mpf(w), 1, x, t)) - 1) < 1e-25
     derivation = derive(spec, report)
-    assert derivation.family.params == {"a": 1.0, "c": 1.0} and "birth" in derivation.birth_death
+    assert derivation.family.params == {"a": float(w), "c": 1.0} and "birth" in derivation.birth_death
     wave = analyse(parse("u_tt = lap(u)", dim=1), repairs=False)
     assert statuses(wave)["C2"] == FAIL
 
 
-def test_cli_builds_and_refuses_in_one_line(tmp_path):
-    """The command line: the issue's PDE builds in N = 1 (exit 0); m^2 > a^2 is refused with one line (exit 1)."""
+def test_cli_builds_and_refuses_in_one_line(tmp_path, capsys):
+    """The command line: the issue's PDE builds in N = 1 (exit 0); m^2 > a^2 (oscillating mass) and m^2 = a^2 (the
+    pure wave) are refused with exit 1 and one line on stderr."""
     from pde2gen.cli import main
 
     assert main(["build", "u_tt + 4*u_t + 3*u = lap(u)", "--dim", "1", "-o", str(tmp_path / "one")]) == 0
     assert (tmp_path / "one" / "process.py").exists()
-    assert main(["build", "u_tt + 2*u_t + 5*u = lap(u)", "--dim", "1", "-o", str(tmp_path / "two")]) == 1
+    for refused in ("u_tt + 2*u_t + 5*u = lap(u)", "u_tt + 2*u_t + u = lap(u)"):
+        capsys.readouterr()
+        assert main(["build", refused, "--dim", "1", "-o", str(tmp_path / "two")]) == 1
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and error.startswith("error[build]")
+        assert not (tmp_path / "two").exists()
