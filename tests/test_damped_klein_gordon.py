@@ -123,6 +123,7 @@ def test_one_dimension_split_mass_and_ghat(a, m2, c):
     rate = uniform_rate(disp.reaction.xreplace(values), disp.density_factor.xreplace(values))
     assert abs(float(sp.N(rate, 30)) + float(a - w)) < 1e-13
     assert report.density_split.reaction_kind == "uniform"
+    assert any(text.startswith("Kac process") for text in report.equivalences)  # checked there on a (k, t) grid
     mass = sp.lambdify(T, disp.mass.xreplace(values), "mpmath")
     with mp.workdps(30):
         for t in (mp.mpf("0.05"), mp.mpf(3), mp.mpf(400)):  # e^(-(a - w) 400) underflows float64 for a = 3
@@ -145,6 +146,9 @@ def test_isotropic_fails_c1_and_the_product_construction_passes(a, m2, c, dim):
         assert kac_fourier(w_of(a, m2), c, mp.mpf(witness["k"]), mp.mpf(witness["t"])) < witness["schoenberg_floor"]
     product = analyse(spec_of(a, m2, c, dim=dim, construction="product"), repairs=False)
     assert statuses(product) == {"C0": PASS, "C1": PASS, "C2": PASS}
+    from pde2gen.derive.recognise import recognise
+
+    assert "use the product construction" in recognise(report.dispersion).reason
 
 
 # ---------------------------------------------------------------------------------------------- the derivation
@@ -263,15 +267,18 @@ def test_critical_damping_is_the_pure_wave_and_refused():
 
 
 def test_oscillating_mass_is_refused():
-    """m^2 = 5 > a^2 = 1: mass e^-t (cos 2t + sin(2t)/2) (canonical split) first vanishes at (pi - atan 2)/2."""
+    """m^2 = 5 > a^2 = 1: mass e^-t (cos 2t + sin(2t)/2) (canonical split) first vanishes at (pi - atan 2)/2, in
+    N = 1, isotropic N = 2 and the product construction; the recogniser says the mass oscillates."""
     from pde2gen.derive.recognise import recognise
 
-    spec = spec_of(1, 5, 1)
-    report = analyse(spec, repairs=False)
-    c0 = report.condition("C0")
-    assert c0.status == FAIL and c0.witness["first_zero_t"] == pytest.approx((math.pi - math.atan(2)) / 2, rel=1e-9)
-    assert derive(spec, report).family is None
-    assert "oscillates" in recognise(report.dispersion).reason
+    for dim, construction in ((1, None), (2, None), (2, "product")):
+        spec = spec_of(1, 5, 1, dim=dim, construction=construction)
+        report = analyse(spec, repairs=False)
+        c0 = report.condition("C0")
+        assert c0.status == FAIL
+        assert c0.witness["first_zero_t"] == pytest.approx((math.pi - math.atan(2)) / 2, rel=1e-9)
+        assert derive(spec, report).family is None
+        assert "oscillates" in recognise(report.dispersion).reason
 
 
 @pytest.mark.parametrize("a,m2,w,birth", [(-2, 3, 1, 3), (-1, 0, 1, 2)])

@@ -59,7 +59,8 @@ def recognise(dispersion: Dispersion) -> Recognition:
     telegraph = _telegraph_parameters(symbol)
     damped_kg = _damped_klein_gordon_parameters(symbol)
     if damped_kg is not None and dispersion.problem_type == EVOLUTION:
-        if spec.construction == "product" or spec.dim == 1:
+        a, m_squared, _ = damped_kg
+        if spec.construction == "product" or spec.dim == 1 or not _real_rate(a, m_squared):
             how = "product construction of" if spec.construction == "product" else "one-dimensional"
             return _damped_klein_gordon(dispersion, *damped_kg, how)
         return Recognition(None, NOT_DERIVABLE + f"the isotropic damped Klein-Gordon kernel in N = {spec.dim} "
@@ -160,12 +161,11 @@ def _damped_klein_gordon_parameters(symbol: sp.Expr) -> tuple[float, float, floa
 def _damped_klein_gordon(dispersion: Dispersion, a: float, m_squared: float, c: float, how: str) -> Recognition:
     """The Kac family with rate w = sqrt(a^2 - m^2) where the analysis split the density uniformly
     (p = u_t + (a + w) u, R = -(a - w) p); a precise refusal where w^2 <= 0."""
-    w_squared = a * a - m_squared
     values = dispersion.spec.parameter_values()
     rate = uniform_rate(sp.sympify(dispersion.reaction).xreplace(values), dispersion.density_factor.xreplace(values))
-    if w_squared <= ZERO_TOLERANCE * max(a * a, abs(m_squared), 1.0) or rate is None:
+    if not _real_rate(a, m_squared) or rate is None:
         return Recognition(None, NOT_DERIVABLE + _damped_klein_gordon_text(a, m_squared, c))
-    w = w_squared**0.5
+    w = (a * a - m_squared) ** 0.5
     death = -float(sp.N(rate))  # a - w, from the analysis' split (R = -(a - w) p)
     if abs(death - (a - w)) > 1e-9 * max(abs(a), w, 1.0):
         raise AssertionError(f"the analysis' uniform rate {-death} is not -(a - w) = {w - a}")
@@ -175,6 +175,11 @@ def _damped_klein_gordon(dispersion: Dispersion, a: float, m_squared: float, c: 
                f"(the Kac law of rate w), {kind}; normalised, it is the kernel of")
     found = _match(Shape("telegraph", a=w, c=c, context=context))
     return found or Recognition(None, NOT_DERIVABLE + f"{context} the Kac process: no family takes it")
+
+
+def _real_rate(a: float, m_squared: float) -> bool:
+    """w^2 = a^2 - m^2 > 0 beyond rounding."""
+    return a * a - m_squared > ZERO_TOLERANCE * max(a * a, abs(m_squared), 1.0)
 
 
 def _damped_klein_gordon_text(a: float, m_squared: float, c: float) -> str:
