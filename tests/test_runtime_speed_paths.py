@@ -89,9 +89,9 @@ def test_heat_stable_t_of_sigma_matches_mpmath(alpha):
 
 
 def test_subordinator_sum_t_of_sigma_matches_mpmath():
-    """subordinator_sum starts Newton from its table of log sigma^2 against log t (and from the components' own
-    inverses outside it): heat + two stables + an NIG part inverted to rounding (50-digit mpmath root) from sigma =
-    1e-14 to 1e14, inside and outside the table."""
+    """subordinator_sum takes a cubic piece of log t against log sigma^2 and one Newton step (the Newton solve from
+    the components' own inverses outside the table): heat + two stables + an NIG part inverted to rounding (50-digit
+    mpmath root) from sigma = 1e-14 to 1e14, inside and outside the table."""
     import pde2gen.families.subordinator_sum as declaration
     from pde2gen.families.subordinator_sum.runtime import SubordinatorSumFamily
 

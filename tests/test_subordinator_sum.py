@@ -65,6 +65,7 @@ CASES = {
     "nig+nig": {"nigs": [(1.0, 1.0), (2.0, 2.0)]},
     "quarter+cauchy+nig": {"stables": [(0.5, 0.5), (1.0, 1.0)], "nigs": [(1.0, 0.5)]},
     "eighth+cauchy": {"stables": [(1.0, 0.25), (1.0, 1.0)]},  # a heavy part, p = 1/8 (table ~6000 nodes)
+    "heat+cauchy+three_quarters": {"kappa": 1.0, "stables": [(1.0, 1.5)], "nigs": [(1.0, 0.0)]},  # Levy draws in logs
 }
 
 
@@ -303,7 +304,8 @@ def test_sums_whose_parts_spread_over_many_powers_of_t_or_change_shape_keep_exac
 
 
 # ---------------------------------------------------------------------------------------------- draws and velocity
-@pytest.mark.parametrize("name", ["heat+half+three_quarters", "three_quarters+nig", "quarter+cauchy+nig"])
+@pytest.mark.parametrize("name", ["heat+half+three_quarters", "three_quarters+nig", "quarter+cauchy+nig",
+                                  "heat+cauchy+three_quarters"])
 def test_draws_have_the_characteristic_function_and_the_radial_law(name, runtimes):
     """Empirical E cos(k d_1) against exp(-t f(k^2)) (Hoeffding: cosines in [-1, 1]) at three k, and the KS distance
     of |d| from the twin's radial law (DKW), all at false alarm FALSE_ALARM split over the four comparisons."""
@@ -325,7 +327,8 @@ def test_draws_have_the_characteristic_function_and_the_radial_law(name, runtime
     assert distance < math.sqrt(math.log(2 / rate) / (2 * n)), distance
 
 
-@pytest.mark.parametrize("name", ["heat+half+three_quarters", "three_quarters+nig", "nig+nig"])
+@pytest.mark.parametrize("name", ["heat+half+three_quarters", "three_quarters+nig", "nig+nig",
+                                  "heat+cauchy+three_quarters"])
 def test_coupled_velocity_satisfies_the_continuity_equation(name, runtimes):
     """d/dt E phi(d_t) = E[phi'(d) u] for phi = exp(-d^2 / (2 b^2)) in N = 1, b = sigma(t): the left side exactly from
     exp(-t f(k^2)) (Parseval), the right side from draws with their latent. phi'(d) u = -(d^2 / b^2) phi factor lies
@@ -357,6 +360,26 @@ def test_noise_level_is_monotone_and_inverted(runtimes):
     step = 1e-6 * times
     slope = (family.sigma(times + step) - family.sigma(times - step)) / (2 * step)
     assert torch.allclose(family.dsigma_dt(times), slope, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", [{"kappa": 1.0, "stables": [(1.0, 1.5)], "nigs": [(1.0, 0.0)]},
+                                  {"stables": [(1.0, 0.125), (1.0, 1.0)]}, CASES["quarter+cauchy+nig"]])
+def test_t_of_sigma_is_a_cubic_piece_and_one_newton_step(case, monkeypatch):
+    """Inside its table (sigma from 1e-6 to 1e6) t_of_sigma evaluates sigma^2(t) once: the cubic Hermite piece of
+    log t against log sigma^2 is within 1e-7 of the root (measured <= 2e-8, at p = 1/16), so one Newton step on
+    the convex sigma^2(t) lands at rounding (1e-14 here; the 50-digit mpmath check is in
+    tests/test_runtime_speed_paths.py)."""
+    family = SubordinatorSumFamily(**params(**case))
+    sigma = torch.logspace(-5.9, 5.9, 4001, dtype=torch.float64)
+    root = family._newton_t_of_sigma2(sigma.square())
+    family._inverse_table("cpu")  # built once per device (a Newton solve at its nodes)
+    calls = []
+    original = family._sigma2_and_slope
+    monkeypatch.setattr(family, "_sigma2_and_slope", lambda t: calls.append(1) or original(t))
+    t = family.t_of_sigma(sigma)
+    assert len(calls) == 1
+    assert float((t / root - 1).abs().max()) < 1e-14
+    assert float((family._table_t_of_sigma2(sigma.square())[0] / root - 1).abs().max()) < 1e-7
 
 
 def test_light_tailed_sums_pass_the_sampler_checks_with_their_second_moment():

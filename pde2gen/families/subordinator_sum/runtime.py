@@ -54,8 +54,8 @@ SUM_LOG_T_STEPS_PER_SPREAD = 12  # node spacing in log t: 1 / (this x the spread
 SUM_LOG_T_MAX_STEP = 0.125
 SUM_LOG_T_MIN_STEP = 1.0 / 48  # finer: exact tables per time (more nodes than a sampler run has times)
 SUM_ROWS = 256  # rows per quadrature block
-T_OF_SIGMA_NODES = 1281  # t_of_sigma's table: log t from -T_OF_SIGMA_REACH to T_OF_SIGMA_REACH, spacing 1/16
-T_OF_SIGMA_REACH = 40.0
+T_OF_SIGMA_NODES = 1793  # t_of_sigma's table: log sigma^2 from -T_OF_SIGMA_REACH to T_OF_SIGMA_REACH, spacing 1/32
+T_OF_SIGMA_REACH = 28.0  # sigma from 1e-6 to 1e6
 SUM_FINE_ELEMENTS = 1 << 21  # rows x nodes of one block of the fine quadrature
 SUM_CHUNK = 4096  # table rows per block of the convolution (memory ~ SUM_CHUNK x 14 / h float64)
 ZOLOTAREV_SUM_PANELS = (0.0, math.pi - 1.0, math.pi - 0.3, math.pi - 0.05, math.pi)
@@ -184,6 +184,8 @@ class SubordinatorSumFamily(RadialMixtureKernel):
                 self.nigs.append((float(c), float(m)))
         if not self.stables and not self.nigs:
             raise ValueError("subordinator_sum: at least one non-Gaussian component is needed")
+        self.levy_only = all(m == 0 for _, m in self.nigs)  # Cauchy parts: X = (c t)^2 / Z^2
+        self.levy_square_sum = sum(c * c for c, _ in self.nigs)
         # every parameter a buffer (state_dict and device moves carry them); the Python copies above drive the work
         for name, value in (("kappa", kappa), ("kappa_1", kappa_1), ("alpha_1", alpha_1), ("kappa_2", kappa_2),
                             ("alpha_2", alpha_2), ("kappa_3", kappa_3), ("alpha_3", alpha_3), ("c_1", c_1),
@@ -200,13 +202,14 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         self._plans = {}
         self._tables = {}
         self._nodes = {}
+        self._constants = {}
         self._inverse_tables = {}
         # exponents of t in the parts' scales: their spread sets the node spacing in log t (None: exact tables per
         # time). An inverse Gaussian with m > 0 changes shape with t (its law of log X narrows as (m c t)^(-1/2)):
         # measured up to 1e-6 from the exact tables, so those sums keep exact tables per time
         exponents = ([1.0] if self.heat > 0 else []) + [2 / alpha for _, alpha in self.stables] + [2.0] * len(self.nigs)
         step = min(SUM_LOG_T_MAX_STEP, 1 / (SUM_LOG_T_STEPS_PER_SPREAD * max(1e-300, max(exponents) - min(exponents))))
-        self.log_t_step = step if step >= SUM_LOG_T_MIN_STEP and all(m == 0 for _, m in self.nigs) else None
+        self.log_t_step = step if step >= SUM_LOG_T_MIN_STEP and self.levy_only else None
 
     @property
     def components(self):
@@ -263,13 +266,35 @@ class SubordinatorSumFamily(RadialMixtureKernel):
             low, high = (low, middle) if cdf > 0.5 else (middle, high)
         return (low + high) / 2
 
-    def _sample_log_stable(self, beta, t, generator):
-        """log S, Kanter: S = (a(U) / E)^(1/g), U ~ U(0, pi), E ~ Exp(1); sin(U) from the nearer end point."""
-        v = uniform_open(t.shape, torch.float64, t.device, generator)
-        log_e = torch.log(-torch.log(uniform_open(t.shape, torch.float64, t.device, generator)))
-        u = math.pi * v
+    def _sample_log_stable(self, beta, shape, device, generator):
+        """log S of ``shape`` (beta a float or a tensor broadcasting against it), Kanter: S = (a(U) / E)^(1/g),
+        U ~ U(0, pi), E ~ Exp(1); sin(U) from the nearer end point."""
+        v = uniform_open(shape, torch.float64, device, generator)
+        log_e = torch.log(-torch.log(uniform_open(shape, torch.float64, device, generator)))
         near = torch.minimum(v, 1 - v) * math.pi
-        return (self._log_kanter_with(beta, u, torch.sin(near)) - log_e) * ((1 - beta) / beta)
+        return (self._log_kanter_with(beta, math.pi * v, torch.sin(near)) - log_e) * ((1 - beta) / beta)
+
+    def _part_constants(self, device):
+        """Per device, float64 tensors over the parts: stables' beta, exponent p = 2/alpha of t in their scale,
+        log of 2 kappa_j^p (the scale 2 (kappa_j t)^p) and of 2 median(S_j) kappa_j^p (their term of sigma^2);
+        the inverse Gaussians' c and m; ``coupling``: X_dot t / (2 X) per part (1/alpha, 1 for an inverse
+        Gaussian, corrected in _factor where m > 0) and 1/2 for the heat part (last, when kappa > 0)."""
+        key = str(device)
+        if key not in self._constants:
+            def tensor(values):
+                return torch.tensor(values, dtype=torch.float64, device=device)
+            powers = [2 / alpha for _, alpha in self.stables]
+            log_scales = [math.log(2) + p * math.log(k) for p, (k, _) in zip(powers, self.stables)]
+            self._constants[key] = {
+                "beta": tensor([alpha / 2 for _, alpha in self.stables]), "power": tensor(powers),
+                "log_scale": tensor(log_scales),
+                "log_sigma_scale": tensor([s + m for s, m in zip(log_scales, self.log_medians)]),
+                "one_and_power": tensor([[1.0, p] for p in powers]).reshape(-1, 2),  # sum and p-weighted sum
+                "c": tensor([c for c, _ in self.nigs]), "m": tensor([m for _, m in self.nigs]),
+                "log_c": tensor([math.log(c) for c, _ in self.nigs]),
+                "coupling": tensor([1 / alpha for _, alpha in self.stables] + [1.0] * len(self.nigs)
+                                   + ([0.5] if self.heat > 0 else []))}
+        return self._constants[key]
 
     # ---- the components at time t (stables first, then inverse Gaussians)
 
@@ -413,12 +438,26 @@ class SubordinatorSumFamily(RadialMixtureKernel):
     # ---- runtime interface
 
     def _sample_log_components(self, t, generator=None):
-        """log X per component, (B, K) float64."""
+        """log X per component, (B, K) float64: the stable parts in one pass (Kanter), the inverse Gaussians in one
+        where they share m (e.g. Levy parts)."""
         t = t.to(torch.float64)
-        columns = [self._stable_log_scale(j, t) + self._sample_log_stable(alpha / 2, t, generator)
-                   for j, (_, alpha) in enumerate(self.stables)]
-        columns += [torch.log(sample_inverse_gaussian(c * t, m, generator)) for c, m in self.nigs]
-        return torch.stack(columns, -1)
+        constants = self._part_constants(t.device)
+        columns = []
+        if self.stables:
+            log_s = self._sample_log_stable(constants["beta"], (*t.shape, len(self.stables)), t.device, generator)
+            columns.append(torch.log(t).unsqueeze(-1) * constants["power"] + constants["log_scale"] + log_s)
+        if self.nigs and self.levy_only:  # X = tau^2 / Z^2 (the inverse Gaussian's m = 0 limit), in logs
+            z2 = standard_normal((*t.shape, len(self.nigs)), torch.float64, t.device, generator).square_()
+            columns.append(2 * (torch.log(t).unsqueeze(-1) + constants["log_c"]) - torch.log(z2.clamp_min_(1e-300)))
+        elif self.nigs:
+            tau = t.unsqueeze(-1) * constants["c"]
+            masses = {m for _, m in self.nigs}
+            if len(masses) == 1:
+                columns.append(torch.log(sample_inverse_gaussian(tau, masses.pop(), generator)))
+            else:
+                columns += [torch.log(sample_inverse_gaussian(tau[..., i], m, generator)).unsqueeze(-1)
+                            for i, (_, m) in enumerate(self.nigs)]
+        return torch.cat(columns, -1)
 
     def sample_mixing_variance(self, t, generator=None):
         """V_t = 2 kappa t + sum of the components (float64, shape of t): the ancestral sampler's variance path."""
@@ -434,14 +473,20 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         return eps.mul_(batch_view(torch.exp(0.5 * log_v).to(t.dtype), eps)), log_x.to(t.dtype)
 
     def _factor(self, log_x, t):
-        """V_dot / (2 V) given log X per component: (kappa t + sum X (X_dot / X) t / 2) / (t V)."""
+        """V_dot / (2 V) given log X per component: sum_k w_k X_dot_k t / (2 X_k) / t over the parts' shares
+        w = softmax(log X_1, ..., log 2 kappa t) of V (finite for every draw; the heat part's term is 1/2)."""
         t = t.to(torch.float64)
-        log_x = log_x.to(torch.float64)
-        x = torch.exp(log_x)
-        weighted = torch.zeros_like(t)
-        for index in range(self.components):
-            weighted = weighted + x[:, index] * torch.exp(self._component_log_rate(index, log_x[:, index], t)) * t / 2
-        return (self.heat * t + weighted) / (t * (2 * self.heat * t + x.sum(-1)))
+        constants = self._part_constants(t.device)
+        parts = log_x.to(torch.float64)
+        if self.heat > 0:
+            parts = torch.cat([parts, torch.log(2 * self.heat * t).unsqueeze(-1)], -1)
+        share = torch.softmax(parts, -1)
+        value = share @ constants["coupling"]
+        for index, (_, m) in enumerate(self.nigs, len(self.stables)):
+            if m > 0:  # the inverse Gaussian's bracket instead of the 1 in ``coupling``
+                rate = torch.exp(self._component_log_rate(index, parts[:, index], t)) * t / 2
+                value = value + share[:, index] * (rate - 1)
+        return value / t
 
     def _mixture(self, rho2, t, n, with_factor):
         log_p = torch.empty_like(rho2)
@@ -507,18 +552,24 @@ class SubordinatorSumFamily(RadialMixtureKernel):
 
     def _sigma2_and_slope(self, t):
         """sigma^2 = 2 kappa t + sum_j 2 median(S_j) (kappa_j t)^(2/alpha_j) + sum_i tau_i^2 / (1 + m_i tau_i), and
-        its derivative: each component's own alignment, summed."""
+        its derivative: each component's own alignment, summed (the parts of one kind in one pass)."""
         t = t.to(torch.float64)
+        constants = self._part_constants(t.device)
         value = 2 * self.heat * t
-        slope = 2 * self.heat + torch.zeros_like(t)
-        for ((coefficient, alpha), log_median) in zip(self.stables, self.log_medians):
-            term = 2 * math.exp(log_median) * (coefficient * t) ** (2 / alpha)
-            value = value + term
-            slope = slope + (2 / alpha) * term / t
-        for c, m in self.nigs:
-            tau = c * t
-            value = value + tau * tau / (1 + m * tau)
-            slope = slope + c * tau * (2 + m * tau) / (1 + m * tau).square()
+        slope = torch.full_like(t, 2 * self.heat)
+        if self.stables:
+            terms = torch.exp(torch.log(t).unsqueeze(-1) * constants["power"] + constants["log_sigma_scale"])
+            sums = terms @ constants["one_and_power"]
+            value = value + sums[..., 0]
+            slope = slope + sums[..., 1] / t
+        if self.nigs and self.levy_only:  # sum_i (c_i t)^2
+            value = value + self.levy_square_sum * t.square()
+            slope = slope + 2 * self.levy_square_sum * t
+        elif self.nigs:
+            tau = t.unsqueeze(-1) * constants["c"]
+            denominator = 1 + constants["m"] * tau
+            value = value + (tau.square() / denominator).sum(-1)
+            slope = slope + ((denominator + 1) * tau / denominator.square()) @ constants["c"]
         return value, slope
 
     def sigma(self, t):
@@ -529,40 +580,55 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         return (slope / (2 * torch.sqrt(value))).to(t.dtype)
 
     def _inverse_table(self, device):
-        """(log sigma^2, log t) on T_OF_SIGMA_NODES points of log t in [-T_OF_SIGMA_REACH, T_OF_SIGMA_REACH], per
-        device: the start of t_of_sigma's Newton loop."""
+        """Per device: the cubic Hermite pieces (T_OF_SIGMA_NODES - 1, 4) of log t against log sigma^2 on uniform
+        nodes from -T_OF_SIGMA_REACH to T_OF_SIGMA_REACH (spacing 1/32; values and slopes d log t / d log sigma^2
+        from the Newton solve), in powers of the position inside the piece."""
         key = str(device)
         if key not in self._inverse_tables:
-            log_t = torch.linspace(-T_OF_SIGMA_REACH, T_OF_SIGMA_REACH, T_OF_SIGMA_NODES, dtype=torch.float64,
-                                   device=device)
-            self._inverse_tables[key] = (torch.log(self._sigma2_and_slope(torch.exp(log_t))[0]), log_t)
+            log_s2 = torch.linspace(-T_OF_SIGMA_REACH, T_OF_SIGMA_REACH, T_OF_SIGMA_NODES, dtype=torch.float64)
+            t = self._newton_t_of_sigma2(torch.exp(log_s2))
+            value, slope = self._sigma2_and_slope(t)
+            y = torch.log(t)
+            d = value / (t * slope) * (log_s2[1] - log_s2[0])  # slope in units of the spacing
+            pieces = torch.stack([y[:-1], d[:-1], 3 * (y[1:] - y[:-1]) - 2 * d[:-1] - d[1:],
+                                  2 * (y[:-1] - y[1:]) + d[:-1] + d[1:]], -1)
+            self._inverse_tables[key] = pieces.to(device)
         return self._inverse_tables[key]
 
-    def t_of_sigma(self, sigma):
-        """sigma^2(t) is increasing and convex: Newton converges from any start above the root, and from one just
-        below it (the first step lands above). The start: inside the table of log sigma^2 against log t, linear
-        interpolation in log t (relative error ~1e-4: two steps reach rounding, a third confirms); outside it, the
-        smallest of the components' own inverses (each above the root). 200 steps bound the work."""
-        s2 = sigma.to(torch.float64).square()
-        table_log_s2, table_log_t = self._inverse_table(s2.device)
-        log_s2 = torch.log(s2)
-        right = torch.searchsorted(table_log_s2, log_s2).clamp_(1, table_log_s2.shape[0] - 1)
-        left = right - 1
-        low = table_log_s2[left]
-        weight = (log_s2 - low) / (table_log_s2[right] - low)
-        t = torch.exp(torch.lerp(table_log_t[left], table_log_t[right], weight))
-        outside = (log_s2 < table_log_s2[0]) | (log_s2 > table_log_s2[-1])
-        if bool(outside.any()):
-            guesses = [s2 / (2 * self.heat)] if self.heat > 0 else []
-            for (coefficient, alpha), log_median in zip(self.stables, self.log_medians):
-                guesses.append((s2 / (2 * math.exp(log_median))) ** (alpha / 2) / coefficient)
-            for c, m in self.nigs:
-                guesses.append((m * s2 + torch.sqrt((m * s2).square() + 4 * s2)) / (2 * c))
-            t = torch.where(outside, torch.stack(guesses).min(0).values, t)
+    def _newton_t_of_sigma2(self, s2):
+        """sigma^2(t) is increasing and convex: Newton converges monotonically from the smallest of the components'
+        own inverses (each above the root); 200 steps bound the work."""
+        guesses = [s2 / (2 * self.heat)] if self.heat > 0 else []
+        for (coefficient, alpha), log_median in zip(self.stables, self.log_medians):
+            guesses.append((s2 / (2 * math.exp(log_median))) ** (alpha / 2) / coefficient)
+        for c, m in self.nigs:
+            guesses.append((m * s2 + torch.sqrt((m * s2).square() + 4 * s2)) / (2 * c))
+        t = torch.stack(guesses).min(0).values
         for _ in range(200):
             value, slope = self._sigma2_and_slope(t)
             step = (value - s2) / slope
             t = t - step
             if bool((step.abs() <= 1e-15 * t.abs()).all()):
                 break
+        return t
+
+    def _table_t_of_sigma2(self, s2):
+        """(t from the cubic Hermite piece at sigma^2 = s2 (relative error < 1e-7), position in the table)."""
+        pieces = self._inverse_table(s2.device)
+        position = (torch.log(s2) + T_OF_SIGMA_REACH) * ((T_OF_SIGMA_NODES - 1) / (2 * T_OF_SIGMA_REACH))
+        index = position.floor().nan_to_num_(0.0).clamp_(0, T_OF_SIGMA_NODES - 2)  # nan sigma: nan t below
+        x = position - index
+        piece = pieces[index.long()]
+        return torch.exp(((piece[..., 3] * x + piece[..., 2]) * x + piece[..., 1]) * x + piece[..., 0]), position
+
+    def t_of_sigma(self, sigma):
+        """Inside the table (sigma from 1e-6 to 1e6): the cubic Hermite piece and one Newton step on the convex
+        sigma^2(t) (quadratic convergence: to rounding); outside it, the Newton solve."""
+        s2 = sigma.to(torch.float64).square()
+        t, position = self._table_t_of_sigma2(s2)
+        value, slope = self._sigma2_and_slope(t)
+        t = t - (value - s2) / slope
+        outside = (position < 0) | (position > T_OF_SIGMA_NODES - 1)
+        if bool(outside.any()):
+            t = torch.where(outside, self._newton_t_of_sigma2(s2), t)
         return t.to(sigma.dtype)
