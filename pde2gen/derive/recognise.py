@@ -59,8 +59,8 @@ def recognise(dispersion: Dispersion) -> Recognition:
     telegraph = _telegraph_parameters(symbol)
     damped_kg = _damped_klein_gordon_parameters(symbol)
     if damped_kg is not None and dispersion.problem_type == EVOLUTION:
-        a, m_squared, _ = damped_kg
-        if spec.construction == "product" or spec.dim == 1 or not _real_rate(a, m_squared):
+        a, _, _, w_squared = damped_kg
+        if spec.construction == "product" or spec.dim == 1 or not _real_rate(a, w_squared):
             how = "product construction of" if spec.construction == "product" else "one-dimensional"
             return _damped_klein_gordon(dispersion, *damped_kg, how)
         return Recognition(None, NOT_DERIVABLE + f"the isotropic damped Klein-Gordon kernel in N = {spec.dim} "
@@ -133,10 +133,11 @@ def _telegraph_parameters(symbol: sp.Expr) -> tuple[float, float] | None:
     return a, c_squared**0.5
 
 
-def _damped_klein_gordon_parameters(symbol: sp.Expr) -> tuple[float, float, float] | None:
-    """(a, m^2, c) if symbol = A (lambda^2 + 2 a lambda + m^2 + c^2 s) with real a, m^2, c > 0 and not the
-    telegraph or the wave (m^2 = 0 with a >= 0), else None. a <= 0 (anti-damping) is included: the
-    dominant root decides the split, not the sign of a."""
+def _damped_klein_gordon_parameters(symbol: sp.Expr) -> tuple[float, float, float, float] | None:
+    """(a, m^2, c, w^2) if symbol = A (lambda^2 + 2 a lambda + m^2 + c^2 s) with real a, m^2, c > 0 and not the
+    telegraph or the wave (m^2 = 0 with a >= 0), else None; w^2 = a^2 - m^2 from the exact coefficients (in
+    floats it cancels when w << a). a <= 0 (anti-damping) is included: the dominant root decides the split, not
+    the sign of a."""
     poly = sp.Poly(symbol, LAM)
     if poly.degree() != 2:
         return None
@@ -155,18 +156,23 @@ def _damped_klein_gordon_parameters(symbol: sp.Expr) -> tuple[float, float, floa
         return None
     if m_squared == 0 and a >= 0:
         return None  # the telegraph (a > 0) and the wave (a = 0) have their own routes
-    return a, m_squared, c_squared**0.5
+    w_squared = _real_number(sp.expand((damping / (2 * lead)) ** 2 - mass_term / lead))
+    return a, m_squared, c_squared**0.5, w_squared
 
 
-def _damped_klein_gordon(dispersion: Dispersion, a: float, m_squared: float, c: float, how: str) -> Recognition:
+def _damped_klein_gordon(dispersion: Dispersion, a: float, m_squared: float, c: float, w_squared: float,
+                         how: str) -> Recognition:
     """The Kac family with rate w = sqrt(a^2 - m^2) where the analysis split the density uniformly
     (p = u_t + (a + w) u, R = -(a - w) p); a precise refusal where w^2 <= 0."""
+    if not _real_rate(a, w_squared):
+        return Recognition(None, NOT_DERIVABLE + _damped_klein_gordon_text(a, m_squared, c, w_squared))
     values = dispersion.spec.parameter_values()
     rate = uniform_rate(sp.sympify(dispersion.reaction).xreplace(values), dispersion.density_factor.xreplace(values))
-    if not _real_rate(a, m_squared) or rate is None:
-        return Recognition(None, NOT_DERIVABLE + _damped_klein_gordon_text(a, m_squared, c))
-    w = (a * a - m_squared) ** 0.5
-    death = -float(sp.N(rate))  # a - w, from the analysis' split (R = -(a - w) p)
+    if rate is None:
+        return Recognition(None, NOT_DERIVABLE + f"damped Klein-Gordon (a = {a:.6g}, m^2 = {m_squared:.6g}): the "
+                           "analysis did not split its density with a uniform reaction")
+    w = w_squared**0.5
+    death = -float(sp.N(rate, 30))  # a - w, from the analysis' split (R = -(a - w) p)
     if abs(death - (a - w)) > 1e-9 * max(abs(a), w, 1.0):
         raise AssertionError(f"the analysis' uniform rate {-death} is not -(a - w) = {w - a}")
     kind = f"uniform death rate a - w = {death:.6g}" if death >= 0 else f"uniform birth rate w - a = {-death:.6g}"
@@ -177,14 +183,13 @@ def _damped_klein_gordon(dispersion: Dispersion, a: float, m_squared: float, c: 
     return found or Recognition(None, NOT_DERIVABLE + f"{context} the Kac process: no family takes it")
 
 
-def _real_rate(a: float, m_squared: float) -> bool:
-    """w^2 = a^2 - m^2 > 0 beyond rounding."""
-    return a * a - m_squared > ZERO_TOLERANCE * max(a * a, abs(m_squared), 1.0)
+def _real_rate(a: float, w_squared: float) -> bool:
+    """w^2 = a^2 - m^2 > 0 (w^2 from 30-digit arithmetic; zero to the recogniser's tolerance is zero)."""
+    return w_squared > ZERO_TOLERANCE**2 * max(a * a, 1.0)
 
 
-def _damped_klein_gordon_text(a: float, m_squared: float, c: float) -> str:
+def _damped_klein_gordon_text(a: float, m_squared: float, c: float, w_squared: float) -> str:
     """Why a damped Klein-Gordon symbol with w^2 = a^2 - m^2 <= 0 has no family."""
-    w_squared = a * a - m_squared
     what = f"damped Klein-Gordon u_tt + 2a u_t + m^2 u = c^2 u_xx (a = {a:.6g}, m^2 = {m_squared:.6g}, c = {c:.6g})"
     if w_squared < 0:
         return (f"{what}: m^2 > a^2, its mass oscillates (w = sqrt(a^2 - m^2) is imaginary), so there is no "

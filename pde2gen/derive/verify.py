@@ -284,14 +284,14 @@ def check_continuity(dispersion: Dispersion, rng, t_min: float, t_max: float) ->
             skipped += 1
             continue
         with mp.workdps(digits):
-            q = [mp.mpmathify(complex(sp.N(c, digits))) for c in density]
+            q = [_mp_number(c, digits) for c in density]
             phi = _solution_derivatives(dispersion, coefficients, s, t, J + 1)
             p_split = sum(q_i * phi[i] for i, q_i in enumerate(q))
             kernel = p_hat(s, t)
             mismatch = abs(p_split - kernel) / abs(kernel)
             d_p = mp.diff(lambda r, s=s: p_hat(s, r), t)
             div_J = dispersion.sign * sum((c(s) - c(0)) * phi[j] for j, c in enumerate(coefficients))
-            source = sum(mp.mpmathify(complex(sp.N(r, digits))) * phi[i] for i, r in enumerate(reaction))
+            source = sum(_mp_number(r, digits) * phi[i] for i, r in enumerate(reaction))
             terms = (d_p, div_J, source)
             worst = max(worst, _relative(d_p + div_J - source, terms), float(mismatch))
     if skipped == 8:
@@ -301,6 +301,14 @@ def check_continuity(dispersion: Dispersion, rng, t_min: float, t_max: float) ->
               "R = reaction(d_t) phi (phi: Green's function from the roots); p = q(d_t) phi also equals the kernel; "
               f"8 random (s, t), {PRECISION}+ digits" + (f" ({skipped} skipped: > {MAX_DIGITS} digits)" if skipped else ""))
     return _check("continuity", worst, RESIDUAL_TOLERANCE, detail)
+
+
+def _mp_number(expr, digits: int):
+    """A numeric SymPy expression as an mpmath number at ``digits`` digits (a radical such as the uniform split's
+    sqrt(a^2 - m^2) keeps its digits; complex() would round it to a double)."""
+    value = sp.N(expr, digits)
+    real, imaginary = (mp.mpf(str(part)) for part in value.as_real_imag())
+    return mp.mpc(real, imaginary) if imaginary else real
 
 
 def check_mass(dispersion: Dispersion, rng, t_min: float, t_max: float) -> Check:
