@@ -156,7 +156,8 @@ def _numbers(text: str) -> list[float]:
     return [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", text)]
 
 
-@pytest.mark.parametrize("a,m2,c,dim", [(2, 3, 1, 1), (3, 5, 2, 2), (1, "1/2", 3, 3), (1, -3, 1, 1)])
+@pytest.mark.parametrize("a,m2,c,dim", [(2, 3, 1, 1), (3, 5, 2, 2), (1, "1/2", 3, 3), (1, -3, 1, 1),
+                                        (1000, 999999, 1, 1)])  # w = 1 << a: w^2 cancels in floats
 def test_derives_kac_product_with_rate_w(a, m2, c, dim):
     """The family is kac_product(a = w, c) (product construction in N >= 2), every self-check passes, including
     the kernel e^(-(a - w) t) Kac_w against the PDE itself, and the texts state w, the rate and the density."""
