@@ -233,6 +233,11 @@ def test_built_module_draws_the_kac_law_of_rate_w(tmp_path, a, m2, c, dim):
     out = tmp_path / "module"
     build(KG, out, dim=dim, construction=construction, params={"a": str(a), "m2": str(m2), "c": str(c)})
     w = float(w_of(a, m2))
+    card = (out / "README.md").read_text()  # the model card states w, the death rate a - w and the density
+    recognised = next(line for line in card.splitlines() if line.startswith("- recognised:"))
+    assert _numbers(recognised.split("w = sqrt(a^2 - m^2) =")[1])[0] == pytest.approx(w, rel=1e-5)
+    assert _numbers(recognised.split("death rate a - w =")[1])[0] == pytest.approx(a - w, rel=1e-5)
+    assert "- density: `p = d_t u + " in card and "(uniform)" in card
     process = load_process(out).Process().double()
     assert process.family_parameters == pytest.approx({"a": w, "c": float(c)}, rel=1e-15)
     t = 1.0 / w
