@@ -50,9 +50,12 @@ CPU_TABLE_ENTRIES_PER_DRAW = 1.0
 MIN_TABLE_SIZE = 31  # the narrowest poisson_window (a t = 0): below 31 + 2^8 entries per row, no row takes a table
 # log_kernel_and_velocity (Process.marginal_velocity's per-pair work) evaluates I0(z) and I1(z)/z itself, with
 # plain multiply-adds: torch.special.i0e/i1e are scalar Chebyshev code, ~70 ns per value each. Below this z, the
-# power series (all terms positive, no cancellation; 46 terms at z = 30); above, the asymptotic series in 1/z.
-# Both are within a few ulp (tests: mpmath).
-BESSEL_SERIES_MAX_Z = 30.0
+# power series (all terms positive, no cancellation; 37 terms at z = 20); above, the asymptotic series in 1/z
+# (economised, below). Both are within a few ulp (tests: mpmath). Blocks whose a t are all at most
+# SERIES_BLOCK_MAX_RATE take the unscaled power series throughout (46 terms at z = 30). At a = 25, c = 2, sigma = 0.5
+# (a t = 40) the split at z = 20 instead of 30 leaves 3% of the coordinates to the series instead of 13%.
+BESSEL_SERIES_MAX_Z = 20.0
+SERIES_BLOCK_MAX_RATE = 30.0
 BESSEL_SERIES_BLOCK = 2**15  # coordinates per block of the series path: its ~100 passes over a block stay in cache
 # log_kernel_and_velocity gathers the coordinates inside the cone (the Bessel work) while they are at most this
 # share of a block (measured at N = 3072: the gather pays below about 25%; 1.7x faster at 1.5%, 0.7x at 50%)
@@ -62,11 +65,17 @@ _I0_SERIES = tuple(1.0 / math.factorial(k) ** 2 for k in range(64))  # I0(z) = s
 _I1_SERIES = tuple(0.5 / (math.factorial(k) * math.factorial(k + 1)) for k in range(64))  # I1(z)/z
 # I_nu(z) ~ e^z / sqrt(2 pi z) sum_k (-1)^k a_k(nu) / z^k, a_k(nu) = prod_{j<=k} (4 nu^2 - (2j-1)^2) / (k! 8^k)
 # (DLMF 10.40.1); at z >= 30 the 18th term is below 2^-55 of the sum. Coefficients of 1/z^k for I0 and for I1.
-BESSEL_ASYMPTOTIC_TERMS = 18
+BESSEL_ASYMPTOTIC_TERMS = 32
 _I0_ASYMPTOTIC = tuple(math.prod((2 * j - 1) ** 2 for j in range(1, k + 1)) / (math.factorial(k) * 8**k)
                        for k in range(BESSEL_ASYMPTOTIC_TERMS))
 _I1_ASYMPTOTIC = tuple((-1) ** k * math.prod(4 - (2 * j - 1) ** 2 for j in range(1, k + 1)) / (math.factorial(k) * 8**k)
                        for k in range(BESSEL_ASYMPTOTIC_TERMS))
+# bessel_scaled evaluates those two series through their Chebyshev economisation in u = BESSEL_SERIES_MAX_Z / z on
+# [0, 1] (z >= 30): interpolated at import at ECONOMISED_NODES Chebyshev nodes (where the 18 terms are exact to 2^-55)
+# and cut after ECONOMISED_TERMS terms, whose neglected Chebyshev coefficients are below 2^-55 (tests: mpmath); 10
+# multiply-adds per value instead of 18, the largest share of the marginal velocity's work at large a t.
+ECONOMISED_TERMS = 11
+ECONOMISED_NODES = 32
 # sigma^2 = (c^2 / 2 a^2) g(x), x = 2 a t, g(x) = e^{-x} - 1 + x. Below VARIANCE_SERIES_MAX_X, g by its series
 # x^2 sum_k (-x)^k / (k+2)! (x + expm1(-x) cancels there: relative error 2^-52 / x); VARIANCE_SERIES_TERMS terms
 # leave a tail below 2 x^8 / 10! < 2e-17 of the sum, and the other branch has at most 4.4e-15 at x = 0.05.
@@ -139,9 +148,8 @@ def bessel_series(y, y_max=None, scale=1.0):
 
 
 def _asymptotic_terms(z_min):
-    """Terms of the asymptotic series that reach 2^-55 relative for every z >= z_min >= BESSEL_SERIES_MAX_Z: the
-    k-th term is at most prod_{j<=k} (2j-1)^2 / (8 j z) for I0 and 3 times that for I1 (|4 - (2j-1)^2| <= 3 (2j-1)^2);
-    18 terms at z = 30, 9 at z = 200."""
+    """Terms of the asymptotic series that reach 2^-55 relative for every z >= z_min: the k-th term is at most
+    prod_{j<=k} (2j-1)^2 / (8 j z) for I0 and 3 times that for I1 (|4 - (2j-1)^2| <= 3 (2j-1)^2); 9 at z = 200."""
     bound, k = 3.0, 0
     while bound > 2.0**-55 and k < BESSEL_ASYMPTOTIC_TERMS - 1:
         k += 1
@@ -149,18 +157,54 @@ def _asymptotic_terms(z_min):
     return k + 1
 
 
+def _shifted_chebyshev_powers(degree):
+    """Integer coefficients of u^k in T_j(2u - 1), j = 0 .. degree (T_(j+1) = 2 (2u - 1) T_j - T_(j-1))."""
+    rows = [[1], [-1, 2]]
+    for _ in range(2, degree + 1):
+        step = [0] + [4 * c for c in rows[-1]]  # 4u T_j
+        step = [a - 2 * b for a, b in zip(step, rows[-1] + [0])]  # - 2 T_j
+        rows.append([a - b for a, b in zip(step, rows[-2] + [0, 0])])  # - T_(j-1)
+    return rows[: degree + 1]
+
+
+def economised_chebyshev(series):
+    """(Coefficients of (1/z)^k, k < ECONOMISED_TERMS, all Chebyshev coefficients in u = BESSEL_SERIES_MAX_Z / z) of
+    the asymptotic ``series`` sum_k series[k] / z^k on z >= BESSEL_SERIES_MAX_Z, by interpolation at ECONOMISED_NODES
+    Chebyshev nodes of u in (0, 1) (sums by math.fsum: the coefficients carry the values' rounding, ~1e-17)."""
+    nodes = ECONOMISED_NODES
+
+    def cosine(multiple):  # cos(multiple pi / (2 nodes)), the integer argument reduced first (no rounded j theta)
+        return math.cos(math.pi * (multiple % (4 * nodes)) / (2 * nodes))
+
+    values = [math.fsum(c * ((0.5 + 0.5 * cosine(2 * k + 1)) / BESSEL_SERIES_MAX_Z) ** n for n, c in enumerate(series))
+              for k in range(nodes)]
+    chebyshev = [(1.0 if j == 0 else 2.0) / nodes * math.fsum(v * cosine(j * (2 * k + 1)) for k, v in enumerate(values))
+                 for j in range(nodes)]
+    powers = _shifted_chebyshev_powers(ECONOMISED_TERMS - 1)
+    kept = [math.fsum(chebyshev[j] * row[k] for j, row in enumerate(powers) if k < len(row)) for k in range(ECONOMISED_TERMS)]
+    return tuple(c * BESSEL_SERIES_MAX_Z**k for k, c in enumerate(kept)), chebyshev
+
+
+_I0_ECONOMISED, _ = economised_chebyshev(_I0_ASYMPTOTIC)
+_I1_ECONOMISED, _ = economised_chebyshev(_I1_ASYMPTOTIC)
+
+
 def bessel_scaled(z, weight=None, scale=1.0):
-    """(e^-z I0(z), e^-z I1(z)/z) for z >= 0, both times ``scale``: the asymptotic series in 1/z
-    (BESSEL_ASYMPTOTIC_TERMS terms, below 2^-55 relative from z = BESSEL_SERIES_MAX_Z on) everywhere, then
+    """(e^-z I0(z), e^-z I1(z)/z) for z >= 0, both times ``scale``: the asymptotic series in 1/z (economised:
+    ECONOMISED_TERMS terms, below 2^-55 relative from z = BESSEL_SERIES_MAX_Z on; the plain series where min(z) is
+    large enough for fewer terms) everywhere, then
     bessel_series times e^-z written over the entries below BESSEL_SERIES_MAX_Z that have a nonzero ``weight``
     (None: all; gathered: at large a t they are the few coordinates near the front; entries of zero weight keep
     finite placeholder values)."""
     z_min = float(z.min()) if z.numel() else BESSEL_SERIES_MAX_Z
     large = z.clamp_min(BESSEL_SERIES_MAX_Z)
-    terms = _asymptotic_terms(max(z_min, BESSEL_SERIES_MAX_Z))
     root = large.mul_(2 * math.pi).rsqrt_()  # (2 pi z)^-1/2
     inverse = root.square().mul_(2 * math.pi)  # 1/z from it (a reciprocal costs more than two products)
-    p0, p1 = _horner_pair(inverse, _I0_ASYMPTOTIC, _I1_ASYMPTOTIC, terms, scale)
+    terms = _asymptotic_terms(max(z_min, BESSEL_SERIES_MAX_Z))  # the plain series where it is the shorter
+    if terms < ECONOMISED_TERMS:
+        p0, p1 = _horner_pair(inverse, _I0_ASYMPTOTIC, _I1_ASYMPTOTIC, terms, scale)
+    else:
+        p0, p1 = _horner_pair(inverse, _I0_ECONOMISED, _I1_ECONOMISED, ECONOMISED_TERMS, scale)
     i0e, i1e_over_z = p0.mul_(root), p1.mul_(root).mul_(inverse)
     # z < BESSEL_SERIES_MAX_Z where the weight is nonzero, in floating arithmetic (comparisons into bool tensors
     # cost several arithmetic passes on CPU)
@@ -359,7 +403,7 @@ class KacProductFamily(torch.nn.Module):
         arithmetic pass on CPU): masks are applied by multiplying with 0/1 (each product exact), the factor a/2c
         is folded into the Bessel series' coefficients (_horner_pair: both series, one fused multiply-add per term),
         and the atoms' velocity +-c comes from the clamp to [-c, c] (_atom_velocity).
-        - a t <= BESSEL_SERIES_MAX_Z (_series_block): unscaled I0, I1/z from bessel_series and
+        - a t <= SERIES_BLOCK_MAX_RATE (_series_block): unscaled I0, I1/z from bessel_series and
           e^{a t} p = (a/2c) (I0(z) + a t I1(z)/z) inside + e^u, u = -(|d| - c t)^2 / (2 eps_atom^2) - log(2 sqrt(2 pi) eps_atom);
           e^u is floored at e^-700 (below it the atom bump is lost against the a.c. part inside the cone) and the cut
           is added back in log space outside the cone, where the bump is all there is (finite scores over the cone).
@@ -371,7 +415,7 @@ class KacProductFamily(torch.nn.Module):
         velocity = torch.empty_like(flat)
         widths = self.atom_width(t, d.dtype)
         max_rate = self.rate * float(t.max()) if t.numel() else 0.0  # z = (a/c) r <= a t
-        block_of = self._series_block if max_rate <= BESSEL_SERIES_MAX_Z else self._scaled_block
+        block_of = self._series_block if max_rate <= SERIES_BLOCK_MAX_RATE else self._scaled_block
         rows = max(1, BESSEL_SERIES_BLOCK // max(1, flat.shape[1]))
         sparse = True  # until a block has more than SPARSE_MAX_INSIDE of its coordinates inside the cone
         for first in range(0, flat.shape[0], rows):
@@ -453,7 +497,7 @@ class KacProductFamily(torch.nn.Module):
 
     def _series_block(self, d, t, width, y_max, out):
         """(sum of log p in float64, velocity written into ``out``) of the rows d (R, N) at times t (R,),
-        a t <= BESSEL_SERIES_MAX_Z."""
+        a t <= SERIES_BLOCK_MAX_RATE."""
         t_b, width = t.unsqueeze(-1), width.unsqueeze(-1)
         front = self.speed * t_b
         at = self.rate * t_b
