@@ -233,6 +233,22 @@ def test_kac_characteristic_function_is_finite_at_k_equal_a_over_c():
     assert values == pytest.approx(math.exp(-a * 0.7) * (1 + a * 0.7), rel=1e-9)  # W = 0: cosh -> 1, sinh/W -> t
 
 
+
+@pytest.mark.parametrize("a", [100.0, 1e4])
+def test_kac_characteristic_function_has_no_cancellation_at_large_rates(a):
+    """c k << a: W - a = -c^2 k^2 / (a + W) loses no digits, so e^{t (W - a)} holds at t ~ a sigma^2 / c^2 (sigma = 40):
+    written as W - a, the rounding of W (eps a) times t made a = 100 miss the PDE's ghat by 1.7e-9 and fail a build."""
+    c = 1.0
+    family = FamilyConfig("kac_product", (("a", a), ("c", c)))
+    t = a * 40.0**2 / c**2
+    k = np.array([[1e-3], [1e-2], [0.05], [0.3]]) * math.sqrt(a / t) / c  # |W - a| t of order 1e-6 .. 1
+    values = reference.characteristic_function(family, k, t)
+    with mp.workdps(40):
+        for value, kk in zip(values, k[:, 0]):
+            W = mp.sqrt(mp.mpf(a) ** 2 - (c * mp.mpf(float(kk))) ** 2)
+            exact = mp.exp(-a * mp.mpf(t)) * (mp.cosh(W * t) + a * mp.sinh(W * t) / W)
+            assert abs(value - exact) < 1e-13 * abs(exact)
+
 # ---------------------------------------------------------------------------------------------- velocities
 def test_nig_quantile_velocity_matches_finite_differences_of_the_quantile():
     """V_t = F_t^{-1}(U) for fixed U: dV/dt by finite differences against u = (d/t) [1 - m sqrt(pi V/2) erfcx]."""
