@@ -153,9 +153,10 @@ def poisson_cdf(rate, start, size):
     return cdf / cdf[:, -1:]
 
 
-def poisson_bucket_counts(cdf, buckets):
+def poisson_bucket_counts(cdf, buckets, dtype=torch.int64):
     """For U uniform in bucket j = [j/M, (j+1)/M), the Poisson count n = #{k: F(k) <= U} lies in
-    [low_j, high_j] (a single count where low_j == high_j); returns (low, high), shapes (R, M), M = ``buckets``.
+    [low_j, high_j] (a single count where low_j == high_j); returns (low, high), shapes (R, M), M = ``buckets``,
+    of ``dtype`` (torch.float32 skips the conversion of the float32 cumulative sums; counts < 2^24 are exact).
 
     low_j = #{k: M F(k) <= j} = #{k: ceil(M F(k)) <= j}, high_j = #{k: M F(k) < j+1} = #{k: floor(M F(k)) <= j}:
     two histograms and a cumulative sum, exact in the float64 values of F.
@@ -167,7 +168,7 @@ def poisson_bucket_counts(cdf, buckets):
     def count_at_most(edge_index):
         histogram = torch.zeros(rows, buckets + 1, dtype=torch.float32, device=cdf.device)
         histogram.scatter_add_(1, edge_index.clamp_max(buckets).to(torch.int64), ones)
-        return histogram.cumsum_(-1)[:, :buckets].to(torch.int64)
+        return histogram.cumsum_(-1)[:, :buckets].to(dtype)
 
     return count_at_most(torch.ceil(scaled)), count_at_most(torch.floor(scaled))
 

@@ -35,11 +35,19 @@ from pde2gen.families.runtime_common import (  # runtime-import
     uniform_open,  # runtime-import
 )  # runtime-import
 
-CHUNK_ELEMENTS = 2**18  # CPU sampling works on row blocks of about this size (temporaries stay in L2: 2^20 measured 15-20% slower)
-TABLE_ENTRIES = 2**22  # ... and of at most this many CDF entries (about 26 sqrt(a t) per row)
+CHUNK_ELEMENTS = 2**17  # CPU sampling works on row blocks of about this size (its 5 work buffers stay in L2: 2^16 and 2^18 measured slower)
+TABLE_ENTRIES = 2**22  # ... and table blocks of at most this many CDF entries (about 26 sqrt(a t) per row)
 TABLE_MAX_RATE = 2.0**20  # Poisson counts by table inversion up to this a t (tables of <= 26.7k entries), PTRS above
-BUCKET_BITS = 8  # bits_a = [8 bits: bucket of the Poisson uniform | 23 bits: radial uniform (float32 path)]
+# Class tables (_class_tables): the count n enters the Kac law only through its class q = ceil(n/2) (q = 0: the atom).
+# bits_a = [8 bits: bucket j of the uniform U | 23 bits: radial uniform], bits_b = [23 bits: angle | 8 bits: s].
+# Level 1 maps each of the 2^8 buckets of U to its class where one class covers the bucket (90-99% of draws for
+# a t <= 16), else to SUB_BUCKETS sub-buckets picked by s (level 2); the rare sub-buckets that still hold a class
+# edge (~0.15% of draws) are refined at the end by an exact bisection of the class CDF with a fresh float64 uniform.
+BUCKET_BITS = 8
 RADIAL_BITS = 31 - BUCKET_BITS
+SUB_BUCKETS = 2**5
+TABLE_BLOCK_ROWS = 2**23 // (2**BUCKET_BITS * (1 + SUB_BUCKETS))  # packed cell indices stay below 2^23 (int32 << 8)
+CODE_REFINE = 2  # atom-mask byte of a draw to refine (0: off the atoms, 1: on an atom)
 # CPU: a row's counts come from its CDF table only while the table pays: a t <= CPU_TABLE_MAX_RATE (above, most
 # draws miss the 2^8 buckets and need a bisection) and at most CPU_TABLE_ENTRIES_PER_DRAW table entries (window
 # + buckets) per draw of the row. Other rows draw their counts with torch.poisson: ATen's exact CPU sampler
@@ -85,30 +93,149 @@ VARIANCE_SERIES_TERMS = 8
 # 1.8e-5, 4e-11, 2e-22), a fixed count: no host synchronisation to test convergence (tests: mpmath).
 T_OF_SIGMA_STEPS = 3
 T_OF_SIGMA_GUESS = 0.2379  # alpha of the guess x0 = q + (u + alpha u^2) / (1 + (alpha + 1/3) u + alpha u^2), u = sqrt(2 q)
-ANGLE_SCALE = 2 * math.pi / 2**31  # bits_b (31 bits) -> angle in (0, 2 pi)
-ATOM_ANGLE_MASK = 2**30  # atoms keep only bit 30 of bits_b: angle 0 or pi, cos = +-1 (the fair direction D0)
-FULL_ANGLE_MASK = 2**31 - 1
+# Ulrich's symmetric Beta(q, q): x / (c t) = sqrt(1 - U^e) cos(theta), e = 2 / (2q - 1), computed from
+# h = tanh(half log U), half = 1 / (2q - 1): 1 - U^e = 2h / (h - 1) without cancellation (expm1 costs 4 tanh on CPU).
+# The atoms take half = ATOM_HALF: h = -1 exactly, radius 1, and the same factor multiplies cos(theta), whose
+# |cos| >= 1e-7 on the angle grid, so that the clamp to [-1, 1] leaves sign(cos theta) = +-1: the fair direction.
+ATOM_HALF = 2.0**30
+ONE_BITS = 0x3F800000  # float32 1.0: (23 random bits | ONE_BITS) viewed as float32 is 1 + k 2^-23
+BELOW_ONE = 1 - 2.0**-24  # ... minus this: (k + 1/2) 2^-23, the midpoints of 2^23 cells of (0, 1), exactly
+_MINUS_HALF = {}  # (device, dtype) -> the scalar tensor -1/2 (torch.add(-1/2, h, alpha=1/2): (h - 1)/2 in one pass)
 
 
-def _radial_exponent(count):
-    """2 / (2 ceil(n/2) - 1) for n >= 1 (Ulrich's exponent for Beta(q, q), q = ceil(n/2)); +inf for n = 0 (1 / 0),
-    so that the radius sqrt(1 - U^inf) is 1 (the atom). Float64, from counts of any integer or floating dtype
-    (floating counts are exact integers)."""
-    return count.to(torch.float64).mul(0.5).ceil_().mul_(2.0).sub_(1.0).clamp_min_(0.0).reciprocal_().mul_(2.0)
+def _class_half(count):
+    """1 / (2q - 1), q = ceil(n/2), of counts n >= 0 (a floating tensor of exact integers), ATOM_HALF for n = 0
+    (2q - 1 = -1 floored at 1 / ATOM_HALF)."""
+    return count.mul(0.5).ceil_().mul_(2.0).sub_(1.0).clamp_min_(1.0 / ATOM_HALF).reciprocal_()
 
 
-def _count_fields(count, dtype):
-    """(Ulrich's exponent in ``dtype``, the angle's bit mask (int32), the atom mask) of switch counts n: the mask
-    keeps bit 30 only on the atoms, FULL - (FULL - ATOM) 1[atom] (integer arithmetic: no torch.where)."""
-    is_atom = count == 0
-    exponent = _radial_exponent(count)
-    angle_mask = is_atom.to(torch.int32).mul_(ATOM_ANGLE_MASK - FULL_ANGLE_MASK).add_(FULL_ANGLE_MASK)
-    return exponent.to(dtype), angle_mask, is_atom
+def _positions(bits_a, bits_b, half, front, out, work):
+    """out = c t sqrt(1 - U^e) cos(theta) (Ulrich's symmetric Beta; atoms at +-c t) of draws (R, N) whose radial
+    uniform U is in the low RADIAL_BITS of ``bits_a`` and angle theta = pi V in the high 23 bits of ``bits_b``
+    (int32), with ``half`` = 1 / (2q - 1) (float32, ATOM_HALF on the atoms); ``front`` (R, 1) = c t. float32; the
+    inputs are overwritten (``work`` is a float32 buffer of their shape)."""
+    key = (half.device, half.dtype)
+    if key not in _MINUS_HALF:
+        _MINUS_HALF[key] = torch.tensor(-0.5, dtype=half.dtype, device=half.device)
+    u = bits_a.bitwise_and_(2**RADIAL_BITS - 1).bitwise_or_(ONE_BITS).view(torch.float32).sub_(BELOW_ONE)
+    h = u.log_().mul_(half).tanh_()
+    radius = h.div_(torch.add(_MINUS_HALF[key], h, alpha=0.5, out=work)).sqrt_()  # 2h / (h - 1) = 1 - U^e
+    angle = bits_b.bitwise_right_shift_(31 - RADIAL_BITS).bitwise_or_(ONE_BITS).view(torch.float32).sub_(BELOW_ONE)
+    radius.mul_(angle.mul_(math.pi).cos_()).mul_(half.clamp_min_(1.0)).clamp_(-1.0, 1.0)
+    return torch.mul(radius, front, out=out)
+
+
+def _positions_float64(half, front, out, generator):
+    """As _positions in float64, with full-precision uniforms U and V (uniform_open) for the radius and the angle."""
+    h = uniform_open(out.shape, torch.float64, out.device, generator).log_().mul_(half).tanh_()
+    radius = h.div_(h.mul(0.5).sub_(0.5)).sqrt_()
+    angle = uniform_open(out.shape, torch.float64, out.device, generator).mul_(math.pi).cos_()
+    radius.mul_(angle).mul_(half.clamp_min(1.0)).clamp_(-1.0, 1.0)
+    return torch.mul(radius, front, out=out)
+
+
+def _class_luts(classes, device, dtype):
+    """(half in ``dtype``, atom-mask byte) per class 0 .. classes - 1 and for the sentinel class ``classes`` (a cell
+    holding a class edge: half NaN, byte CODE_REFINE)."""
+    half = _class_half(torch.arange(0, 2 * classes + 1, 2, dtype=torch.float64, device=device)).to(dtype)  # n = 2q
+    half[-1] = math.nan
+    code = torch.zeros(classes + 1, dtype=torch.uint8, device=device)
+    code[0], code[-1] = 1, CODE_REFINE
+    return half, code
+
+
+def _class_tables(rate, dtype):
+    """Two-level tables of the class q = ceil(n/2), n ~ Poisson(rate), rows (R,) (module constants above): returns
+    (packed (R 2^8,) int32: cell << 8 | sub-bucket mask per bucket, the cells' half (float32) and atom-mask byte,
+    refine: what the refinement of a CODE_REFINE cell needs), half in ``dtype`` (the output's). Class edges C_i = F(2 (q0 + i)) of the count CDF F in
+    its window; classes below the window (q < q0) hold < 1e-36 of the mass. Counts of edges at or below a cell's
+    start and below its end (poisson_bucket_counts, exact in float64) give its class range."""
+    rows, device = rate.shape[0], rate.device
+    start, size = poisson_window(rate)
+    cdf = poisson_cdf(rate, start, size)
+    first_class = (start + 1) >> 1
+    columns = ((start & 1).unsqueeze(-1) + 2 * torch.arange((size + 1) // 2, device=device)).clamp_max_(size - 1)
+    edges = cdf.gather(1, columns)  # 1 beyond the window
+    low1, high1 = poisson_bucket_counts(edges, 2**BUCKET_BITS, torch.float32)
+    multi = (low1 != high1).view(-1)
+    multi_index = multi.nonzero().squeeze(-1)
+    level1, count = rows * 2**BUCKET_BITS, multi_index.numel()
+    classes = int(first_class.max()) + edges.shape[1] + 1
+    lut_half, lut_code = _class_luts(classes, device, dtype)
+    offset = first_class.to(torch.float32).unsqueeze(-1)
+    cell_class = torch.empty(level1 + count * SUB_BUCKETS, dtype=torch.int32, device=device)
+    cell_class[:level1].view(rows, -1).copy_(low1 + offset)
+    packed = torch.arange(0, level1 << 8, 2**8, dtype=torch.int32, device=device)
+    multi_row = torch.div(multi_index, 2**BUCKET_BITS, rounding_mode="floor")
+    multi_bucket = multi_index - multi_row * 2**BUCKET_BITS
+    low2 = high2 = torch.empty(0, SUB_BUCKETS, device=device)
+    if count:
+        packed[multi_index] = torch.arange(level1, level1 + count * SUB_BUCKETS, SUB_BUCKETS, dtype=torch.int32,
+                                           device=device).mul_(2**8).add_(SUB_BUCKETS - 1)
+        # edges strictly inside a multi bucket j < 2^8 C < j + 1, at p = SUB_BUCKETS (2^8 C - j) in it
+        scaled = edges * 2**BUCKET_BITS
+        bucket = scaled.floor()
+        flat_bucket = (torch.arange(0, level1, 2**BUCKET_BITS, device=device).unsqueeze(-1)
+                       + bucket.clamp_max(2**BUCKET_BITS - 1).long())
+        chosen = ((scaled > bucket) & multi[flat_bucket]).nonzero(as_tuple=True)
+        multi_of = multi.cumsum(0, dtype=torch.int32).sub_(1)
+        target = multi_of[flat_bucket[chosen]].long() * (SUB_BUCKETS + 1)
+        position = (scaled[chosen] - bucket[chosen]) * SUB_BUCKETS
+        ones = torch.ones(target.shape, dtype=torch.float32, device=device)
+
+        def at_most(cell):  # per sub-bucket: the edges of the bucket at or before it (as poisson_bucket_counts)
+            histogram = torch.zeros(count, SUB_BUCKETS + 1, dtype=torch.float32, device=device)
+            histogram.view(-1).scatter_add_(0, target + cell.long(), ones)
+            return histogram.cumsum_(1)[:, :SUB_BUCKETS]
+
+        base = low1[multi_row, multi_bucket].unsqueeze(-1)
+        low2, high2 = at_most(position.ceil()).add_(base), at_most(position.floor()).add_(base)
+        level2 = cell_class[level1:].view(count, SUB_BUCKETS)
+        level2.copy_(low2 + offset[multi_row])
+        level2.masked_fill_(low2 != high2, classes)
+    refine = (edges, first_class, multi_row, multi_bucket, low2, high2, level1)
+    return packed, lut_code.index_select(0, cell_class), lut_half.index_select(0, cell_class), refine
+
+
+def _refine_classes(refine, cells, generator):
+    """Classes of draws in the CODE_REFINE cells ``cells`` (flat indices into _class_tables' cells): U uniform in the
+    cell, (j + (s + V) / SUB_BUCKETS) / 2^8 with a fresh float64 V, and the class #{i: C_i <= U} + q0 found by
+    bisection between the cell's edge counts (poisson_search). Returns (class, row within the table block)."""
+    edges, first_class, multi_row, multi_bucket, low2, high2, level1 = refine
+    multi = torch.div(cells - level1, SUB_BUCKETS, rounding_mode="floor").long()
+    sub = (cells - level1).long() - multi * SUB_BUCKETS
+    row = multi_row[multi]
+    u = (multi_bucket[multi] + (sub + uniform_open(sub.shape, torch.float64, cells.device, generator)) / SUB_BUCKETS)
+    index = poisson_search(edges, row, low2[multi, sub].long(), high2[multi, sub].long(), u / 2**BUCKET_BITS)
+    return index + first_class[row], row
 
 
 def _direct_poisson_on_cpu(device, generator):
     """torch.poisson (exact on CPU) serves rows without tables when the draws and the generator are on CPU."""
     return torch.device(device).type == "cpu" and (generator is None or generator.device.type == "cpu")
+
+
+def _fill_bits(buffer, generator):
+    """random_bits31 into an int32 buffer, in place where the generator draws on the buffer's device."""
+    if generator is None or generator.device == buffer.device:
+        buffer.random_(generator=generator)
+    else:
+        buffer.copy_(random_bits31(buffer.shape, buffer.device, generator))
+
+
+_REFINE_BYTES = int.from_bytes(bytes([CODE_REFINE]) * 8, "little")
+
+
+def _refine_positions(codes):
+    """Flat positions of the CODE_REFINE bytes of ``codes`` (uint8, 1-D): found among 8-byte words (one int64 pass and
+    a nonzero over an eighth of the entries; they are rare) where the words are aligned, else by a plain nonzero."""
+    if codes.numel() % 8 or codes.storage_offset() % 8:
+        return (codes == CODE_REFINE).nonzero().squeeze(-1)
+    words = codes.view(torch.int64).bitwise_and(_REFINE_BYTES).nonzero().squeeze(-1)
+    if not words.numel():
+        return words
+    candidates = (words.unsqueeze(-1) * 8 + torch.arange(8, device=codes.device)).view(-1)
+    return candidates[codes.index_select(0, candidates) == CODE_REFINE]
 
 
 def _series_terms(y_max):
@@ -253,24 +380,41 @@ class KacProductFamily(torch.nn.Module):
     # ---- sampling
 
     def sample_displacement(self, t, shape, generator=None):
-        """d (B, *shape) and the atom mask (B, *shape), the latent of the coupling (atoms move at +-c)."""
+        """d (B, *shape) and the atom mask (B, *shape), the latent of the coupling (atoms move at +-c). Each row's
+        switch classes come from its class tables where they pay (_table_rows, _class_tables), else from Poisson
+        counts drawn directly (torch.poisson on CPU, sample_poisson_ptrs elsewhere); positions by _positions."""
         batch, n = t.shape[0], math.prod(shape)
-        out = torch.empty(batch, n, dtype=t.dtype, device=t.device)
-        atoms = torch.empty(batch, n, dtype=torch.bool, device=t.device)
+        device = t.device
+        out = torch.empty(batch, n, dtype=t.dtype, device=device)
+        atoms = torch.empty(batch, n, dtype=torch.bool, device=device)
         rate = self.rate * t.to(torch.float64)
-        if _direct_poisson_on_cpu(t.device, generator) and CPU_TABLE_ENTRIES_PER_DRAW * n < MIN_TABLE_SIZE + 2**BUCKET_BITS:
-            tabled, table_size = None, MIN_TABLE_SIZE  # no row's table can pay: every count by torch.poisson
+        if _direct_poisson_on_cpu(device, generator) and CPU_TABLE_ENTRIES_PER_DRAW * n < MIN_TABLE_SIZE + 2**BUCKET_BITS:
+            tabled = torch.zeros(batch, dtype=torch.bool, device=device)  # no row's table can pay: torch.poisson
         else:
-            tabled = self._table_rows(rate, n, t.device, generator)
-            _, table_size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
-        rows_per_chunk = batch
-        if t.device.type == "cpu":
-            rows_per_chunk = max(1, min(CHUNK_ELEMENTS // max(n, 1), TABLE_ENTRIES // table_size))
+            tabled = self._table_rows(rate, n, device, generator)
+        table_rate = torch.where(tabled, rate, torch.zeros_like(rate))
+        _, table_size = poisson_window(table_rate)
+        block_rows = max(1, min(TABLE_BLOCK_ROWS, TABLE_ENTRIES // table_size))
+        chunk_rows = block_rows if device.type != "cpu" else max(1, min(CHUNK_ELEMENTS // max(n, 1), block_rows))
+        chunk_rows = min(chunk_rows, batch)
+        work = tuple(torch.empty(chunk_rows, n, dtype=dtype, device=device)
+                     for dtype in (torch.int32, torch.int32, torch.int32, out.dtype, torch.float32))
         front = (self.speed * t).unsqueeze(-1)  # c t, applied per chunk (while it is in cache)
-        for first in range(0, batch, rows_per_chunk):
-            rows = slice(first, first + rows_per_chunk)
-            self._sample_unit_rows(rate[rows], None if tabled is None else tabled[rows], front[rows], out[rows],
-                                   atoms[rows], generator)
+        for block_first in range(0, batch, block_rows):
+            block_last = min(block_first + block_rows, batch)
+            tables = _class_tables(table_rate[block_first:block_last], out.dtype) if bool(tabled[block_first:block_last].any()) else None
+            refine_positions, refine_cells = [], []
+            for first in range(block_first, block_last, chunk_rows):
+                rows = slice(first, min(first + chunk_rows, block_last))
+                found = self._sample_chunk(rate[rows], tabled[rows], tables, first - block_first, front[rows],
+                                           out[rows], atoms[rows], work, generator)
+                if found is not None:
+                    refine_positions.append(found[0] + first * n)
+                    refine_cells.append(found[1])
+            if refine_positions:  # the draws whose cell holds a class edge, all at once
+                positions = torch.cat(refine_positions)
+                classes, row = _refine_classes(tables[3], torch.cat(refine_cells), generator)
+                self._write_draws(positions, classes, front.view(-1)[row + block_first], out, atoms, generator)
         return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
 
     @staticmethod
@@ -283,73 +427,57 @@ class KacProductFamily(torch.nn.Module):
         size = torch.ceil(rate + spread + 30.0) - torch.floor((rate - spread - 10.0).clamp_min(0.0)) + 1
         return (rate <= CPU_TABLE_MAX_RATE) & (size + 2**BUCKET_BITS <= CPU_TABLE_ENTRIES_PER_DRAW * draws)
 
-    def _sample_unit_rows(self, rate, tabled, front, out, atoms, generator):
-        """Fill out (R, N) with Kac positions (front (R, 1) = c t) and atoms (R, N) with the atom mask; ``tabled``
-        (R,) marks the rows with CDF tables, None: no row (all counts by torch.poisson).
-
-        Bits: bits_a = [8 bits: bucket of the Poisson uniform U | 23 bits: radial uniform], bits_b = 31 bits of
-        the angle. A row's table maps each of the 2^8 buckets of U to Ulrich's exponent when the bucket fixes the
-        count n (93-98% of draws for a t <= 9; few for a t >> 64), NaN otherwise; for those draws
-        U = (bucket + V) / 2^8 is refined with a fresh float64 V and n found by an exact bisection of the CDF.
-        """
-        device, dtype = out.device, out.dtype
-        buckets = 2**BUCKET_BITS
-        shape = out.shape
-        bits_a = random_bits31(shape, device, generator)
-        bits_b = random_bits31(shape, device, generator)
-        if tabled is None:  # small N on CPU: one torch.poisson call, no tables, no gathers (the same draws)
-            count = torch.poisson(rate.unsqueeze(-1).expand(shape).contiguous(), generator=generator)
-            exponent, angle_mask, is_atom = _count_fields(count, dtype)
-            atoms.copy_(is_atom)
-            refine = None
-        elif bool(tabled.any()):
-            start, size = poisson_window(torch.where(tabled, rate, torch.zeros_like(rate)))
-            cdf = poisson_cdf(torch.where(tabled, rate, torch.zeros_like(rate)), start, size)
-            low, high = poisson_bucket_counts(cdf, buckets)
-            # NaN marks the buckets that hold several counts; rows without tables get finite placeholders
-            # (overwritten below), so that isnan alone finds the draws to refine
-            single = (low == high) | ~tabled.unsqueeze(-1)
-            count_low = low + start.unsqueeze(-1)
-            exponent_table = torch.where(single, _radial_exponent(count_low), math.nan).to(dtype).reshape(-1)
-            atom_table = ((low == high) & (count_low == 0)).reshape(-1)
-            mask_table = torch.where(atom_table, ATOM_ANGLE_MASK, FULL_ANGLE_MASK).to(torch.int32)
-            row_offset = torch.arange(shape[0], dtype=torch.int32, device=device).mul_(buckets).unsqueeze(-1)
-            flat = (bits_a >> RADIAL_BITS).add_(row_offset).reshape(-1)  # row * 2^8 + bucket: a flat table index
-            exponent = exponent_table.index_select(0, flat).view(shape)
-            angle_mask = mask_table.index_select(0, flat).view(shape)
-            atoms.copy_(atom_table.index_select(0, flat).view(shape))
-            refine = torch.isnan(exponent).view(-1).nonzero().squeeze(-1)  # flat positions in this chunk
-        else:  # every row's counts drawn below
-            exponent = torch.empty(shape, dtype=dtype, device=device)
-            angle_mask = torch.empty(shape, dtype=torch.int32, device=device)
-            refine = torch.empty(0, dtype=torch.long, device=device)
-        if refine is not None and refine.numel() > 0:  # flat indices throughout: 1-D gathers and puts (2-D advanced indexing is slow)
-            entry = flat.index_select(0, refine).long()
-            row, j = entry >> BUCKET_BITS, entry & (buckets - 1)
-            u = (j + uniform_open(j.shape, torch.float64, device, generator)) / buckets
-            index = poisson_search(cdf, row, low.reshape(-1).index_select(0, entry), high.reshape(-1).index_select(0, entry), u)
-            self._set_counts(index + start.index_select(0, row), exponent.view(-1), angle_mask.view(-1),
-                             atoms.view(-1), refine)
-        if tabled is not None and not bool(tabled.all()):  # whole rows without tables (_table_rows)
-            large = (~tabled).nonzero().squeeze(-1)
-            rates = rate[large].unsqueeze(-1).expand(-1, shape[1])
-            if _direct_poisson_on_cpu(device, generator):
-                count = torch.poisson(rates.contiguous(), generator=generator).long()
+    def _sample_chunk(self, rate, tabled, tables, block_row, front, out, atoms, work, generator):
+        """Fill out (R, N) with Kac positions (front (R, 1) = c t) and atoms (R, N) with the atom mask; rows with
+        ``tabled`` read ``tables`` (_class_tables of their block, these rows from ``block_row`` on), the others draw
+        Poisson counts. Returns (flat positions, cells) of the draws left to refine (CODE_REFINE), or None."""
+        rows, n = out.shape
+        bits_a, bits_b, index, half, spare = (buffer[:rows] for buffer in work)
+        cell = spare.view(torch.int32)
+        _fill_bits(bits_a, generator)
+        _fill_bits(bits_b, generator)
+        codes = atoms.view(torch.uint8)
+        found = None
+        if tables is not None:
+            packed, code_table, half_table, _ = tables
+            offsets = torch.arange(block_row << BUCKET_BITS, (block_row + rows) << BUCKET_BITS, 2**BUCKET_BITS,
+                                   dtype=torch.int32, device=out.device)
+            torch.bitwise_right_shift(bits_a, RADIAL_BITS, out=index).add_(offsets.unsqueeze(-1))  # row 2^8 + bucket
+            torch.index_select(packed, 0, index.view(-1), out=cell.view(-1))
+            sub = torch.bitwise_and(bits_b, 2**8 - 1, out=index).bitwise_and_(cell)  # s & (the bucket's sub mask)
+            cell.bitwise_right_shift_(8).add_(sub)
+            torch.index_select(code_table, 0, cell.view(-1), out=codes.view(-1))
+            torch.index_select(half_table, 0, cell.view(-1), out=half.view(-1))
+            refine = _refine_positions(codes.view(-1))
+            if refine.numel():
+                found = refine, cell.view(-1).index_select(0, refine)
+        if tables is None or not bool(tabled.all()):
+            direct = (~tabled).nonzero().squeeze(-1)
+            if _direct_poisson_on_cpu(out.device, generator):
+                count = torch.poisson(rate[direct].unsqueeze(-1).expand(-1, n).contiguous(), generator=generator)
             else:
-                count = sample_poisson_ptrs(rates, generator).long()
-            self._set_counts(count, exponent, angle_mask, atoms, large)
-        if dtype == torch.float32:
-            radial = (bits_a & (2**RADIAL_BITS - 1)).to(dtype).add_(0.5).mul_(2.0**-RADIAL_BITS)
-        else:  # float64: a full-precision radial uniform
-            radial = uniform_open(shape, dtype, device, generator)
-        # x / (c t) = sqrt(1 - U^e) cos(angle): Ulrich's symmetric Beta; e = inf with angle 0 or pi: the atoms
-        radial.log_().mul_(exponent).expm1_().neg_().sqrt_().mul_(front)  # atoms: exactly c t
-        angle = bits_b.bitwise_and_(angle_mask).to(dtype).add_(0.5).mul_(ANGLE_SCALE).cos_()
-        torch.mul(radial, angle, out=out)
+                count = sample_poisson_ptrs(rate[direct].unsqueeze(-1).expand(-1, n), generator)
+            half.index_copy_(0, direct, _class_half(count).to(half.dtype))
+            codes.index_copy_(0, direct, (count == 0).to(torch.uint8))
+        if out.dtype == torch.float32:
+            _positions(bits_a, bits_b, half, front, out, spare)
+        else:
+            _positions_float64(half, front, out, generator)
+        return found
 
     @staticmethod
-    def _set_counts(count, exponent, angle_mask, atom, where):
-        exponent[where], angle_mask[where], atom[where] = _count_fields(count, exponent.dtype)
+    def _write_draws(positions, classes, front, out, atoms, generator):
+        """Kac positions of single draws of classes ``classes`` at the flat ``positions`` of out and atoms (fresh
+        radial and angle bits: the class decision used none of them)."""
+        half = _class_half(classes.to(torch.float64)).to(out.dtype)
+        values = torch.empty(positions.shape, dtype=out.dtype, device=out.device)
+        if out.dtype == torch.float32:
+            bits = random_bits31((2, positions.numel()), out.device, generator)
+            _positions(bits[0], bits[1], half, front, values, torch.empty_like(values))
+        else:
+            _positions_float64(half, front.to(out.dtype), values, generator)
+        out.view(-1).index_copy_(0, positions, values)
+        atoms.view(-1).index_copy_(0, positions, classes == 0)
 
     # ---- kernel, velocity
 
