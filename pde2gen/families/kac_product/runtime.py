@@ -215,6 +215,14 @@ def _direct_poisson_on_cpu(device, generator):
     return torch.device(device).type == "cpu" and (generator is None or generator.device.type == "cpu")
 
 
+def _draw_counts(rate, draws, generator):
+    """Poisson(rate) counts (float64), ``draws`` per row of ``rate`` (R,): torch.poisson on CPU, PTRS elsewhere."""
+    rates = rate.unsqueeze(-1).expand(-1, draws)
+    if _direct_poisson_on_cpu(rate.device, generator):
+        return torch.poisson(rates.contiguous(), generator=generator)
+    return sample_poisson_ptrs(rates, generator)
+
+
 def _fill_bits(buffer, generator):
     """random_bits31 into an int32 buffer, in place where the generator draws on the buffer's device."""
     if generator is None or generator.device == buffer.device:
@@ -392,9 +400,11 @@ class KacProductFamily(torch.nn.Module):
             tabled = torch.zeros(batch, dtype=torch.bool, device=device)  # no row's table can pay: torch.poisson
         else:
             tabled = self._table_rows(rate, n, device, generator)
-        table_rate = torch.where(tabled, rate, torch.zeros_like(rate))
-        _, table_size = poisson_window(table_rate)
-        block_rows = max(1, min(TABLE_BLOCK_ROWS, TABLE_ENTRIES // table_size))
+        any_table = bool(tabled.any())
+        table_rate = torch.where(tabled, rate, torch.zeros_like(rate)) if any_table else None
+        block_rows = batch  # one block without tables
+        if any_table:
+            block_rows = max(1, min(TABLE_BLOCK_ROWS, TABLE_ENTRIES // poisson_window(table_rate)[1]))
         chunk_rows = block_rows if device.type != "cpu" else max(1, min(CHUNK_ELEMENTS // max(n, 1), block_rows))
         chunk_rows = min(chunk_rows, batch)
         work = tuple(torch.empty(chunk_rows, n, dtype=dtype, device=device)
@@ -402,7 +412,9 @@ class KacProductFamily(torch.nn.Module):
         front = (self.speed * t).unsqueeze(-1)  # c t, applied per chunk (while it is in cache)
         for block_first in range(0, batch, block_rows):
             block_last = min(block_first + block_rows, batch)
-            tables = _class_tables(table_rate[block_first:block_last], out.dtype) if bool(tabled[block_first:block_last].any()) else None
+            tables = None
+            if any_table and bool(tabled[block_first:block_last].any()):
+                tables = _class_tables(table_rate[block_first:block_last], out.dtype)
             refine_positions, refine_cells = [], []
             for first in range(block_first, block_last, chunk_rows):
                 rows = slice(first, min(first + chunk_rows, block_last))
@@ -451,12 +463,13 @@ class KacProductFamily(torch.nn.Module):
             refine = _refine_positions(codes.view(-1))
             if refine.numel():
                 found = refine, cell.view(-1).index_select(0, refine)
-        if tables is None or not bool(tabled.all()):
+        if tables is None:  # every count drawn directly (small N, or every a t too large for a table)
+            count = _draw_counts(rate, n, generator).to(half.dtype)  # exact integers (< 2^24 in float32)
+            torch.eq(count, 0.0, out=atoms)
+            half = _class_half(count)
+        elif not bool(tabled.all()):
             direct = (~tabled).nonzero().squeeze(-1)
-            if _direct_poisson_on_cpu(out.device, generator):
-                count = torch.poisson(rate[direct].unsqueeze(-1).expand(-1, n).contiguous(), generator=generator)
-            else:
-                count = sample_poisson_ptrs(rate[direct].unsqueeze(-1).expand(-1, n), generator)
+            count = _draw_counts(rate[direct], n, generator)
             half.index_copy_(0, direct, _class_half(count).to(half.dtype))
             codes.index_copy_(0, direct, (count == 0).to(torch.uint8))
         if out.dtype == torch.float32:
