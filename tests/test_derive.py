@@ -62,6 +62,15 @@ def test_every_family_is_derived_and_passes_its_self_checks(name):
         assert math.isfinite(check.value) and check.value <= check.tolerance
 
 
+@pytest.mark.parametrize("D", [4096, 10_000, 100_000])
+def test_pfgmpp_at_large_D_passes_its_radial_checks(D):
+    """The radial residual and continuity checks difference p_hat on its own time scale t (u + D) / u^2 (Gaussian
+    for u << D) and integrate the potential out to where the flux is e^-1000: with the step t / u and the cut at
+    u = 2000, D = 4096 and above failed (continuity 1.3e-8 .. 7.7e-7, residual 4.7e-4 at D = 1e5: the integrand cut)."""
+    checks = {check.name: check for check in derive(pfgmpp(D=D)).checks}
+    for name in ("pde_residual", "continuity"):
+        assert checks[name].passed and checks[name].value < 0.5 * checks[name].tolerance, (name, checks[name].value)
+
 @pytest.mark.parametrize("name", list(PDES))
 def test_time_window_comes_from_the_noise_alignment(name):
     derivation = derived(name)
@@ -111,7 +120,7 @@ def test_birth_and_death_are_explained():
     (spec((1, 1, 0), (1, 0, 2)), "not Bernstein"),  # hyperdiffusion
     (spec((1, 2, 0), (1, 0, 1), dim=1), "semigroup"),  # wave
     (telegraph(9, 3, dim=3), "not a positive density"),  # isotropic telegraph in N = 3
-    (spec((1, 1, 0), (3, 0, sp.Rational(15, 16)), (1, 0, sp.Rational(1, 2))), "1/16 <= p <= 7/8"),  # 1.875-stable + Cauchy
+    (spec((1, 1, 0), (3, 0, sp.Rational(31, 32)), (1, 0, sp.Rational(1, 2))), "1/32 <= p <= 15/16"),  # 1.9375-stable + Cauchy
     (yukawa(None), "parameters without values: m"),
 ])
 def test_not_derivable_says_what_is_missing(pde, fragment):

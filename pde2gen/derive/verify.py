@@ -199,16 +199,21 @@ def _scaled_radial_potential(dispersion: Dispersion, s: float, t: float, D: floa
     half = 0.5 * np.diff(edges)[:, None]
     v = (edges[:-1, None] + half * (x[None, :] + 1.0)).ravel()
     weights = (half * w[None, :]).ravel()
-    # Where u = c k t e^v > 2000 the flux is below e^{-2000} (and SciPy's kve is NaN from u ~ 1e17).
-    alive = speed * math.sqrt(s) * t * np.exp(v) < 2000.0
+    # Where u = c k t e^v has u^2 / (u + D) > 2000 the flux is below ~e^{-1000} (log ghat ~ -u for u >> D,
+    # ~ -u^2 / 2D for u << D; a cut at u = 2000 dropped the whole integrand at D = 1e5); SciPy's kve is NaN from u ~ 1e17
+    u = speed * math.sqrt(s) * t * np.exp(v)
+    alive = u * u / (u + D) < 2000.0
     flux = np.zeros_like(v)
     flux[alive] = dispersion.numeric_p_hat(s * np.exp(2.0 * v[alive]), t).real
     return t * float(np.sum(weights * np.exp((2.0 - D) * v) * flux))
 
 
-def _time_derivative(f, t: float, u: float) -> float:
-    """5-point difference; p_hat varies on the time scale t / u."""
-    h = 1e-2 * t / max(u, 1.0)  # truncation ~ (h u / t)^4; rounding of p_hat (~1e-13 at D ~ 2000) / h
+def _time_derivative(f, t: float, u: float, D: float) -> float:
+    """5-point difference. p_hat = ghat(u), u = c k t, varies on the time scale t / (u^2 / (u + D)): log ghat ~ -u
+    for u >> D and ~ -u^2 / (2D) for u << D (the Student-t's Gaussian limit). A step on that scale keeps the
+    truncation ~ (1e-2)^4 and the rounding of p_hat (relative 1e-11 at D ~ 1e4, where log ghat is a sum of terms
+    ~ D log D) amplified only 1e2 times; the step t / u made D = 4096 and above fail by 1e-8 .. 1e-6."""
+    h = 1e-2 * t / max(u * u / (u + D), 1.0)
     return (-f(t + 2 * h) + 8 * f(t + h) - 8 * f(t - h) + f(t - 2 * h)) / (12 * h)
 
 
@@ -221,7 +226,7 @@ def check_pde_residual(dispersion: Dispersion, rng, t_min: float, t_max: float) 
         for s, t, u in _radial_points(c_2, c_s, D, rng, t_min, t_max):
             # t^{D-1} x (c_2 phi'' + (c_r/t) phi' + c_s s phi), with phi' = -t^{1-D} p_hat
             flux = p_hat(s, t)
-            d_flux = _time_derivative(lambda r, s=s: p_hat(s, r), t, u)
+            d_flux = _time_derivative(lambda r, s=s: p_hat(s, r), t, u, D)
             terms = (c_2 * ((D - 1.0) * flux / t - d_flux), -c_r * flux / t,
                      c_s * s * _scaled_radial_potential(dispersion, s, t, D, math.sqrt(-c_s / c_2)))
             worst = max(worst, _relative(sum(terms), terms))
@@ -259,7 +264,7 @@ def check_continuity(dispersion: Dispersion, rng, t_min: float, t_max: float) ->
         c_2, _, c_s, D, p_hat = _radial_pieces(dispersion)
         for s, t, u in _radial_points(c_2, c_s, D, rng, t_min, t_max):
             # p = -t^{D-1} phi', J = -t^{D-1} c^2 grad phi: d_t p + div J = -t^{D-1}(phi'' + (D-1) phi'/t - c^2 s phi)
-            terms = (_time_derivative(lambda r, s=s: p_hat(s, r), t, u),
+            terms = (_time_derivative(lambda r, s=s: p_hat(s, r), t, u, D),
                      -c_s / c_2 * s * _scaled_radial_potential(dispersion, s, t, D, math.sqrt(-c_s / c_2)))
             worst = max(worst, _relative(sum(terms), terms))
         return _check("continuity", worst, RADIAL_TOLERANCE,
