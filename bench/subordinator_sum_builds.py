@@ -26,8 +26,9 @@ EXPRESSIONS = (  # (PDE text, problem type): f(s) in the comment
     ("u_t = -fraclap(u, 1/2) - fraclap(u, 3/4)", None),  # s^(1/2) + s^(3/4)
     ("u_t = lap(u) - fraclap(u, 1/2) - fraclap(u, 3/4)", None),  # s + s^(1/2) + s^(3/4)
     ("u_t = -fraclap(u, 1/4) - 2*fraclap(u, 1/2) - fraclap(u, 3/4)", None),  # three stable parts
-    ("u_t = -fraclap(u, 7/8) - fraclap(u, 1/2)", None),  # the steepest part taken, p = 7/8
-    ("u_t = -fraclap(u, 1/16) - fraclap(u, 1/2)", None),  # the heaviest part taken, p = 1/16
+    ("u_t = -fraclap(u, 15/16) - fraclap(u, 1/2)", None),  # the steepest part taken, p = 15/16
+    ("u_t = -fraclap(u, 1/32) - fraclap(u, 1/2)", None),  # the heaviest part taken, p = 1/32
+    ("u_t = -fraclap(u, 1/4) - fraclap(u, 3/8) - fraclap(u, 1/2) - fraclap(u, 5/8)", None),  # four stable parts
     # s^(1/2) + (sqrt(s + 1) - 1): lambda = -sqrt(s) - sqrt(s + 1), the one decaying root
     ("u_tt + 2*(-lap)^(1/2) u_t - u = 0", "augmented"),
     ("u_tt + 2*(-lap)^(1/4) u_t + (-lap)^(1/2) u + lap(u) - u = 0", "augmented"),  # s^(1/4) + (sqrt(s + 1) - 1)

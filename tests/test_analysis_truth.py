@@ -454,8 +454,10 @@ def test_case6_torch_runtime_matches_the_reference():
 
 
 @pytest.mark.parametrize("text,fragment", [
-    ("u_t = -fraclap(u, 15/16) - fraclap(u, 1/4)", "sums the subordinators"),  # two stables, one beyond the tables
-    ("u_t = lap(u) - fraclap(u, 1/32) - 3*fraclap(u, 3/4)", "1/16 <= p <= 7/8"),
+    ("u_t = -fraclap(u, 31/32) - fraclap(u, 1/4)", "sums the subordinators"),  # two stables, one beyond the tables
+    ("u_t = lap(u) - fraclap(u, 31/32) - 3*fraclap(u, 3/4)", "1/32 <= p <= 15/16"),
+    ("u_t = -fraclap(u, 1/4) - fraclap(u, 3/8) - fraclap(u, 1/2) - fraclap(u, 5/8) - fraclap(u, 3/4)",
+     "at most 4 fractional powers"),
 ])
 def test_case6_other_sums_say_what_is_missing(text, fragment):
     from pde2gen.derive.recognise import NOT_DERIVABLE, recognise

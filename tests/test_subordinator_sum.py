@@ -16,7 +16,7 @@ from scipy import integrate, special
 from pde2gen.derive import reference
 from pde2gen.families import FAMILIES, FamilyConfig, Shape
 from pde2gen.families.reference_common import positive_stable
-from pde2gen.families.subordinator_sum import PARAMETERS
+from pde2gen.families.subordinator_sum import NIG_SLOTS, PARAMETERS, STABLE_SLOTS
 
 torch = pytest.importorskip("torch")
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def params(kappa=0.0, stables=(), nigs=()):
     values = {name: 0.0 for name in PARAMETERS}
-    values.update({f"alpha_{j}": 1.0 for j in (1, 2, 3)})
+    values.update({f"alpha_{j}": 1.0 for j in range(1, STABLE_SLOTS + 1)})
     values["kappa"] = kappa
     for j, (coefficient, alpha) in enumerate(stables, 1):
         values[f"kappa_{j}"], values[f"alpha_{j}"] = coefficient, alpha
@@ -66,6 +66,7 @@ CASES = {
     "quarter+cauchy+nig": {"stables": [(0.5, 0.5), (1.0, 1.0)], "nigs": [(1.0, 0.5)]},
     "eighth+cauchy": {"stables": [(1.0, 0.25), (1.0, 1.0)]},  # a heavy part, p = 1/8 (table ~6000 nodes)
     "heat+cauchy+three_quarters": {"kappa": 1.0, "stables": [(1.0, 1.5)], "nigs": [(1.0, 0.0)]},  # Levy draws in logs
+    "four_stables": {"stables": [(1.0, 0.5), (1.0, 0.75), (1.0, 1.0), (1.0, 1.25)]},  # four slots of one kind
 }
 
 
@@ -101,9 +102,11 @@ def test_sums_of_two_or_more_non_gaussian_components_are_claimed_by_this_family_
     assert claimants(shape) == ["subordinator_sum"]
     found, reason = FAMILIES["subordinator_sum"].recognise(shape)
     assert found["kappa"] == powers.get(1, 0.0)
-    stables = sorted((found[f"alpha_{j}"] / 2, found[f"kappa_{j}"]) for j in (1, 2, 3) if found[f"kappa_{j}"] > 0)
+    stables = sorted((found[f"alpha_{j}"] / 2, found[f"kappa_{j}"]) for j in range(1, STABLE_SLOTS + 1)
+                     if found[f"kappa_{j}"] > 0)
     assert stables == sorted((float(p), c) for p, c in powers.items() if p != 1)
-    assert sorted((found[f"m_{i}"], found[f"c_{i}"]) for i in (1, 2, 3) if found[f"c_{i}"] > 0) == sorted(nig.items())
+    assert sorted((found[f"m_{i}"], found[f"c_{i}"]) for i in range(1, NIG_SLOTS + 1)
+                  if found[f"c_{i}"] > 0) == sorted(nig.items())
     assert "independent" in reason
 
 
@@ -118,9 +121,9 @@ def test_one_non_gaussian_component_stays_with_its_own_family(powers, nig, owner
 
 
 @pytest.mark.parametrize("powers, nig, fragment", [
-    ({R(15, 16): 1.0, R(1, 2): 1.0}, {}, "1/16 <= p <= 7/8"),
-    ({R(1, 32): 1.0, 1: 1.0, R(1, 2): 1.0}, {}, "s^(1/32) is outside"),
-    ({R(1, 4): 1.0, R(3, 8): 1.0, R(1, 2): 1.0, R(5, 8): 1.0}, {}, "at most 3 fractional powers"),
+    ({R(31, 32): 1.0, R(1, 2): 1.0}, {}, "1/32 <= p <= 15/16"),
+    ({R(1, 64): 1.0, 1: 1.0, R(1, 2): 1.0}, {}, "s^(1/64) is outside"),
+    ({R(1, 4): 1.0, R(3, 8): 1.0, R(1, 2): 1.0, R(5, 8): 1.0, R(3, 4): 1.0}, {}, "at most 4 fractional powers"),
 ])
 def test_sums_beyond_the_tables_are_refused_with_the_limit(powers, nig, fragment):
     shape = Shape("semigroup", powers=powers, nig=nig)
@@ -152,7 +155,7 @@ def fourier_density(f, t, r, N):
 
 
 @pytest.mark.parametrize("name", ["half+three_quarters", "heat+half+three_quarters", "three_quarters+nig", "nig+nig",
-                                  "eighth+cauchy"])
+                                  "eighth+cauchy", "four_stables"])
 def test_log_kernel_is_the_fourier_inversion_of_exp_minus_t_f(name, runtimes):
     family = runtimes(name)
     f = symbol(**CASES[name])
@@ -240,6 +243,39 @@ def test_kernel_and_posterior_velocity_match_a_nested_quadrature_over_the_compon
                                                             case.get("nigs", []), t, rho, N)
         assert abs(log_p[i] - expected_log_p) < 1e-6, (rho, log_p[i], expected_log_p)
         assert abs(factor[i] / expected_factor - 1) < 1e-6, (rho, factor[i], expected_factor)
+
+
+@pytest.mark.parametrize("h", [0.05, 0.1 / 15])  # p <= 3/4 and p = 15/16 (the steepest lower tail taken)
+def test_banded_interpolation_blocks_cover_the_whole_matrix(h):
+    """The convolution reads its interpolation matrix (6 non-zeros per column) in blocks of at most 64 rows: the
+    blocks must hold every non-zero, so that their products equal the dense product (runtime and twin alike)."""
+    from pde2gen.families.subordinator_sum.reference import _ConvolutionPlan
+    from pde2gen.families.subordinator_sum.runtime import SumConvolutionPlan
+
+    for plan in (SumConvolutionPlan(h, "cpu"), _ConvolutionPlan(h)):
+        weights = np.asarray(plan.weights)
+        covered = np.zeros_like(weights, dtype=bool)
+        for row_start, row_stop, column_start, column_stop in plan.blocks:
+            assert row_stop - row_start <= 64
+            covered[row_start:row_stop, column_start:column_stop] = True
+        assert not np.any(weights[~covered])
+        assert np.count_nonzero(covered) < 0.2 * covered.size or h == 0.05  # the saving at small h
+
+
+def test_posterior_velocity_is_finite_where_the_tables_floor_out():
+    """At d = 0 in N = 3072 the posterior sits on the table's lowest nodes, where density and flux are both floored
+    (~e^-1500 of their peaks) and their ratio means nothing: the factor is held to its bound
+    max(1/alpha_j, 1, 1/2) / t (E[V_dot / (2 V) | V] lies below it), so the velocity is 0, not NaN (p = 1/32)."""
+    case = {"stables": [(1.0, 1 / 16), (1.0, 1.0)]}
+    family = SubordinatorSumFamily(**params(**case))
+    t = float(family.t_of_sigma(f64([1.0]))[0])
+    d = np.zeros((2, 3072))
+    d[1, 0] = 1e-3
+    velocity = family.conditional_velocity(f64(d), f64(np.full(2, t))).numpy()
+    assert np.all(velocity == np.where(d == 0, 0.0, velocity)) and np.all(np.isfinite(velocity))
+    assert 0 < velocity[1, 0] / d[1, 0] <= 16 / t
+    twin = reference.conditional_velocity(config(**case), d, np.full(2, t))
+    assert np.all(np.isfinite(twin)) and abs(twin[1, 0] / velocity[1, 0] - 1) < 1e-6
 
 
 # ---------------------------------------------------------------------------------------------- the log-t table

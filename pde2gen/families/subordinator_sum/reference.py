@@ -51,6 +51,7 @@ LOWER_DEPTH = 80.0
 HEAVY_REACH = 30.0
 TABLE_CACHE = 64
 LAGRANGE_NODES = np.arange(-2, 4)
+BLOCK_ROWS = 64  # rows of the interpolation matrix per block of columns (_ConvolutionPlan)
 
 
 def grid_spacing(alphas) -> float:
@@ -88,21 +89,31 @@ def interpolate(log_values: np.ndarray, start: float, h: float, w: np.ndarray) -
 
 class _ConvolutionPlan:
     """The near part (k = 1 .. K - 1 grid steps below w) of one convolution half: q at v = w + log(1 - e^(-k h)) by
-    6-point Lagrange interpolation, written as one matrix over the offsets o = low .. 3 of log q[j + o]."""
+    6-point Lagrange interpolation, written as one matrix over the offsets o = low .. 3 of log q[j + o], its columns
+    in the order c = K - 1 - k (that of the windows of p, p[j - k] = windows[j, c]). The matrix is banded (six rows
+    per column, moving with k): ``blocks`` (row start, row stop, column start, column stop) cover its non-zeros in
+    spans of at most BLOCK_ROWS rows (the product costs ~ BLOCK_ROWS x K per row instead of ~ K^2)."""
 
     def __init__(self, h: float):
         self.near = math.ceil(NEAR_SPAN / h)
-        k = np.arange(1, self.near)
+        k = np.arange(self.near - 1, 0, -1)
         r = np.exp(-k * h)
         delta = np.log1p(-r) / h  # v - w in grid units
         base = np.floor(delta).astype(int)
         self.low = int(base.min()) - 2
         self.weights = np.zeros((4 - self.low, len(k)))
-        np.add.at(self.weights, ((base - 2 - self.low)[:, None] + np.arange(6)[None, :], np.arange(len(k))[:, None]),
+        first_rows = base - 2 - self.low
+        np.add.at(self.weights, (first_rows[:, None] + np.arange(6)[None, :], np.arange(len(k))[:, None]),
                   lagrange_weights(delta - base))
         n = PARTITION_POWER
         log_one_minus = np.log1p(-r)
         self.log_kernel = (n - 1) * log_one_minus - np.logaddexp(n * np.log(r), n * log_one_minus) + math.log(h)
+        self.blocks = []
+        start = 0
+        for c in range(1, len(k) + 1):  # first_rows is non-increasing in c
+            if c == len(k) or first_rows[start] + 6 - first_rows[c] > BLOCK_ROWS:
+                self.blocks.append((int(first_rows[c - 1]), int(first_rows[start]) + 6, start, c))
+                start = c
 
 
 def _floor(log_values: np.ndarray) -> np.ndarray:
@@ -125,12 +136,19 @@ def convolution_half(log_a: np.ndarray, log_b: np.ndarray, plan: _ConvolutionPla
     padded_b = np.concatenate([np.full(-plan.low, log_b[0]), log_b, np.full(3, log_b[-1])])
     windows = np.lib.stride_tricks.sliding_window_view(padded_b, plan.weights.shape[0])  # [j, o - low] = b[j + o]
     padded_a = np.concatenate([np.full(near, -np.inf), log_a])
-    a_windows = np.lib.stride_tricks.sliding_window_view(padded_a, near)  # [j, ::-1][k - 1] = a[j - k]
+    a_windows = np.lib.stride_tricks.sliding_window_view(padded_a, near)  # [j, K - 1 - k] = a[j - k]
     near_part = np.empty(T)
     for start in range(0, T, 4096):  # memory: 4096 x K float64 at a time
         stop = min(T, start + 4096)
-        terms = a_windows[start:stop, ::-1] + windows[start:stop] @ plan.weights + plan.log_kernel
-        near_part[start:stop] = special.logsumexp(terms, axis=1)
+        terms = a_windows[start:stop] + plan.log_kernel
+        for row_start, row_stop, column_start, column_stop in plan.blocks:
+            terms[:, column_start:column_stop] += (windows[start:stop, row_start:row_stop]
+                                                   @ plan.weights[row_start:row_stop, column_start:column_stop])
+        peak = terms.max(axis=1)
+        finite_peak = np.where(np.isfinite(peak), peak, 0.0)  # scipy's logsumexp does the same, with more passes
+        np.subtract(terms, finite_peak[:, None], out=terms)
+        with np.errstate(divide="ignore"):
+            near_part[start:stop] = np.log(np.exp(terms, out=terms).sum(axis=1)) + finite_peak
     far_index = np.maximum(np.arange(T) - plan.near, 0)
     with np.errstate(invalid="ignore", over="ignore"):
         correction = np.nan_to_num((1.0 - slope) * np.exp(prefix_moment[far_index] - prefix[far_index] - w), nan=0.0)
@@ -165,7 +183,7 @@ class Reference(ReferenceFamily):
         self.stables = []  # (kappa_j, alpha_j)
         for j in range(1, STABLE_SLOTS + 1):
             coefficient, alpha = values[f"kappa_{j}"], values[f"alpha_{j}"]
-            if coefficient < 0 or not 0 < alpha < 2:
+            if coefficient < 0 or (coefficient > 0 and not 0 < alpha < 2):  # an unused slot's alpha is free
                 raise ValueError(f"subordinator_sum: need kappa_{j} >= 0 and 0 < alpha_{j} < 2, got "
                                  f"{coefficient}, {alpha}")
             if coefficient > 0:
@@ -329,43 +347,52 @@ class Reference(ReferenceFamily):
     def _mixture_block(self, d, t: float, with_factor: bool):
         """log int g(w) N_N(d; 0, (a + e^w) I) dw and E[V_dot / (2 V) | d] = int g phi (2 kappa g + y J) / (2 V) / p,
         over w = log y: a coarse pass on the table's nodes (extended linearly above it up to where |d|^2 / N lies)
-        finds each row's support within e^-40 of its maximum; a fine uniform grid with spacing
-        min(h, 0.2 sqrt(2 / N)) (the Gaussian factor's width in log V is sqrt(2 / N)) covers it."""
+        finds each row's support within e^-40 of its maximum; the table refined r-fold (spacing h / r <=
+        min(h, 0.2 sqrt(2 / N)), the Gaussian factor's width in log V being sqrt(2 / N); 6-point Lagrange, once per
+        block) is summed over each row's support (the integrand is below e^-40 of its maximum at both ends, so the
+        trapezoid rule's end corrections are below that)."""
         N = d.shape[1]
         h = self.h
         start, density, flux = self.sum_table(t)
-        a = 2.0 * self.kappa * t
+        log_a = math.log(2.0 * self.kappa * t) if self.kappa > 0 else -np.inf
         rho2 = np.sum(d * d, axis=1)
         top = start + h * (len(density) - 1)
         with np.errstate(divide="ignore"):
             reach = float(np.max(np.log(np.clip(np.nan_to_num(rho2, nan=1.0), 1e-300, 1e300) / N))) + 10.0
-        coarse = start + h * np.arange(math.ceil((max(top, reach) - start) / h) + 1)
-
-        def log_gauss(w):
-            log_v = np.logaddexp(math.log(a) if a > 0 else -np.inf, w)
-            return -0.5 * N * (math.log(2 * math.pi) + log_v) - 0.5 * rho2[:, None] * np.exp(-log_v)
-
-        values = interpolate(density, start, h, coarse)[None, :] + log_gauss(coarse[None, :])
+        steps = math.ceil((max(top, reach) - start) / h)
+        coarse = start + h * np.arange(steps + 1)
+        coarse_log_v = np.logaddexp(log_a, coarse)
+        values = (interpolate(density, start, h, coarse)[None, :] - 0.5 * N * coarse_log_v[None, :]
+                  - 0.5 * rho2[:, None] * np.exp(-coarse_log_v)[None, :])
         keep = values > values.max(axis=1, keepdims=True) - 40.0
-        first = np.argmax(keep, axis=1)
-        last = len(coarse) - 1 - np.argmax(keep[:, ::-1], axis=1)
-        left = coarse[np.maximum(first - 1, 0)]
-        right = coarse[np.minimum(last + 1, len(coarse) - 1)]
-        spacing = min(h, 0.2 * math.sqrt(2.0 / N))
-        nodes = int(min(16384, math.ceil(float(np.max(right - left)) / spacing) + 1))
-        fine = left[:, None] + (right - left)[:, None] * np.linspace(0.0, 1.0, nodes)[None, :]
-        ends = np.zeros(nodes)
-        ends[[0, -1]] = math.log(0.5)
-        log_terms = interpolate(density, start, h, fine) + log_gauss(fine) + ends
-        log_p = special.logsumexp(log_terms, axis=1) + np.log((right - left) / (nodes - 1))
+        left = np.maximum(np.argmax(keep, axis=1) - 1, 0)
+        right = np.minimum(len(coarse) - np.argmax(keep[:, ::-1], axis=1), len(coarse) - 1)
+        refine = max(1, math.ceil(h / (0.2 * math.sqrt(2.0 / N)) - 1e-9))
+        low = int(left.min()) * refine  # the refined grid over the rows' supports only
+        grid = start + (h / refine) * np.arange(low, int(right.max()) * refine + 1)
+        log_density = interpolate(density, start, h, grid)
+        log_v = np.logaddexp(log_a, grid)
+        base = log_density - 0.5 * N * (math.log(2 * math.pi) + log_v)
+        nodes = left[:, None] * refine - low + np.arange(int(np.max(right - left)) * refine + 1)[None, :]
+        inside = nodes <= right[:, None] * refine - low
+        nodes = np.minimum(nodes, len(grid) - 1)
+        log_terms = np.where(inside, base[nodes] - 0.5 * rho2[:, None] * np.exp(-log_v)[nodes], -np.inf)
+        log_p = special.logsumexp(log_terms, axis=1) + math.log(h / refine)
         if not with_factor:
             return log_p, None
         weights = np.exp(log_terms - special.logsumexp(log_terms, axis=1, keepdims=True))
-        log_v = np.logaddexp(math.log(a) if a > 0 else -np.inf, fine)
-        rate = np.exp(np.logaddexp(math.log(2.0 * self.kappa) + interpolate(density, start, h, fine)
-                                   if self.kappa > 0 else -np.inf, interpolate(flux, start, h, fine))
-                      - interpolate(density, start, h, fine) - log_v) / 2.0
-        return log_p, np.sum(weights * rate, axis=1)
+        with np.errstate(over="ignore"):
+            rate = np.exp(np.logaddexp(math.log(2.0 * self.kappa) + log_density if self.kappa > 0 else -np.inf,
+                                       interpolate(flux, start, h, grid)) - log_density - log_v) / 2.0
+        # E[V_dot / (2 V) | V] lies in [0, max_k X_dot_k t / (2 X_k)] / t: the bound holds where the table's floored
+        # tails (J and f both ~e^-1500 of their peaks) make the ratio meaningless (e.g. d = 0 in N = 3072)
+        bound = self.coupling_bound() / t
+        rate = np.minimum(np.nan_to_num(rate, nan=bound, posinf=bound), bound)
+        return log_p, np.sum(weights * rate[nodes], axis=1)
+
+    def coupling_bound(self) -> float:
+        """max over the parts of X_dot t / (2 X): 1/alpha (stable), <= 1 (inverse Gaussian), 1/2 (heat)."""
+        return max([0.5] + [1.0 / alpha for _, alpha in self.stables] + [1.0 for _ in self.nigs])
 
     # ---- transport: the latents move along their own couplings
     def transport(self, d, t_from: float, t_to: float, latent, steps: int):
