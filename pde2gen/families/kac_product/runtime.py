@@ -68,6 +68,10 @@ BESSEL_SERIES_BLOCK = 2**15  # coordinates per block of the series path: its ~10
 # log_kernel_and_velocity gathers the coordinates inside the cone (the Bessel work) while they are at most this
 # share of a block (measured at N = 3072: the gather pays below about 25%; 1.7x faster at 1.5%, 0.7x at 50%)
 SPARSE_MAX_INSIDE = 0.25
+# _scaled_block adds the atom bump only within this many atom widths eps of the front (and beyond it). Further in,
+# bump / p_ac = exp(-(gap/eps)^2/2 - log(2 sqrt(2 pi) eps) - log((a/2c)(i0e + a t i1e/z)) - z) < e^-800 e^32 e^(8 + |log(a/2c)|)
+# (eps >= 32 eps(float64), i0e >= 1 / sqrt(2 pi z) for z <= 1e6): below e^-700 for 2c/a < e^60.
+ATOM_REACH = 40.0
 BESSEL_SERIES_TOLERANCE = 2.0**-60  # the series stop where the next term is below this fraction of the sum
 _I0_SERIES = tuple(1.0 / math.factorial(k) ** 2 for k in range(64))  # I0(z) = sum_k y^k / (k!)^2, y = z^2/4
 _I1_SERIES = tuple(0.5 / (math.factorial(k) * math.factorial(k + 1)) for k in range(64))  # I1(z)/z
@@ -543,7 +547,7 @@ class KacProductFamily(torch.nn.Module):
         the elementwise passes stay in cache; no torch.where / logaddexp / bool masks (several times the cost of an
         arithmetic pass on CPU): masks are applied by multiplying with 0/1 (each product exact), the factor a/2c
         is folded into the Bessel series' coefficients (_horner_pair: both series, one fused multiply-add per term),
-        and the atoms' velocity +-c comes from the clamp to [-c, c] (_atom_velocity).
+        and the atoms' velocity (_front_velocity) is blended in by a 0/1 factor (_atom_velocity).
         - a t <= SERIES_BLOCK_MAX_RATE (_series_block): unscaled I0, I1/z from bessel_series and
           e^{a t} p = (a/2c) (I0(z) + a t I1(z)/z) inside + e^u, u = -(|d| - c t)^2 / (2 eps_atom^2) - log(2 sqrt(2 pi) eps_atom);
           e^u is floored at e^-700 (below it the atom bump is lost against the a.c. part inside the cone) and the cut
@@ -593,47 +597,49 @@ class KacProductFamily(torch.nn.Module):
             out.view(-1).index_copy_(0, inside, values.view(-1))
         return log_p.sum(-1, dtype=torch.float64), True
 
+    def _front_velocity(self, d, front):
+        """sign(d) c: the velocity on the atoms and over the cone (conditional_velocity)."""
+        return torch.sign(d).mul_(self.speed)
+
     def _atom_velocity(self, d, interior, magnitude, front, width):
         """The velocity from its interior value d / (t + (r/c) I0/I1) (``interior``, overwritten; finite everywhere
-        and of the sign of d): +-c on the atoms and beyond, |d| >= c t - eps_atom, by pushing those coordinates
-        past the clamp to [-c, c] (sign(|d| - (c t - eps)) + 1 is >= 1 there and 0 inside: no torch.where)."""
-        on_atom = (magnitude - (front - width)).sign_().add_(1.0)
-        return interior.addcmul_(on_atom, torch.sign(d), value=2 * self.speed).clamp_(-self.speed, self.speed)
+        and of the sign of d), clamped to [-c, c], and _front_velocity on the atoms and beyond, |d| >= c t - eps_atom,
+        by torch.lerp with the weight sign(|d| - (c t - eps)) + 1 clamped to 1 (1 there, 0 inside: no torch.where;
+        lerp returns either end exactly at weights 0 and 1)."""
+        on_atom = (magnitude - (front - width)).sign_().add_(1.0).clamp_max_(1.0)
+        return torch.lerp(interior.clamp_(-self.speed, self.speed), self._front_velocity(d, front), on_atom, out=interior)
 
     def _scaled_block(self, d, t, width, y_max, out):
         """(sum of log p in float64, velocity written into ``out``) of the rows d (R, N) at times t (R,), any a t
-        (log_kernel_and_velocity)."""
-        t_b, width = t.unsqueeze(-1), width.unsqueeze(-1)
+        (log_kernel_and_velocity). Every coordinate gets log p_ac = (z - a t) + log[(a/2c)(i0e + a t i1e/z)] and the
+        interior velocity; the few within ATOM_REACH atom widths of the front or beyond it (gathered) then get the
+        atom bump added (log-sum-exp) and, on the atoms and beyond, the velocity _front_velocity."""
+        t_b, width_b = t.unsqueeze(-1), width.unsqueeze(-1)
         front = self.speed * t_b
         at = self.rate * t_b
         magnitude = d.abs()
         gap = front - magnitude  # > 0 inside the cone
         r = (front + magnitude).mul_(gap).clamp_min_(0.0).sqrt_()
-        # a block whose coordinates are all inside the cone and off its atoms (large a t: the front far out) skips
-        # the masks and the atoms' velocity
-        clear = float(gap.min()) > 2 * float(width.max())
-        inside = None if clear else gap.sign().clamp_min_(0.0)
+        near = gap.sub(ATOM_REACH * width_b).clamp_max_(0.0).view(-1).nonzero().squeeze(-1)
+        inside = gap.sign().clamp_min_(0.0) if near.numel() else None  # (outside the cone only where near)
         # (a/2c) e^-z I0(z), (a/2c) e^-z I1(z)/z
         i0e, i1e_over_z = bessel_scaled(r * (self.rate / self.speed), inside, self.rate / (2 * self.speed))
-        # log p_ac = (z - a t) + log[(a/2c)(i0e + a t i1e/z)], z - a t = -(a/c) d^2 / (c t + r); -inf outside
-        log_ac = torch.addcmul(i0e, at, i1e_over_z)
-        log_ac = (log_ac if inside is None else log_ac.mul_(inside)).log_()
-        log_ac.addcdiv_(magnitude.square(), r.add_(front), value=-self.rate / self.speed)
-        scaled_gap = gap.div_(width)
-        log_atom = torch.addcmul((at + math.log(2 * math.sqrt(2 * math.pi))).add_(torch.log(width)).neg_(),
-                                 scaled_gap, scaled_gap, value=-0.5)
-        # log(e^p + e^q) = max + log(1 + e^-|p - q|); log_atom is finite, so max is. The exponent is floored at
-        # -700: exp's underflow to subnormals / 0 takes a slow path (and log(1 + e^-700) is 0 next to max).
-        # (torch.minimum and log1p cost several times a log on CPU.) Where the atom bump is below e^-50 of the
-        # a.c. density throughout the block, log p = log p_ac (the term left out is below 2e-22).
-        difference = log_ac - log_atom
-        if clear and float(difference.min()) > 50.0:
-            log_p = log_ac
-        else:
-            top = torch.maximum(log_ac, log_atom)
-            log_p = difference.abs_().neg_().clamp_min_(-700.0).exp_().add_(1.0).log_().add_(top)
-        interior = torch.div(d, i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b), out=out)
-        velocity = interior.clamp_(-self.speed, self.speed) if clear else self._atom_velocity(d, interior, magnitude, front, width)
+        # log p_ac, z - a t = -(a/c) d^2 / (c t + r) (no cancellation); finite placeholders outside the cone
+        log_p = torch.addcmul(i0e, at, i1e_over_z).log_()
+        log_p.addcdiv_(magnitude.square(), r.add_(front), value=-self.rate / self.speed)
+        velocity = torch.div(d, i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b), out=out).clamp_(-self.speed, self.speed)
+        if near.numel():
+            row = torch.div(near, d.shape[1], rounding_mode="floor")
+            d_near, gap_near = d.reshape(-1).index_select(0, near), gap.view(-1).index_select(0, near)
+            width_near, t_near = width.index_select(0, row), t.index_select(0, row)
+            log_ac = torch.where(gap_near > 0, log_p.view(-1).index_select(0, near), -math.inf)
+            log_atom = (-0.5 * (gap_near / width_near).square() - self.rate * t_near
+                        - torch.log(width_near * (2 * math.sqrt(2 * math.pi))))
+            log_p.view(-1).index_copy_(0, near, torch.logaddexp(log_ac, log_atom))
+            on_atom = gap_near <= width_near  # |d| >= c t - eps_atom
+            velocity_near = velocity.view(-1).index_select(0, near)
+            front_near = self.speed * t_near
+            velocity.view(-1).index_copy_(0, near, torch.where(on_atom, self._front_velocity(d_near, front_near), velocity_near))
         return log_p.sum(-1, dtype=torch.float64), velocity
 
     def _series_block(self, d, t, width, y_max, out):
