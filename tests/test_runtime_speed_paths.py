@@ -208,7 +208,7 @@ KAC_KS_P = 1e-4  # per check; 2 x 7 x 2 checks: false-alarm rate below 3e-3 in a
 
 @pytest.mark.parametrize("n, dtype", [(2, torch.float64), (2000, torch.float32)])
 def test_kac_sampler_draws_the_exact_law_from_small_to_huge_a_t(n, dtype):
-    """a t from 1e-3 to 1e4, N = 2 (every row by torch.poisson) and N = 2000 (tables up to a t = 16, then
+    """a t from 1e-3 to 1e4, N = 2 (every row by torch.poisson) and N = 2000 (tables up to a t = 64, then
     torch.poisson): two-sample KS against the definition, and the atom fraction e^{-a t} (5 sigma)."""
     from scipy import stats
 
