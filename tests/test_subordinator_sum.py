@@ -298,7 +298,8 @@ def test_tables_interpolated_in_log_t_give_the_exact_tables_kernel_and_velocity(
     worst = 0.0
     for sigma in (0.002, 0.7, 80.0):
         t = float(family.t_of_sigma(f64([sigma]))[0])
-        interpolated = family.sum_table(t, "cpu")
+        start, density, flux = family._interpolated_table(t, "cpu")
+        interpolated = (start, density - torch.logsumexp(density, 0) - math.log(family.h), flux)
         assert abs(math.log(t) / family.log_t_step % 1 - 0.5) < 0.49  # off the nodes
         for N in (1, 3072):
             d, _ = family.sample_displacement(torch.full((100,), t, dtype=torch.float64), (N,), generator=generator)
@@ -314,8 +315,8 @@ def test_tables_interpolated_in_log_t_give_the_exact_tables_kernel_and_velocity(
 
 
 def test_velocity_at_many_distinct_times_builds_only_the_nodes_around_them(monkeypatch):
-    """conditional_velocity without a latent at 64 distinct times: the exact convolution runs at the six nodes
-    around them (not once per time), and each row equals the same call made alone."""
+    """conditional_velocity without a latent at 64 distinct times: the exact convolution runs at the first time
+    and at the six nodes around them (not once per time), and each row equals the same call made alone."""
     family = SubordinatorSumFamily(**params(kappa=1.0, stables=[(1.0, 1.5)], nigs=[(1.0, 0.0)]))
     built = []
     original = family._exact_table
@@ -326,10 +327,16 @@ def test_velocity_at_many_distinct_times_builds_only_the_nodes_around_them(monke
     times = base * torch.exp(torch.linspace(0, 0.8 * step, 64, dtype=torch.float64))
     d = torch.randn(64, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * math.sqrt(t0)
     velocity = family.conditional_velocity(d, times)
-    assert len(built) == 6
-    for i in (0, 31, 63):
+    assert len(built) == 7
+    for i in (31, 63):  # (row 0 had the exact table of its own time: within 1e-8 of the interpolated one)
         alone = family.conditional_velocity(d[i:i + 1], times[i:i + 1])
         assert torch.allclose(alone, velocity[i:i + 1], rtol=1e-12, atol=0)
+    scattered = SubordinatorSumFamily(**params(kappa=1.0, stables=[(1.0, 1.5)], nigs=[(1.0, 0.0)]))
+    built.clear()
+    exact = scattered._exact_table
+    monkeypatch.setattr(scattered, "_exact_table", lambda t, *rest: built.append(t) or exact(t, *rest))
+    scattered.conditional_velocity(d[:4], t0 * torch.exp(torch.arange(4, dtype=torch.float64)))  # 4 intervals
+    assert len(built) == 4  # one exact table per time, no nodes
 
 
 def test_sums_whose_parts_spread_over_many_powers_of_t_or_change_shape_keep_exact_tables():

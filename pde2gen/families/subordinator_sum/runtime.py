@@ -14,8 +14,9 @@ The law of log Y and its flux are tabulated on a uniform grid in w = log y by se
 chi(r) = (1 - r)^n / (r^n + (1 - r)^n); the flux of a sum is J_X * f_X' + f_X * J_X'); q off the grid is read by
 6-point Lagrange interpolation of log q; far below w two prefix sums replace the sum over u. Error budget, table
 range and spacing: the twin's docstring (pde2gen/families/subordinator_sum/reference.py), which this file follows
-step for step. Those exact tables are built at the nodes u_k = k Delta of u = log t only (lazily, once per node and
-device); the table at any other t is the 6-point Lagrange interpolation in u of the node tables read along the line
+step for step. Those exact tables are built at the nodes u_k = k Delta of u = log t (lazily, once per node and
+device) once a second time falls between the same two nodes (the first gets its own exact table: times scattered
+one per interval cost no more than before); the table at any other t is the 6-point Lagrange interpolation in u of the node tables read along the line
 w = w_i + a (u_k - u), a ~ d log sigma^2 / d log t (so that the bulk does not move between nodes) rounded to a
 multiple of h / Delta (so that every node is read on its own grid points: no interpolation in w). The error is that
 of interpolating in u the relative motion of the parts, whose scales move as t^(2/alpha_j), t (heat) and t^2 (Levy):
@@ -217,6 +218,7 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         self._plans = {}
         self._tables = {}
         self._nodes = {}
+        self._visited = set()  # (node interval of log t, device) that a time has had an exact table in
         self._constants = {}
         self._inverse_tables = {}
         # exponents of t in the parts' scales: their spread sets the node spacing in log t (None: exact tables per
@@ -439,11 +441,15 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         key = (float(t), str(device))
         if key in self._tables:
             return self._tables[key]
-        if self.log_t_step is None:
+        interval = None if self.log_t_step is None else (math.floor(math.log(t) / self.log_t_step), str(device))
+        if interval is not None and (interval in self._visited or all(
+                (interval[0] + o, interval[1]) in self._nodes for o in range(-2, 4))):
+            start, density, flux = self._interpolated_table(float(t), device)
+        else:  # a time alone in its node interval: one exact table costs less than the six nodes around it
+            if interval is not None:
+                self._visited.add(interval)
             start, top = self._table_range(float(t))
             density, flux = self._exact_table(float(t), device, start, top)
-        else:
-            start, density, flux = self._interpolated_table(float(t), device)
         density = density - torch.logsumexp(density, 0) - math.log(self.h)  # trapezoid mass 1 to ~1e-9: made exact
         if len(self._tables) >= SUM_TABLE_CACHE:
             self._tables.pop(next(iter(self._tables)))
