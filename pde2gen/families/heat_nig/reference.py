@@ -7,12 +7,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from ..reference_common import (
     MovingVarianceLatent,
     RadialMixtureReference,
     ReferenceFamily,
+    chi_mixture_cdf,
     gig_nodes,
     log_trapezoid,
     open_uniform,
@@ -167,9 +168,7 @@ class Reference(MovingVarianceLatent, RadialMixtureReference, ReferenceFamily):
         tau = self.c * t
         X, log_w = gig_nodes(-0.5, self.m**2, np.array([tau**2]))
         V = 2.0 * self.kappa * t + X
-        rho = np.asarray(rho, dtype=float)
-        cdf = stats.chi2.cdf(rho.reshape(-1, 1) ** 2 / V, N)
-        return (cdf @ np.exp(log_w[0])).reshape(rho.shape)
+        return chi_mixture_cdf(rho, V[0], log_w[0], N)
 
     def mean_square_radius(self, t, N):
         return N * (2.0 * self.kappa * t + self.c * t / self.m) if self.m > 0 else math.inf

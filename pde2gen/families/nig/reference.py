@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
-from ..reference_common import MovingVarianceLatent, ReferenceFamily, gig_nodes, log_bessel_k
+from ..reference_common import MovingVarianceLatent, ReferenceFamily, chi_mixture_cdf, gig_nodes, log_bessel_k
 
 
 class Reference(MovingVarianceLatent, ReferenceFamily):
@@ -73,9 +73,7 @@ class Reference(MovingVarianceLatent, ReferenceFamily):
         # E_V chi2_N.cdf(rho^2 / V) over the IG prior GIG(-1/2, m^2, tau^2).
         tau = float(self.c * np.asarray(t, dtype=float).reshape(-1)[0])
         V, log_w = gig_nodes(-0.5, self.m**2, np.array([tau**2]))
-        rho = np.asarray(rho, dtype=float)
-        cdf = stats.chi2.cdf(rho.reshape(-1, 1) ** 2 / V, N)
-        return (cdf @ np.exp(log_w[0])).reshape(rho.shape)
+        return chi_mixture_cdf(rho, V[0], log_w[0], N)
 
     def mean_square_radius(self, t, N):
         return N * self.c * t / self.m
