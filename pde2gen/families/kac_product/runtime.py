@@ -183,8 +183,7 @@ def _class_tables(rate, dtype):
         flat_bucket = (torch.arange(0, level1, 2**BUCKET_BITS, device=device).unsqueeze(-1)
                        + bucket.clamp_max(2**BUCKET_BITS - 1).long())
         chosen = ((scaled > bucket) & multi[flat_bucket]).nonzero(as_tuple=True)
-        multi_of = multi.cumsum(0, dtype=torch.int32).sub_(1)
-        target = multi_of[flat_bucket[chosen]].long() * (SUB_BUCKETS + 1)
+        target = torch.searchsorted(multi_index, flat_bucket[chosen]).mul_(SUB_BUCKETS + 1)  # the bucket's rank among multi
         position = (scaled[chosen] - bucket[chosen]) * SUB_BUCKETS
         ones = torch.ones(target.shape, dtype=torch.float32, device=device)
 
