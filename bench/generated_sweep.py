@@ -30,12 +30,14 @@ VARIANTS = (
     ("fractional", {"alpha": "1/8"}, None),
     ("yukawa", {"m": "1/100"}, None),
     ("yukawa", {"m": "10"}, None),
+    ("yukawa", {"m": "100"}, None),
     ("pfgmpp", {"D": "1"}, None),
     ("pfgmpp", {"D": "10000"}, None),
     ("pfgmpp", {"D": "100000"}, None),
     ("kac", {"a": "1", "c": "1"}, None),
     ("kac", {"a": "1/2", "c": "3"}, None),
     ("kac", {"a": "100", "c": "1"}, None),
+    ("kac", {"a": "1/100", "c": "1"}, None),
     ("u_tt + 6*u_t + 5*u = 4*lap(u)", {}, "product"),  # damped Klein-Gordon a = 3, m^2 = 5, c = 2: w = 2
     ("u_tt + 4*u_t + 3*u = lap(u)", {}, "product"),  # a = 2, m^2 = 3, c = 1: w / c = 1 (a slow ballistic phase)
     ("u_t = lap(u) - fraclap(u, 1/2)", {}, None),  # heat + Cauchy
