@@ -3,7 +3,7 @@
 Stages (docs/DESIGN.md): parse -> analyse -> derive -> lower -> render.
 
 The Python API the README shows: ``parse`` (text, SymPy or catalog terms -> PDESpec), the SymPy operators
-``Laplacian`` and ``FractionalLaplacian``, and the error classes (every public function raises a subclass of
+``Laplacian``, ``FractionalLaplacian`` and ``RelativisticLaplacian``, and the error classes (every public function raises a subclass of
 ``Pde2genError``). The stages themselves are the modules ``pde2gen.analysis.analyse``, ``pde2gen.derive.derive``,
 ``pde2gen.build`` (``pde2gen.build.build``), ...
 """
@@ -20,6 +20,7 @@ from .errors import UnsupportedPDEError as UnsupportedPDEError
 from .errors import UsageError as UsageError
 from .spec.operators import FractionalLaplacian as FractionalLaplacian  # for SymPy input
 from .spec.operators import Laplacian as Laplacian
+from .spec.operators import RelativisticLaplacian as RelativisticLaplacian
 from .spec.parse import parse as parse  # the function; the module is pde2gen.spec.parse
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
            "OutputPathError",
            "ParseError",
            "Pde2genError",
+           "RelativisticLaplacian",
            "RenderError",
            "UnsupportedPDEError",
            "UsageError",

@@ -47,6 +47,7 @@ PDE syntax (one equation in the unknown u(t, x); x stands for all N space dimens
   lap(u), laplacian(u)     the Laplacian; lap(u, 2) its square (power <= 16)
   fraclap(u, p)            (-lap)^p u for a rational p >= 0 with denominator <= 32, e.g. fraclap(u, 3/4)
   (-lap)^(3/4) u           the same, as `check` prints it (also (-lap) u, (-lap)^2 u)
+  relap(u, m)              (sqrt(-lap + m^2) - m) u, m >= 0 a number: on u, in first-order PDEs (u_t = -relap(u, 1))
   a, c, kappa, alpha_1     any other name is a positive parameter (at most 16); set it with --param a=9
   + - * / ** ( ) = I pi E sqrt(...)    exact numbers (0.1 is 1/10), at most 12 digits, |x| in [1e-12, 1e12] or 0
   catalog terms            wave+damping, kac, pfgm (see `pde2gen catalog`)"""

@@ -117,7 +117,8 @@ def spec_to_dict(spec) -> dict:
         "symbol": str(spec.symbol()),
         "terms": [
             {"coefficient": str(t.coefficient), "t_order": t.t_order, "space_power": str(t.space_power),
-             "t_power": t.t_power}
+             "t_power": t.t_power,
+             **({} if t.screening_mass is None else {"screening_mass": str(t.screening_mass)})}
             for t in spec.terms
         ],
         "parameters": {p.name: (None if p.value is None else str(p.value)) for p in spec.parameters},

@@ -1,7 +1,7 @@
 """Seeded fuzz test of the CLI over the PDE grammar and parameters (issue 16).
 
-Random equations are assembled from the grammar's pieces (shorthand, diff, lap, fraclap, the printed (-lap)^p
-form, numbers from tiny to huge, parameters, nesting) and from hostile fragments (^, attributes, strings,
+Random equations are assembled from the grammar's pieces (shorthand, diff, lap, fraclap, relap, the printed
+(-lap)^p form, numbers from tiny to huge, parameters, nesting) and from hostile fragments (^, attributes, strings,
 unicode, huge orders and exponents). Every case must answer within PER_CASE_S with exit 0, 1 or 2 and, on
 exit 2, exactly one line on stderr (none otherwise). The loop stops after BUDGET_S; the seed makes it repeatable.
 """
@@ -19,6 +19,7 @@ from pde2gen.cli import main
 
 SEED = 16
 BUDGET_S = 15.0
+RELAP_BUDGET_S = 6.0
 PER_CASE_S = 10.0
 MIN_CASES = 12
 FREE_PARAMETERS = True  # a bare free parameter once crashed dispersion._choose_problem_type (exit 70)
@@ -42,15 +43,22 @@ def random_coefficient(rng: random.Random) -> str:
     return f"({rng.choice(NUMBERS)}*{rng.choice(PARAMETERS)}**{rng.choice(['2', '1/2', '65', '-1'])})"
 
 
-def random_operator(rng: random.Random) -> str:
+RELAP_MASSES = ["1", "0", "-1", "1/2", "m", "1e12", "1e13", "1e-13", "sqrt(2)", "x", "I", "u"]
+
+
+def random_operator(rng: random.Random, relap: bool = False) -> str:
+    if relap and rng.random() < 0.3:
+        return f"relap({rng.choice(['u', 'u_t', 'lap(u)'])}, {rng.choice(RELAP_MASSES)})"
     if rng.random() < 0.25:
         numerator, denominator = rng.choice([1, 3, 7, 10**9]), rng.choice([1, 2, 4, 32, 33, 1000])
         return f"fraclap({rng.choice(['u', 'u_t'])}, {numerator}/{denominator})"
     return rng.choice(OPERATORS)
 
 
-def random_case(rng: random.Random) -> list[str]:
-    terms = [f"{random_coefficient(rng)}*{random_operator(rng)}" for _ in range(rng.randint(1, 4))]
+def random_case(rng: random.Random, relap: bool = False) -> list[str]:
+    """One CLI call; ``relap`` adds relap(., m) terms (a separate stream, so that the seeded cases without it
+    stay the same)."""
+    terms = [f"{random_coefficient(rng)}*{random_operator(rng, relap)}" for _ in range(rng.randint(1, 4))]
     if rng.random() < 0.15:
         terms.append(rng.choice(HOSTILE))
     if rng.random() < 0.05:  # many parameters
@@ -102,6 +110,22 @@ def test_fuzz_the_grammar_and_parameters_in_process():
         if cases >= 400:
             break
     assert codes[2] and codes[0] + codes[1], codes  # both refusals and verdicts were exercised
+
+
+def test_fuzz_relap_terms_in_process():
+    """relap(u, m) as a new input surface: masses negative, zero, out of range, symbolic, complex; on u_t and
+    inside lap(u); next to every other operator."""
+    rng = random.Random(SEED + 2)
+    start, cases, codes = time.perf_counter(), 0, {0: 0, 1: 0, 2: 0}
+    while cases < MIN_CASES or time.perf_counter() - start < RELAP_BUDGET_S:
+        args = random_case(rng, relap=True)
+        code, _, err, elapsed = run_in_process(args)
+        check_outcome(args, code, err, elapsed)
+        codes[code] += 1
+        cases += 1
+        if cases >= 200:
+            break
+    assert codes[2] and codes[0] + codes[1], codes
 
 
 def test_fuzz_a_few_cases_as_real_processes():

@@ -10,7 +10,15 @@ import sympy as sp
 
 from ..spec.spec import LAM, PDESpec, S, T
 from . import positivity
-from .dispersion import EVOLUTION, S_GRID, Dispersion, branch_growth, uniform_rate
+from .dispersion import (
+    EVOLUTION,
+    S_GRID,
+    Dispersion,
+    branch_growth,
+    large_s_expansion,
+    screened_roots,
+    uniform_rate,
+)
 from .verdicts import FAIL, PASS, UNDECIDED, Condition, DensitySplit, _fmt
 
 # Times at which the mass is checked (the kernel's own time scale is O(1) for O(1) parameters).
@@ -28,11 +36,16 @@ def _density_split(disp: Dispersion) -> DensitySplit:
     flux_parts = []
     for (j,), coefficient in zip(poly.monoms(), poly.coeffs()):
         space = sp.expand(coefficient - coefficient.subs(S, 0))
+        inner = "u" if j == 0 else "d_t" + ("" if j == 1 else f"^{j}") + " u"
+        for root, (scale, mu) in sorted(screened_roots(space).items(), key=lambda item: sp.default_sort_key(item[0])):
+            # c (sqrt(a) sqrt(s + mu^2) - sqrt(a) mu) is c sqrt(a) relap: its flux -c sqrt(a) grad (-lap)^(-1) relap u
+            c = space.coeff(root)
+            space = sp.expand(space - c * (root - scale * mu))
+            flux_parts.append(f"({sp.sstr(-c * scale)}) * grad (-lap)^(-1) relap({inner}, {sp.sstr(mu)})")
         for term in sp.Add.make_args(space):
             if term == 0:
                 continue
             c, power = term.as_coeff_exponent(S)
-            inner = "u" if j == 0 else "d_t" + ("" if j == 1 else f"^{j}") + " u"
             lap = "(-lap)" + ("" if power == 1 else f"^({sp.sstr(power - 1)})")
             flux_parts.append(f"({sp.sstr(-c)}) * grad {lap if power != 1 else ''} {inner}".replace("  ", " "))
     flux = " + ".join(flux_parts) if flux_parts else "0"
@@ -261,9 +274,10 @@ def _unbounded_branch(numeric: Dispersion) -> tuple[str, dict] | None:
 
 
 def _leading_power(expr: sp.Expr):
-    """(coefficient, power) of the largest power of s in a sum of c * s^p terms, or None for other shapes."""
+    """(coefficient, power) of the largest power of s in a sum of c * s^p terms (screened roots sqrt(s + mu^2)
+    read by their large-s expansion), or None for other shapes."""
     best = None
-    for term in sp.Add.make_args(sp.expand(expr)):
+    for term in sp.Add.make_args(sp.expand(large_s_expansion(expr))):
         coefficient, power = term.as_coeff_exponent(S)
         if coefficient.has(S) or not power.is_Rational:
             return None

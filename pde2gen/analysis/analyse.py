@@ -217,9 +217,11 @@ def _scaling_argument(spec: PDESpec, free: list[sp.Symbol]) -> str | None:
     lambda^j s^b by gamma alpha^-j beta^-2b and maps kernels to positive multiples of kernels (and gaps to
     positive multiples of gaps), so every condition is invariant. It reaches all parameter values iff, with
     every coefficient a monomial in the parameters, each parameter's exponent column lies in the span of the
-    columns (1, j, 2b) over the terms.
+    columns (1, j, 2b) over the terms. A relap(u, mu) term fixes the length scale 1/mu, so with one present x
+    is not rescaled (columns (1, j)).
     """
     values = spec.parameter_values()
+    screened = any(term.screening_mass is not None for term in spec.terms)
     rows, exponents = [], []
     for term in spec.terms:
         coefficient = term.coefficient.xreplace(values)
@@ -233,7 +235,7 @@ def _scaling_argument(spec: PDESpec, free: list[sp.Symbol]) -> str | None:
             return None
         if not number.is_real:
             return None
-        rows.append([1, term.t_order, 2 * term.space_power])
+        rows.append([1, term.t_order] + ([] if screened else [2 * term.space_power]))
         exponents.append([powers.get(p, 0) for p in free])
     basis = sp.Matrix(rows)
     rank = basis.rank()

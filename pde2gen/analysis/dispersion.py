@@ -655,7 +655,31 @@ def branch_growth(disp: Dispersion) -> tuple[BranchGrowth, ...] | None:
     of the Newton polygon of P(lambda, s) = sum c_jb lambda^j s^b; None when a coefficient is not a sum of
     numeric multiples of powers of s. Branches that are identically 0 (no lambda^0 term) are left out."""
     values = disp.spec.parameter_values()
-    return newton_polygon_growth(sp.Poly(sp.expand(disp.symbol.xreplace(values)), LAM))
+    return newton_polygon_growth(sp.Poly(sp.expand(large_s_expansion(disp.symbol.xreplace(values))), LAM))
+
+
+def screened_roots(expr: sp.Expr) -> dict[sp.Expr, tuple[sp.Expr, sp.Expr]]:
+    """The square roots sqrt(a s + b) (a > 0, b >= 0 free of s) in expr, as {root: (sqrt(a), mu)} with
+    root = sqrt(a) sqrt(s + mu^2): the relap terms' symbols (SymPy writes sqrt(s + 1/4) as sqrt(4 s + 1)/2)."""
+    found = {}
+    for atom in expr.atoms(sp.Pow):
+        if atom.exp != sp.S.Half or not atom.base.is_Add:
+            continue
+        slope = atom.base.coeff(S)
+        offset = sp.expand(atom.base - slope * S)
+        if slope.has(S) or offset.has(S) or not slope.is_positive or not offset.is_nonnegative:
+            continue
+        found[atom] = (sp.sqrt(slope), sp.sqrt(offset / slope))
+    return found
+
+
+def large_s_expansion(expr: sp.Expr) -> sp.Expr:
+    """expr with each screened root sqrt(a) sqrt(s + mu^2) of relap replaced by its two leading terms
+    sqrt(a) (s^(1/2) + (mu^2 / 2) s^(-1/2)) as s -> oo (error O(s^(-3/2))): sums of powers of s, whose leading
+    term the Newton polygon and Petrovskii's test read (relap grows like k, as (-lap)^(1/2) does)."""
+    roots = {atom: scale * (S**sp.S.Half + mu**2 / 2 * S**(-sp.S.Half))
+             for atom, (scale, mu) in screened_roots(expr).items()}
+    return expr.xreplace(roots) if roots else expr
 
 
 def newton_polygon_growth(poly: sp.Poly) -> tuple[BranchGrowth, ...] | None:

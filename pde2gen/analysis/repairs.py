@@ -43,7 +43,7 @@ def _imaginary_time(spec: PDESpec) -> list[tuple[str, str, PDESpec]]:
         terms = tuple(replace(t, coefficient=sp.expand(t.coefficient * sp.nsimplify(phase))) for t in terms)
         if any(t.coefficient.xreplace(values).is_extended_real is not True for t in terms):
             continue
-        key = tuple((t.coefficient, t.t_order, t.space_power, t.t_power) for t in terms)
+        key = tuple((t.coefficient, t.t_order, t.space_power, t.t_power, t.screening_mass) for t in terms)
         if key in seen:
             continue
         seen.add(key)

@@ -346,7 +346,9 @@ def spec_hash(spec) -> str:
 
     canonical = {
         "terms": [
-            [sp.srepr(term.coefficient), term.t_order, str(term.space_power), term.t_power] for term in spec.terms
+            [sp.srepr(term.coefficient), term.t_order, str(term.space_power), term.t_power]
+            + ([] if term.screening_mass is None else [sp.srepr(term.screening_mass)])  # relap(u, m): its m
+            for term in spec.terms
         ],
         "parameters": [[p.name, None if p.value is None else sp.srepr(p.value)] for p in spec.parameters],
         "dim": spec.dim,

@@ -291,7 +291,10 @@ def pde_latex(spec: PDESpec) -> str:
     parts = []
     for term in spec.terms:
         operator = "u"
-        if term.space_power != 0:
+        if term.screening_mass is not None:
+            mass = sp.latex(term.screening_mass)
+            operator = rf"\left(\sqrt{{-\Delta + {mass}^2}} - {mass}\right) {operator}"
+        elif term.space_power != 0:
             power = "" if term.space_power == 1 else f"^{{{sp.latex(term.space_power)}}}"
             operator = rf"(-\Delta){power} {operator}"
         if term.t_order:

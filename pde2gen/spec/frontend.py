@@ -6,7 +6,7 @@ Three ways in, one result:
 * a string in SymPy syntax, ``"diff(u,t,2) + 2*a*diff(u,t) = c**2*laplacian(u)"``, or in subscript shorthand,
   ``"u_tt + 2*a*u_t = c**2*lap(u)"`` (both may be mixed);
 * a SymPy ``Eq`` or an expression equal to zero, written with an undefined function ``u(t, x, ...)`` and
-  ``pde2gen.Laplacian`` / ``pde2gen.FractionalLaplacian``;
+  ``pde2gen.Laplacian`` / ``pde2gen.FractionalLaplacian`` / ``pde2gen.RelativisticLaplacian``;
 * catalog terms such as ``"wave+damping"`` (see ``pde2gen.spec.catalog``).
 
 Reading rules
@@ -16,7 +16,9 @@ Reading rules
   ``u_xxxx`` its square.  With several space variables (SymPy input ``u(t, x, y)``) the x-derivatives must
   combine into powers of the Laplacian.  Odd x-derivatives (advection) and anisotropic terms are refused.
 * ``laplacian(u)`` = ``lap(u)`` is Delta u; ``fraclap(u, beta)`` is (-Delta)**beta u (beta a rational number
-  once parameter values are substituted); ``I`` is the imaginary unit.  The form the reports print,
+  once parameter values are substituted); ``relap(u, m)`` is (sqrt(-Delta + m**2) - m) u, m >= 0 a number once
+  parameter values are substituted (m = 0 is fraclap(u, 1/2)), acting on u itself in a PDE of first order in t
+  (``u_t = -relap(u, 1)``; other uses are refused); ``I`` is the imaginary unit.  The form the reports print,
   ``(-lap)^(3/4) u_t`` or ``(-lap) u``, is read as ``fraclap(u_t, 3/4)`` (``PDESpec.pretty`` round-trips).
 * Bounds on the work (refused at parse time): time order <= 6, powers of (-lap) <= 16 with denominators
   <= 32, at most 16 parameters, numbers of at most 12 digits within 1e-12..1e12 (also after expansion), parameter values 1e-12 <= |v| <= 1e12.
@@ -40,13 +42,13 @@ import numbers
 import re
 import tokenize
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from ..errors import NonLinearPDEError, ParseError, UnsupportedPDEError, foreign_errors_as
-from .operators import FractionalLaplacian, Laplacian
+from .operators import FractionalLaplacian, Laplacian, RelativisticLaplacian
 from .spec import Parameter, T, Term, X
 
 MAX_SOURCE_CHARS = 2000
@@ -76,12 +78,13 @@ _ALLOWED_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ",", "="}
 _CONSTANTS = {"I": sp.I, "pi": sp.pi, "E": sp.E}
 _DIFF_NAMES = ("diff", "Derivative")
 _LAPLACIAN_NAMES = ("laplacian", "lap")
-_FUNCTION_NAMES = (*_DIFF_NAMES, *_LAPLACIAN_NAMES, "fraclap", "sqrt")
+_FUNCTION_NAMES = (*_DIFF_NAMES, *_LAPLACIAN_NAMES, "fraclap", "relap", "sqrt")
 # Not supported, but recognised so that sin(u) is reported as nonlinear rather than as an unknown name.
 _NONLINEAR_FUNCTIONS = ("exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "abs", "Abs")
 # Names a parameter may not take: the variables, constants, functions, and the symbols of the analysis (s = k^2).
 RESERVED_NAMES = frozenset({"u", "t", "x", "s", "k", *_CONSTANTS, *_FUNCTION_NAMES, *_NONLINEAR_FUNCTIONS})
 
+_RELAP_HINT = "relap(u, m) is sqrt(-lap + m^2) - m, m >= 0 (m = 0 is fraclap(u, 1/2))"
 _BAD_INPUT_HINT = ("write e.g. 'u_tt + 2*a*u_t = c**2*lap(u)' or 'diff(u,t) = laplacian(u)' "
                    "(numbers, parameters, + - * / ** ( ) and one '=')")
 
@@ -268,8 +271,9 @@ class _Builder:
             self._arity(name, args, 1, 2)
             power = self._count(name, args[1], MAX_LAPLACIAN_POWER) if len(args) == 2 else 1
             return Laplacian(self.build(args[0], depth + 1), power)
-        self._arity(name, args, 2)  # fraclap
-        return FractionalLaplacian(self.build(args[0], depth + 1), self.build(args[1], depth + 1))
+        self._arity(name, args, 2)  # fraclap, relap
+        operator = FractionalLaplacian if name == "fraclap" else RelativisticLaplacian
+        return operator(self.build(args[0], depth + 1), self.build(args[1], depth + 1))
 
     @staticmethod
     def _arity(name: str, args, *counts: int) -> None:
@@ -420,10 +424,22 @@ _OperatorKey = tuple  # (t_order, space_power, multi-index of x-derivatives)
 
 @dataclass
 class _Linear:
-    """An expression split as ``constant + sum_key coefficient * op_key u``."""
+    """An expression split as ``constant + sum_key coefficient * op_key u + sum_m coefficient * relap(u, m)``."""
 
     constant: sp.Expr = sp.S.Zero
     parts: dict = field(default_factory=dict)
+    screened: dict = field(default_factory=dict)  # m -> coefficient of relap(u, m), m > 0 a number
+
+    def add_screened(self, mass: sp.Expr, coefficient: sp.Expr) -> None:
+        total = self.screened.get(mass, sp.S.Zero) + coefficient
+        if total == 0:
+            self.screened.pop(mass, None)
+        else:
+            self.screened[mass] = total
+
+    @property
+    def has_u(self) -> bool:
+        return bool(self.parts or self.screened)
 
     def add(self, key: _OperatorKey, coefficient: sp.Expr) -> None:
         total = self.parts.get(key, sp.S.Zero) + coefficient
@@ -467,6 +483,8 @@ class _Extractor:
                 result.constant += part.constant
                 for key, coefficient in part.parts.items():
                     result.add(key, coefficient)
+                for mass, coefficient in part.screened.items():
+                    result.add_screened(mass, coefficient)
             return result
         if expr.is_Mul:
             return self._product(expr, depth)
@@ -474,12 +492,16 @@ class _Extractor:
             return self._space_operator(expr, self.linear(expr.args[0], depth + 1), expr.power, -1)
         if isinstance(expr, FractionalLaplacian):
             return self._space_operator(expr, self.linear(expr.args[0], depth + 1), self._beta(expr), 1)
+        if isinstance(expr, RelativisticLaplacian):
+            return self._relativistic(expr, self.linear(expr.args[0], depth + 1))
         if expr.is_Pow or isinstance(expr, sp.Function):  # u**2, sqrt(u), 1/u, sin(u), Abs(u), ...
             raise NonLinearPDEError(f"term {_short(expr)} is not linear in u",
                                     hint="pde2gen handles linear PDEs: u and its derivatives may only be "
                                          "multiplied by constants")
         if isinstance(expr, sp.Derivative):
             result = self.linear(expr.expr, depth + 1)
+            if result.screened:
+                _refuse_screened_use(f"a derivative of {_short(expr.expr)}")
             if not all(count.is_Integer for _, count in expr.variable_count):
                 raise UnsupportedPDEError(f"{_short(expr)}: derivative orders must be integers")
             for variable, count in expr.variable_count:
@@ -492,7 +514,7 @@ class _Extractor:
         result = _Linear(constant=sp.S.One)
         for factor in expr.args:
             part = self.linear(factor, depth + 1)
-            if result.parts and part.parts:
+            if result.has_u and part.has_u:
                 raise NonLinearPDEError(f"term {_short(expr)} is not linear in u (a product of u terms)",
                                         hint="pde2gen handles linear PDEs only")
             combined = _Linear(constant=result.constant * part.constant)
@@ -500,6 +522,10 @@ class _Extractor:
                 combined.add(key, coefficient * part.constant)
             for key, coefficient in part.parts.items():
                 combined.add(key, coefficient * result.constant)
+            for mass, coefficient in result.screened.items():
+                combined.add_screened(mass, coefficient * part.constant)
+            for mass, coefficient in part.screened.items():
+                combined.add_screened(mass, coefficient * result.constant)
             result = combined
         return result
 
@@ -540,8 +566,46 @@ class _Extractor:
             self.notes.append(f"power of {_short(expr)} fixed to {rational} by the parameter values")
         return rational
 
+    def _relativistic(self, expr: RelativisticLaplacian, inner: _Linear) -> _Linear:
+        """relap(u, m) = (sqrt(-Laplacian + m^2) - m) u, with m a number >= 0, acting on u itself (times a
+        constant): the analysis supports it in first-order evolution PDEs only (its symbol is not a power of s)."""
+        where = f"relap({_short(expr.args[0])}, {_short(expr.mass)})"
+        mass = expr.mass.xreplace({s: self.values[s.name] for s in expr.mass.free_symbols if s.name in self.values})
+        if mass.free_symbols & {self.time, *self.space}:
+            raise UnsupportedPDEError(f"the mass m of {where} must be a constant number, got {_short(mass)}",
+                                      hint=_RELAP_HINT)
+        if mass.free_symbols:
+            names = ", ".join(sorted(s.name for s in mass.free_symbols))
+            raise UnsupportedPDEError(f"the mass of {where} must be a number: give {names} a value",
+                                      hint=f"e.g. params={{'{min(s.name for s in mass.free_symbols)}': '1'}}")
+        if mass.is_Float:
+            mass = sp.nsimplify(mass, rational=True)
+        if not (mass.is_extended_real and mass.is_nonnegative):
+            raise UnsupportedPDEError(f"the mass m of {where} must be a real number >= 0, got {_short(mass)}",
+                                      hint=_RELAP_HINT)
+        if mass != 0 and not 1 / MAX_VALUE_MAGNITUDE <= float(mass) <= MAX_VALUE_MAGNITUDE:
+            raise ParseError(f"the mass m of {where} is out of range ({1 / MAX_VALUE_MAGNITUDE:g} <= m <= "
+                             f"{MAX_VALUE_MAGNITUDE:g}, or 0)", hint="rescale: choose units in which m is moderate")
+        if mass == 0:
+            self.notes.append(f"{where} with m = 0 read as fraclap(., 1/2)")
+            return self._space_operator(expr, inner, sp.S.Half, 1)
+        if inner.constant.free_symbols & set(self.space):
+            raise UnsupportedPDEError(f"source term {_short(inner.constant)} inside {where}",
+                                      hint="pde2gen handles homogeneous equations (every term contains u)")
+        if inner.screened or set(inner.parts) - {(0, sp.S.Zero, self.zero_index)}:
+            _refuse_screened_use(f"{where}, which acts on {_short(expr.args[0])}")
+        coefficient = inner.parts.get((0, sp.S.Zero, self.zero_index), sp.S.Zero)
+        if coefficient.free_symbols & set(self.space):
+            raise UnsupportedPDEError(f"coefficient {_short(coefficient)} inside {where} depends on space",
+                                      hint="coefficients must be constant")
+        if expr.mass.free_symbols:
+            self.notes.append(f"mass of {where} fixed to {_short(mass)} by the parameter values")
+        return _Linear(screened={mass: coefficient})
+
     def _space_operator(self, expr, inner: _Linear, power, sign: int) -> _Linear:
         """Apply (sign * (-Laplacian))**power: Laplacian = -(-Laplacian)."""
+        if inner.screened:
+            _refuse_screened_use(f"{_short(expr)}")
         if inner.constant.free_symbols & set(self.space):
             raise UnsupportedPDEError(f"source term {_short(inner.constant)} inside {_short(expr)}",
                                       hint="pde2gen handles homogeneous equations (every term contains u)")
@@ -574,6 +638,17 @@ class _Extractor:
                 polynomials[key] = polynomials.get(key, sp.S.Zero) + part * monomial
         if any(any(index) for _, _, index in linear.parts):
             notes.append("second x-derivatives read as the Laplacian in N dimensions (isotropy)")
+        screened_terms = []
+        for mass, coefficient in linear.screened.items():
+            if coefficient.free_symbols & set(self.space):
+                raise UnsupportedPDEError(f"coefficient {_short(coefficient)} of relap(u, {_short(mass)}) depends "
+                                          "on space", hint="pde2gen handles constant coefficients only")
+            for t_power, part in self._split_time(coefficient, f"relap(u, {_short(mass)})"):
+                part = sp.expand(part)
+                for number in part.atoms(sp.Number):
+                    _check_number(number, " (a coefficient after expansion)")
+                if part != 0:
+                    screened_terms.append(Term(part, 0, sp.S.Zero, t_power, screening_mass=mass))
         merged: dict[tuple, sp.Expr] = {}
         for (t_order, t_power, beta), polynomial in polynomials.items():
             for power, coefficient in self._isotropic(polynomial, wavevector, t_order, beta).items():
@@ -588,7 +663,9 @@ class _Extractor:
                 _check_number(number, " (a coefficient after expansion)")
             if coefficient != 0:
                 terms.append(Term(coefficient, t_order, sp.Rational(space_power), t_power))
-        terms.sort(key=lambda term: (-term.t_order, -term.t_power, term.space_power))
+        terms.extend(screened_terms)
+        terms.sort(key=lambda term: (-term.t_order, -term.t_power, term.space_power,
+                                     term.screening_mass is not None, term.screening_mass or 0))
         return terms, self.notes + notes
 
     def _split_time(self, coefficient: sp.Expr, operator: str) -> list[tuple[int, sp.Expr]]:
@@ -629,6 +706,11 @@ class _Extractor:
                                           f"(symbol {_short(polynomial)})",
                                           hint="space may enter only through the Laplacian")
         return even
+
+
+def _refuse_screened_use(where: str) -> None:
+    raise UnsupportedPDEError(f"relap(u, m) is supported acting on u itself in a first-order evolution PDE; "
+                              f"not in {where}", hint="write e.g. u_t = lap(u) - c*relap(u, m) (c >= 0, m >= 0)")
 
 
 def _describe_operator(t_order: int, beta, index) -> str:
@@ -731,8 +813,7 @@ def _normalise(terms: list[Term], values, notes: list[str]) -> list[Term]:
     factor = sp.conjugate(phase)
     notes.append(f"multiplied the equation by {_short(factor)} so that the coefficient of "
                  f"{_describe_operator(lead.t_order, lead.space_power, ())} is positive")
-    return [Term(sp.expand(term.coefficient * factor), term.t_order, term.space_power, term.t_power)
-            for term in terms]
+    return [replace(term, coefficient=sp.expand(term.coefficient * factor)) for term in terms]
 
 
 def extract_terms(source, values: Mapping[str, sp.Expr], *, normalise: bool = True) -> _Extraction:
@@ -783,11 +864,15 @@ def _check_supported(terms: list[Term], source) -> None:
         raise UnsupportedPDEError(f"no time derivative in {_short(source)}",
                                   hint="pde2gen needs an equation in t; for elliptic problems treat one "
                                        "coordinate as t, e.g. diff(u,t,2) + laplacian(u) = 0")
+    if any(term.screening_mass is not None for term in terms) and max(term.t_order for term in terms) != 1:
+        _refuse_screened_use(f"a PDE of order {max(term.t_order for term in terms)} in t")
     has_second_order = any(t.t_order == 2 and t.t_power == 0 and t.space_power == 0 for t in terms)
     for term in terms:
         if term.t_power == 0:
             continue
         operator = _describe_operator(term.t_order, term.space_power, ())
+        if term.screening_mass is not None:
+            operator = f"relap({operator}, {_short(term.screening_mass)})"
         coefficient = _short(term.coefficient * T**term.t_power)
         radial = term.t_power == -1 and term.t_order == 1 and term.space_power == 0
         if radial and not has_second_order:

@@ -1,7 +1,8 @@
 """Unevaluated spatial operators for writing PDEs in SymPy.
 
 ``Laplacian(u)`` is the Laplacian in all N space dimensions (``Laplacian(u, n)`` its n-th power, the same as
-n nested ``Laplacian`` calls) and ``FractionalLaplacian(u, beta)`` is (-Laplacian)**beta.  Both stay
+n nested ``Laplacian`` calls), ``FractionalLaplacian(u, beta)`` is (-Laplacian)**beta and
+``RelativisticLaplacian(u, m)`` is sqrt(-Laplacian + m**2) - m, the screened square root.  All stay
 unevaluated: the parse stage reads them structurally.  Time derivatives commute with them (constant
 coefficients), so ``Laplacian(u).diff(t)`` is ``Laplacian(u.diff(t))`` rather than SymPy's chain rule.
 """
@@ -67,3 +68,28 @@ class FractionalLaplacian(sp.Function):
 
     def _latex(self, printer):
         return rf"(-\Delta)^{{{printer._print(self.beta)}}} {printer._print(self.args[0])}"
+
+
+class RelativisticLaplacian(sp.Function):
+    """``RelativisticLaplacian(f, m)`` = (sqrt(-Laplacian + m**2) - m) f, Fourier symbol sqrt(|k|**2 + m**2) - m
+    (m >= 0; m = 0 is (-Laplacian)**(1/2)): the free relativistic energy less the rest mass, whose semigroup
+    is the normal-inverse-Gaussian law (the Yukawa kernel of the augmented problem)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, operand, mass):
+        if operand.is_zero:
+            return sp.S.Zero
+        return None
+
+    @property
+    def mass(self) -> sp.Expr:
+        return self.args[1]
+
+    def _eval_derivative(self, symbol):
+        return self.func(self.args[0].diff(symbol), self.args[1])
+
+    def _latex(self, printer):
+        m = printer._print(self.mass)
+        return rf"\left(\sqrt{{-\Delta + {m}^2}} - {m}\right) {printer._print(self.args[0])}"

@@ -7,6 +7,8 @@ A PDE handled by pde2gen is a finite sum of terms, equal to zero,
 with constant coefficients c_i (numbers and parameter symbols, possibly complex), integer time orders j_i,
 non-negative rational space powers beta_i (beta = 1 is -Laplacian, beta = 1/2 the fractional square root, ...),
 and m_i = 0 except for the radial augmentation term ``(D-1)/t * d_t u`` of PFGM++ (m = -1, j = 1).
+A term may instead carry the screened square root sqrt(-Laplacian + mu**2) - mu (``relap(u, mu)``, mu > 0 a
+number): its ``screening_mass`` is mu, its space_power 0, and it contributes c_i lambda**j_i (sqrt(s + mu**2) - mu).
 
 Conventions (docs/physics.md, Conventions): phi ~ exp(i k.x - i omega t), growth rate lambda = -i omega, s = k**2 >= 0.
 Under these, d_t -> lambda and (-Laplacian)^beta -> s**beta, so the operator symbol is
@@ -34,18 +36,26 @@ MAX_DIM = 1 << 16
 
 @dataclass(frozen=True)
 class Term:
-    """One term ``coefficient * t**t_power * d_t^t_order (-Laplacian)^space_power u``."""
+    """One term ``coefficient * t**t_power * d_t^t_order (-Laplacian)^space_power u``, or, with a
+    ``screening_mass`` mu, ``coefficient * t**t_power * d_t^t_order (sqrt(-Laplacian + mu**2) - mu) u``."""
 
     coefficient: sp.Expr
     t_order: int
     space_power: sp.Rational = sp.Integer(0)
     t_power: int = 0
+    screening_mass: sp.Expr | None = None  # mu > 0 of relap(u, mu); None for (-Laplacian)^space_power
+
+    def space_symbol(self) -> sp.Expr:
+        """The spatial operator's symbol: s**space_power, or sqrt(s + mu**2) - mu."""
+        if self.screening_mass is not None:
+            return sp.sqrt(S + self.screening_mass**2) - self.screening_mass
+        return S**self.space_power
 
     def symbol(self) -> sp.Expr:
         """This term's contribution to P(lambda, s) (only defined for t_power == 0)."""
         if self.t_power != 0:
             raise ValueError("terms with explicit t dependence have no constant-coefficient symbol")
-        return self.coefficient * LAM**self.t_order * S**self.space_power
+        return self.coefficient * LAM**self.t_order * self.space_symbol()
 
 
 @dataclass(frozen=True)
@@ -126,7 +136,9 @@ class PDESpec:
             op = "u"
             if term.t_order:
                 op = "u_" + "t" * term.t_order
-            if term.space_power != 0:
+            if term.screening_mass is not None:
+                op = f"relap({op}, {sp.sstr(term.screening_mass)})"
+            elif term.space_power != 0:
                 power = "" if term.space_power == 1 else f"^({term.space_power})"
                 op = f"(-lap){power} {op}"
             coeff = term.coefficient * (tt**term.t_power if term.t_power else 1)
