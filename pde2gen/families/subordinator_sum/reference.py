@@ -52,6 +52,7 @@ HEAVY_REACH = 30.0
 TABLE_CACHE = 64
 LAGRANGE_NODES = np.arange(-2, 4)
 BLOCK_ROWS = 64  # rows of the interpolation matrix per block of columns (_ConvolutionPlan)
+IG_SPACING = 0.5  # at most, times (m c t)^(1/2): the law of log X of an inverse Gaussian narrows as t grows
 
 
 def grid_spacing(alphas) -> float:
@@ -199,7 +200,7 @@ class Reference(ReferenceFamily):
             raise ValueError("subordinator_sum: at least one non-Gaussian component is needed")
         self.laws = [positive_stable(0.5 * alpha) for _, alpha in self.stables]
         self.h = grid_spacing(alpha for _, alpha in self.stables)
-        self.plan = _ConvolutionPlan(self.h)
+        self._plans = {}
         self._tables: OrderedDict = OrderedDict()
 
     @property
@@ -239,10 +240,20 @@ class Reference(ReferenceFamily):
             return lower, log_scale + math.log(law.median()) + HEAVY_REACH / law.beta + 20.0
         c, m = self.nigs[index - len(self.stables)]
         tau = c * t
-        lower = math.log(tau * tau / (2.0 * LOWER_DEPTH))
+        # the lower root of (m x - tau)^2 / (2 x) = LOWER_DEPTH (tau^2 / (2 LOWER_DEPTH) at m = 0), without cancellation
+        lower = math.log(tau * tau / (m * tau + LOWER_DEPTH + math.sqrt(LOWER_DEPTH * (2.0 * m * tau + LOWER_DEPTH))))
         if m == 0:
             return lower, math.log(tau * tau) + HEAVY_REACH / 0.5 + 20.0
         return lower, math.log(2.0 * (LOWER_DEPTH + m * tau) / (m * m)) + 2.0
+
+    def _spacing(self, t: float) -> float:
+        """The table's spacing at t: h, halved while an inverse Gaussian part (m > 0) is narrower than
+        1 / IG_SPACING of it (its law of log X has width ~ (m c t)^(-1/2))."""
+        h = self.h
+        narrowest = max([m * c * t for c, m in self.nigs if m > 0], default=0.0)
+        while h * math.sqrt(narrowest) > IG_SPACING:
+            h /= 2
+        return h
 
     def sum_table(self, t: float):
         """(w grid start, log density of log Y, log flux y J(y)) at time t, J = -d/dt P(Y <= y) (cached per t)."""
@@ -250,7 +261,10 @@ class Reference(ReferenceFamily):
         if key in self._tables:
             self._tables.move_to_end(key)
             return self._tables[key]
-        h = self.h
+        h = self._spacing(key)
+        if h not in self._plans:
+            self._plans[h] = _ConvolutionPlan(h)
+        plan = self._plans[h]
         ranges = [self._component_range(i, key) for i in range(self.components)]
         start = min(low for low, _ in ranges)
         top = max(high for _, high in ranges) + math.log(self.components) + 2.0
@@ -262,8 +276,8 @@ class Reference(ReferenceFamily):
             if density is None:
                 density, flux = p, j
                 continue
-            flux = _floor(np.logaddexp(convolve(flux, p, self.plan, h), convolve(density, j, self.plan, h)))
-            density = convolve(density, p, self.plan, h)
+            flux = _floor(np.logaddexp(convolve(flux, p, plan, h), convolve(density, j, plan, h)))
+            density = convolve(density, p, plan, h)
         # the table's own trapezoid mass is 1 to ~1e-9; dividing it out makes P(|d| <= inf) = 1 to rounding, which the
         # tail integrals of light-tailed sums need (1 - radial_cdf must fall below 1e-13)
         density = density - special.logsumexp(density) - math.log(h)
@@ -352,7 +366,7 @@ class Reference(ReferenceFamily):
         block) is summed over each row's support (the integrand is below e^-40 of its maximum at both ends, so the
         trapezoid rule's end corrections are below that)."""
         N = d.shape[1]
-        h = self.h
+        h = self._spacing(t)
         start, density, flux = self.sum_table(t)
         log_a = math.log(2.0 * self.kappa * t) if self.kappa > 0 else -np.inf
         rho2 = np.sum(d * d, axis=1)
@@ -425,7 +439,7 @@ class Reference(ReferenceFamily):
         0.5 sqrt(2 / N) where the table's is coarser than the chi-square step)."""
         t = float(np.asarray(t, dtype=float).reshape(-1)[0])
         start, density, _ = self.sum_table(t)
-        h = self.h
+        h = self._spacing(t)
         spacing = min(h, 0.5 * math.sqrt(2.0 / N))
         w = np.arange(start, start + h * (len(density) - 1) + 0.5 * spacing, spacing)
         weights = np.exp(interpolate(density, start, h, w))
