@@ -376,8 +376,9 @@ class Reference(ReferenceFamily):
         steps = math.ceil((max(top, reach) - start) / h)
         coarse = start + h * np.arange(steps + 1)
         coarse_log_v = np.logaddexp(log_a, coarse)
-        values = (interpolate(density, start, h, coarse)[None, :] - 0.5 * N * coarse_log_v[None, :]
-                  - 0.5 * rho2[:, None] * np.exp(-coarse_log_v)[None, :])
+        with np.errstate(over="ignore", invalid="ignore"):  # |d|^2 = inf far out in the heaviest tails
+            values = (interpolate(density, start, h, coarse)[None, :] - 0.5 * N * coarse_log_v[None, :]
+                      - 0.5 * rho2[:, None] * np.exp(-coarse_log_v)[None, :])
         keep = values > values.max(axis=1, keepdims=True) - 40.0
         left = np.maximum(np.argmax(keep, axis=1) - 1, 0)
         right = np.minimum(len(coarse) - np.argmax(keep[:, ::-1], axis=1), len(coarse) - 1)
@@ -390,7 +391,8 @@ class Reference(ReferenceFamily):
         nodes = left[:, None] * refine - low + np.arange(int(np.max(right - left)) * refine + 1)[None, :]
         inside = nodes <= right[:, None] * refine - low
         nodes = np.minimum(nodes, len(grid) - 1)
-        log_terms = np.where(inside, base[nodes] - 0.5 * rho2[:, None] * np.exp(-log_v)[nodes], -np.inf)
+        with np.errstate(over="ignore", invalid="ignore"):
+            log_terms = np.where(inside, base[nodes] - 0.5 * rho2[:, None] * np.exp(-log_v)[nodes], -np.inf)
         log_p = special.logsumexp(log_terms, axis=1) + math.log(h / refine)
         if not with_factor:
             return log_p, None
@@ -444,12 +446,13 @@ class Reference(ReferenceFamily):
         w = np.arange(start, start + h * (len(density) - 1) + 0.5 * spacing, spacing)
         weights = np.exp(interpolate(density, start, h, w))
         weights /= weights.sum()  # the table's mass is 1; its interpolant's Riemann sum is 1 to ~1e-12
-        V = 2.0 * self.kappa * t + np.exp(w)
         rho = np.asarray(rho, dtype=float)
         flat = rho.reshape(-1)
         out = np.empty(flat.size)
-        for i in range(0, flat.size, 64):
-            out[i:i + 64] = special.gammainc(0.5 * N, 0.5 * flat[i:i + 64, None] ** 2 / V[None, :]) @ weights
+        with np.errstate(over="ignore", invalid="ignore"):  # V = inf past e^709 (heavy tails): P(chi2 <= 0) = 0
+            V = 2.0 * self.kappa * t + np.exp(w)
+            for i in range(0, flat.size, 64):
+                out[i:i + 64] = special.gammainc(0.5 * N, 0.5 * flat[i:i + 64, None] ** 2 / V[None, :]) @ weights
         return np.where(np.isposinf(rho), 1.0, np.minimum(out.reshape(rho.shape), 1.0))
 
     def tail_index(self) -> float:
