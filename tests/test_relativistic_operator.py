@@ -73,6 +73,11 @@ def test_zero_mass_is_the_half_fractional_laplacian():
 
 # ---------------------------------------------------------------------------------------------- analysis
 def test_nig_pde_passes_with_the_yukawa_kernel():
+    """The analysis' ghat, the Yukawa entry's and the derived nig family's closed form are all
+    exp(-t (sqrt(s + 1) - 1)), compared as numbers at several (s, t)."""
+    from pde2gen.derive.recognise import recognise
+    from pde2gen.families import FAMILIES
+
     report = analysis("u_t = -relap(u, 1)")
     assert report.s_generative
     assert [c.status for c in report.conditions] == ["PASS", "PASS", "PASS"]
@@ -80,11 +85,15 @@ def test_nig_pde_passes_with_the_yukawa_kernel():
     disp = report.dispersion
     yukawa = analysis("yukawa", params={"m": 1}).dispersion  # exp(-t sqrt(s + 1)) / exp(-t): the same law
     assert disp.mass == 1
+    family = recognise(disp).family
+    assert family.name == "nig" and family.params == {"c": 1.0, "m": 1.0}
     for s, t in POINTS:
         expected = nig_ghat(s, t, [(1, 1)])
         ours = complex(disp.numeric_ghat(np.array([s]), t)[0])
         theirs = complex(yukawa.numeric_ghat(np.array([s]), t)[0])
+        closed_form = complex(sp.N(FAMILIES["nig"].ghat(family.params, sp.Float(s), sp.Float(t)), 20))
         assert abs(ours - float(expected)) <= 1e-14 and abs(theirs - float(expected)) <= 1e-13
+        assert abs(closed_form - float(expected)) <= 1e-14
         assert float(sp.N(disp.semigroup_exponent.subs(S, s), 30)) == pytest.approx(
             float(-mpmath.log(expected) / t), rel=1e-14)
 
