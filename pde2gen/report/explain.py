@@ -292,8 +292,8 @@ def pde_latex(spec: PDESpec) -> str:
     for term in spec.terms:
         operator = "u"
         if term.screening_mass is not None:
-            mass = sp.latex(term.screening_mass)
-            operator = rf"\left(\sqrt{{-\Delta + {mass}^2}} - {mass}\right) {operator}"
+            mass, square = sp.latex(term.screening_mass), sp.latex(term.screening_mass**2)
+            operator = rf"\left(\sqrt{{-\Delta + {square}}} - {mass}\right) {operator}"
         elif term.space_power != 0:
             power = "" if term.space_power == 1 else f"^{{{sp.latex(term.space_power)}}}"
             operator = rf"(-\Delta){power} {operator}"

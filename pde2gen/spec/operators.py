@@ -91,5 +91,5 @@ class RelativisticLaplacian(sp.Function):
         return self.func(self.args[0].diff(symbol), self.args[1])
 
     def _latex(self, printer):
-        m = printer._print(self.mass)
-        return rf"\left(\sqrt{{-\Delta + {m}^2}} - {m}\right) {printer._print(self.args[0])}"
+        m, square = printer._print(self.mass), printer._print(self.mass**2)
+        return rf"\left(\sqrt{{-\Delta + {square}}} - {m}\right) {printer._print(self.args[0])}"
