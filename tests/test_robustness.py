@@ -408,6 +408,15 @@ def test_inputs_the_fuzzer_found_are_verdicts_not_internal_errors(expression):
     assert code in (0, 1) and "internal" not in err
 
 
+def test_a_free_parameter_in_a_radical_gap_does_not_hang_the_prior():
+    """u_tt + pi p^2 u_txx = lap(u) with p free: the gap is the Re() of a branch, with Abs and atan2 of a polynomial
+    in s, on which SymPy's as_leading_term ran for minutes (the relap fuzz stream found it). Bounded: a verdict
+    in a child process that would otherwise be killed at the timeout."""
+    result = subprocess.run([sys.executable, "-m", "pde2gen", "check", "u_tt + (pi*p_1**2)*u_txx = lap(u)", "--dim",
+                             "2"], capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1) and "verdict" in result.stdout, result.stderr
+
+
 def test_the_stage_functions_refuse_foreign_objects_with_pde2gens_error():
     from pde2gen.analysis.analyse import analyse
     from pde2gen.codegen.lower import lower

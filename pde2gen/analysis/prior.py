@@ -26,7 +26,10 @@ def _prior(disp: Dispersion, gap: _Gap, smoothing: Condition) -> Prior:
         leading = _lowest_power(gap.symbolic)  # exact and cheap for sums of c s^p
         if leading is None and not gap.symbolic.xreplace(disp.spec.parameter_values()).free_symbols - {S}:
             leading = _leading_term_in_mpmath(gap.symbolic.xreplace(disp.spec.parameter_values()))
-        if leading is None and gap.values is None:  # as_leading_term costs ~0.1-0.5 s: only without numbers
+        # as_leading_term costs ~0.1-0.5 s on sums of powers, but ran for minutes on the Re() of a branch with free
+        # parameters (Abs / atan2 of a polynomial, e.g. u_tt + pi p^2 u_txx = lap u): only without numbers, and
+        # only on expressions free of those functions
+        if leading is None and gap.values is None and not gap.symbolic.has(*UNBOUNDED_SERIES_FUNCTIONS):
             try:
                 leading = gap.symbolic.as_leading_term(S).as_coeff_exponent(S)
             except (NotImplementedError, ValueError, TypeError):  # e.g. Abs has no leading-term routine
@@ -62,6 +65,7 @@ def _prior(disp: Dispersion, gap: _Gap, smoothing: Condition) -> Prior:
                                             "the characteristic function of any probability law: no prior")
 
 
+UNBOUNDED_SERIES_FUNCTIONS = (sp.Abs, sp.atan2, sp.arg, sp.re, sp.im, sp.sign)
 LEADING_S = (sp.Rational(1, 10**60), sp.Rational(1, 10**58))  # far below any parameter scale (values >= 1e-12)
 
 
