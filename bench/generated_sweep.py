@@ -42,6 +42,8 @@ VARIANTS = (
     ("u_tt + 4*u_t + 3*u = lap(u)", {}, "product"),  # a = 2, m^2 = 3, c = 1: w / c = 1 (a slow ballistic phase)
     ("u_t = lap(u) - fraclap(u, 1/2)", {}, None),  # heat + Cauchy
     ("u_t = -fraclap(u, 1/4) - fraclap(u, 3/4)", {}, None),  # two stable parts
+    ("u_t = -relap(u, 1)", {}, None),  # the relativistic operator: the Yukawa (NIG) kernel from an evolution PDE
+    ("u_t = lap(u) - relap(u, 1) - relap(u, 2)", {}, None),  # heat + two NIG parts
 )
 DIMS = (1, 2, 8)
 
