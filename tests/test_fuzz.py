@@ -98,34 +98,30 @@ def check_outcome(args, code, err, elapsed) -> None:
         assert err.startswith("error[") and "Traceback" not in err, (args, err)
 
 
-def test_fuzz_the_grammar_and_parameters_in_process():
-    rng = random.Random(SEED)
+def fuzz_stream(seed: int, budget_s: float, max_cases: int, relap: bool = False) -> None:
+    """Random cases from one seeded stream until the budget (at least MIN_CASES, at most max_cases), each checked
+    by check_outcome; both refusals and verdicts must have been exercised."""
+    rng = random.Random(seed)
     start, cases, codes = time.perf_counter(), 0, {0: 0, 1: 0, 2: 0}
-    while cases < MIN_CASES or time.perf_counter() - start < BUDGET_S:
-        args = random_case(rng)
+    while cases < MIN_CASES or time.perf_counter() - start < budget_s:
+        args = random_case(rng, relap=relap)
         code, _, err, elapsed = run_in_process(args)
         check_outcome(args, code, err, elapsed)
         codes[code] += 1
         cases += 1
-        if cases >= 400:
+        if cases >= max_cases:
             break
-    assert codes[2] and codes[0] + codes[1], codes  # both refusals and verdicts were exercised
+    assert codes[2] and codes[0] + codes[1], codes
+
+
+def test_fuzz_the_grammar_and_parameters_in_process():
+    fuzz_stream(SEED, BUDGET_S, 400)
 
 
 def test_fuzz_relap_terms_in_process():
     """relap(u, m) as a new input surface: masses negative, zero, out of range, symbolic, complex; on u_t and
-    inside lap(u); next to every other operator."""
-    rng = random.Random(SEED + 2)
-    start, cases, codes = time.perf_counter(), 0, {0: 0, 1: 0, 2: 0}
-    while cases < MIN_CASES or time.perf_counter() - start < RELAP_BUDGET_S:
-        args = random_case(rng, relap=True)
-        code, _, err, elapsed = run_in_process(args)
-        check_outcome(args, code, err, elapsed)
-        codes[code] += 1
-        cases += 1
-        if cases >= 200:
-            break
-    assert codes[2] and codes[0] + codes[1], codes
+    inside lap(u); next to every other operator (its own stream, so the grammar stream's cases stay as they were)."""
+    fuzz_stream(SEED + 2, RELAP_BUDGET_S, 200, relap=True)
 
 
 def test_fuzz_a_few_cases_as_real_processes():
