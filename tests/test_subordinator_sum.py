@@ -182,15 +182,21 @@ def test_components_of_one_law_add_up_to_that_law(parts, single):
     family's kernel and posterior velocity (the posterior velocity depends on the law of V_t alone)."""
     family = SubordinatorSumFamily(**params(**parts))
     t = float(reference.t_of_sigma(single, 1.5))
-    rng = np.random.default_rng(5)
-    for N in (1, 3, 3072):
+    assert_kernel_and_velocity_of(family, single, t, np.random.default_rng(5), (1, 3, 3072), 1e-6)
+
+
+def assert_kernel_and_velocity_of(family, single, t, rng, dims, tolerance):
+    """The sum's log-kernel and posterior velocity at draws of the single family's law equal that family's (log p
+    absolutely, the velocity relative to its largest value); returns the last draws and times."""
+    for N in dims:
         d, _ = reference.sample(single, t, 40, N, rng)
         times = np.full(len(d), t)
         log_p = family.log_kernel(f64(d), f64(times)).numpy()
-        assert np.max(np.abs(log_p - reference.log_kernel(single, d, times))) < 1e-6
+        assert np.max(np.abs(log_p - reference.log_kernel(single, d, times))) < tolerance
         velocity = family.conditional_velocity(f64(d), f64(times)).numpy()
         expected = reference.conditional_velocity(single, d, times)
-        assert np.max(np.abs(velocity - expected)) < 1e-6 * np.max(np.abs(expected))
+        assert np.max(np.abs(velocity - expected)) < tolerance * np.max(np.abs(expected))
+    return d, times
 
 
 def test_inverse_gaussian_parts_stay_exact_where_their_law_narrows():
@@ -203,14 +209,7 @@ def test_inverse_gaussian_parts_stay_exact_where_their_law_narrows():
     rng = np.random.default_rng(5)
     for sigma in (20.0, 80.0):
         t = float(reference.t_of_sigma(single, sigma))
-        for N in (1, 3072):
-            d, _ = reference.sample(single, t, 40, N, rng)
-            times = np.full(len(d), t)
-            log_p = family.log_kernel(f64(d), f64(times)).numpy()
-            assert np.max(np.abs(log_p - reference.log_kernel(single, d, times))) < 1e-8
-            velocity = family.conditional_velocity(f64(d), f64(times)).numpy()
-            expected = reference.conditional_velocity(single, d, times)
-            assert np.max(np.abs(velocity - expected)) < 1e-8 * np.max(np.abs(expected))
+        d, times = assert_kernel_and_velocity_of(family, single, t, rng, (1, 3072), 1e-8)
     twin = reference.log_kernel(config(nigs=[(1.0, 1.0), (2.0, 1.0)]), d, times)
     assert np.max(np.abs(twin - reference.log_kernel(single, d, times))) < 1e-8
 
