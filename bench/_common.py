@@ -78,6 +78,16 @@ def timed_build(source: str, out: Path, **options) -> tuple[str, str | None]:
     return f"{time.perf_counter() - start:.1f}s", None
 
 
+def print_table(header: str, rows: list[str], failures: list[str], what: str = "builds") -> int:
+    """A Markdown table of result rows, the count line and one line per failure; the exit code (1 on any failure)."""
+    columns = header.count("|") - 1
+    print(header + "\n" + "|---" * columns + "|")
+    print("\n".join(rows))
+    print(f"\n{len(rows)} {what}, {len(failures)} failed")
+    print("\n".join(f"- {line}" for line in failures))
+    return 1 if failures else 0
+
+
 def log(message: str) -> None:
     """A progress line on stderr with the elapsed wall time of this run."""
     print(f"[{time.perf_counter() - _START:7.1f}s] {message}", file=sys.stderr, flush=True)

@@ -84,11 +84,8 @@ def main(argv=None) -> int:
                 if failure:
                     failures.append(f"{label}: {failure}")
                 C.log(f"{label}: {cell}")
-    print("| source | parameters | N | build, generated process tests |\n|---|---|---|---|")
-    print("\n".join(rows))
-    print(f"\n{len(rows)} builds, {len(failures)} failed, {time.perf_counter() - started:.0f} s")
-    print("\n".join(f"- {line}" for line in failures))
-    return 1 if failures else 0
+    return C.print_table("| source | parameters | N | build, generated process tests |", rows, failures,
+                         f"builds in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

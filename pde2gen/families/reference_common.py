@@ -52,16 +52,52 @@ def log_bessel_k(nu, x) -> np.ndarray:
 def _log_bessel_k_debye(nu: np.ndarray, x: np.ndarray) -> np.ndarray:
     z = x / nu
     root = np.sqrt(1.0 + z * z)
-    p = 1.0 / root
     eta = root + np.log(z) - np.log1p(root)
+    return 0.5 * np.log(np.pi / (2.0 * nu)) - nu * eta - 0.5 * np.log(root) + np.log(_debye_series(nu, 1.0 / root))
+
+
+def _debye_series(nu, p):
+    """1 - u_1(p)/nu + u_2(p)/nu^2 - u_3(p)/nu^3 + u_4(p)/nu^4, Debye's polynomials of K_nu (relative error ~ u_5/nu^5)."""
     p2 = p * p
     u1 = p * (3.0 - 5.0 * p2) / 24.0
     u2 = p2 * (81.0 - 462.0 * p2 + 385.0 * p2 * p2) / 1152.0
     u3 = p * p2 * (30375.0 - 369603.0 * p2 + 765765.0 * p2**2 - 425425.0 * p2**3) / 414720.0
     u4 = p2 * p2 * (4465125.0 - 94121676.0 * p2 + 349922430.0 * p2**2 - 446185740.0 * p2**3
                     + 185910725.0 * p2**4) / 39813120.0
-    series = 1.0 - u1 / nu + u2 / nu**2 - u3 / nu**3 + u4 / nu**4
-    return 0.5 * np.log(np.pi / (2.0 * nu)) - nu * eta - 0.5 * np.log(root) + np.log(series)
+    return 1.0 - u1 / nu + u2 / nu**2 - u3 / nu**3 + u4 / nu**4
+
+
+def _stirling_remainder(x):
+    """log Gamma(x) - [(x - 1/2) log x - x + log(2 pi) / 2] (four terms: error < 1 / (1188 x^9))."""
+    return 1.0 / (12.0 * x) - 1.0 / (360.0 * x**3) + 1.0 / (1260.0 * x**5) - 1.0 / (1680.0 * x**7)
+
+
+def log_gamma_ratio(x: float, a: float) -> float:
+    """log Gamma(x + a) - log Gamma(x), x > 0, a >= 0, without the cancellation of two gammaln values of size
+    x log x (1.3e-7 absolute at x = 5e7: the Student-t's normalisation at D = 1e8). For x >= 10 from Stirling's
+    series: (x - 1/2) log1p(a/x) + a log(x + a) - a + r(x + a) - r(x), each term of the size of the result
+    (from x = 30, where the series' error 1 / (1188 x^9) is 4e-17)."""
+    if x < 30.0:
+        return float(special.gammaln(x + a) - special.gammaln(x))
+    return float((x - 0.5) * math.log1p(a / x) + a * math.log(x + a) - a
+                 + _stirling_remainder(x + a) - _stirling_remainder(x))
+
+
+def log_student_t_cf(nu: float, u: np.ndarray) -> np.ndarray:
+    """log[2^(1-nu) u^nu K_nu(u) / Gamma(nu)] for u > 0: the Student-t characteristic function's logarithm.
+
+    For nu < 300 from log_bessel_k and gammaln, whose terms (~nu log nu each) cancel to ~u^2 / (4 nu): rounding
+    2e-13 at nu = 300, 1e-9 at nu = 5e5. From nu = 300 (absolute error 5e-15 against mpmath; 1.6e-11 at nu = 64)
+    Debye's expansion with Stirling's series, its nu log nu terms cancelled by hand: with z = u/nu, R = sqrt(1 + z^2), w = R - 1 = z^2 / (1 + R),
+    the sum is nu (log1p(w/2) - w) - log(R)/2 + log(Debye series) - r(nu) (relative error ~ u_5 / nu^5)."""
+    u = np.asarray(u, dtype=float)
+    if nu < 300.0:
+        return (1.0 - nu) * math.log(2.0) + nu * np.log(u) + log_bessel_k(nu, u) - special.gammaln(nu)
+    z = u / nu
+    root = np.sqrt(1.0 + z * z)
+    w = z * z / (1.0 + root)
+    return (nu * (np.log1p(0.5 * w) - w) - 0.5 * np.log(root) + np.log(_debye_series(nu, 1.0 / root))
+            - _stirling_remainder(nu))
 
 
 def logsumexp_rows(values: np.ndarray) -> np.ndarray:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
-from ..reference_common import ReferenceFamily, log_bessel_k
+from ..reference_common import ReferenceFamily, log_gamma_ratio, log_student_t_cf
 
 
 class Reference(ReferenceFamily):
@@ -28,16 +28,12 @@ class Reference(ReferenceFamily):
     def log_kernel(self, d, t):
         N, D = d.shape[1], self.D
         scale = self._scale(t)
-        return (special.gammaln(0.5 * (N + D)) - special.gammaln(0.5 * D) - 0.5 * N * math.log(math.pi * D)
+        return (log_gamma_ratio(0.5 * D, 0.5 * N) - 0.5 * N * math.log(math.pi * D)
                 - N * np.log(scale) - 0.5 * (N + D) * np.log1p(np.sum(d * d, axis=1) / (D * scale**2)))
 
     def radial_cf(self, k, t):
-        nu = 0.5 * self.D
         u = self.c * t * np.asarray(k, dtype=float)
-        with np.errstate(divide="ignore"):
-            log_value = ((1.0 - nu) * math.log(2.0) + nu * np.log(u) + log_bessel_k(nu, np.where(u > 0, u, 1.0))
-                         - special.gammaln(nu))
-        return np.where(u > 0, np.exp(log_value), 1.0)
+        return np.where(u > 0, np.exp(log_student_t_cf(0.5 * self.D, np.where(u > 0, u, 1.0))), 1.0)
 
     def sigma(self, t):
         return self._scale(t)
