@@ -354,13 +354,14 @@ def test_kac_marginal_velocity_weighs_atoms_and_light_cones_exactly(t):
     assert v == pytest.approx(np.array(expected), rel=1e-9, abs=1e-12)
     if t == 0.5:  # the case of an atom of one data point inside the cone of another was drawn
         assert np.any(np.array(outweighed) & (atoms != 0).any(axis=1))
-    if t <= 0.01:  # nearly every coordinate sits on an atom: moves at +-c
-        assert np.mean(np.abs(v) == c) > 0.9
+    if t <= 0.01:  # nearly every coordinate sits on an atom: moves with its front, c d / (c t) = +-c (to rounding)
+        assert np.mean(np.isclose(np.abs(v), c, rtol=1e-12, atol=0)) > 0.9
 
 
 def test_kac_exact_flow_from_the_prior_lands_on_the_data():
     """RK4 of the marginal velocity (pde2gen.report.plots.exact_flow) on the plot's EDM time grid for the catalog's
-    kac (sigma 80 -> 0.002, rho = 7): the flow ends on the data points."""
+    kac (sigma 80 -> 0.002, rho = 7): the flow ends on the data points. (Steps are not bounded by c: a coordinate
+    that a step carried beyond its front moves back at c d / (c t).)"""
     from types import SimpleNamespace
 
     from pde2gen.report.plots import exact_flow, time_grid
@@ -371,8 +372,6 @@ def test_kac_exact_flow_from_the_prior_lands_on_the_data():
     path = exact_flow(KAC, KAC_DATA, start, times)
     distance = np.min(np.linalg.norm(path[-1][:, None] - KAC_DATA[None], axis=2), axis=1)
     assert np.mean(distance < 0.1) >= 0.9
-    speed = np.abs(np.diff(path, axis=0)) / np.abs(np.diff(times))[:, None, None]
-    assert np.all(speed <= KAC.params["c"] * (1 + 1e-9))  # every RK4 step moves at most c per coordinate
 
 
 # ---------------------------------------------------------------------------------------------- PFGM++ facts

@@ -246,8 +246,12 @@ def test_kac_bessel_series_match_mpmath():
     """I0(z) and I1(z)/z by the power series (up to the largest z of the series blocks), and e^-z I0(z), e^-z I1(z)/z
     by the power series below BESSEL_SERIES_MAX_Z and the economised asymptotic series above (plain where min(z) is
     large; marginal velocity's fast paths), against mpmath."""
-    from pde2gen.families.kac_product.runtime import (BESSEL_SERIES_MAX_Z, SERIES_BLOCK_MAX_RATE, bessel_scaled,
-                                                      bessel_series)
+    from pde2gen.families.kac_product.runtime import (
+        BESSEL_SERIES_MAX_Z,
+        SERIES_BLOCK_MAX_RATE,
+        bessel_scaled,
+        bessel_series,
+    )
 
     mpmath.mp.dps = 30
 
@@ -266,6 +270,25 @@ def test_kac_bessel_series_match_mpmath():
     for points in (z, far):
         for value, expected in zip(bessel_scaled(points, torch.ones_like(points)), reference(points, True)):
             np.testing.assert_allclose(value.numpy(), expected, rtol=4e-15, atol=0)
+
+
+def test_kac_exact_flow_pulls_overshoots_back_and_lands_on_point_masses(tmp_path):
+    """A built telegraph module with a = c = 1 in N = 2 (the product construction): Heun in sigma on the 40-point grid
+    of the exact marginal velocity (the generated test of point-mass data) lands >= 90% of 64 prior draws within 0.1
+    of the two data points (measured 100%, median miss 0.003). Without a latent, coordinates over a cone move with
+    c d / (c t), so each reverse step's overshoot over the front shrinks with t; at +-c it stayed down to t = 0 (58%
+    landed, median miss 0.068: the ballistic phase a t < 1 spans the grid's last ~15 points)."""
+    from pde2gen.build import build
+
+    build("u_tt + 2*u_t = lap(u)", tmp_path / "telegraph", dim=2, construction="product")
+    with generated_modules(tmp_path / "telegraph") as generated:
+        process = generated.process.Process().double()
+        data = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=F64)
+        x = process.sample_prior(64, generator=torch.Generator().manual_seed(8))
+        exact = process.sigma_velocity(lambda x, t: process.marginal_velocity(x, t, data))
+        samples = generated.process.sample_heun(exact, x, process.sigma_grid(40))
+    miss = (samples[:, None] - data[None]).norm(dim=2).min(dim=1).values
+    assert float((miss < 0.1).double().mean()) >= 0.9, float(miss.median())
 
 
 @pytest.mark.parametrize("rate", [1e-3, 0.3, 2.7, 9.0, 29.0, 31.0, 300.0, 1e4])

@@ -101,8 +101,8 @@ class Reference(ReferenceFamily):
         product of masses e^{-a t}/2 and a.c. densities.  Rank: that number of atoms; -1 off the support
         (a coordinate outside its cone), where the log weight scores the distance to the fronts instead,
         -(|d| - c t)^2 / (2 w^2), w = KAC_FALLBACK_WIDTH c t, as the torch runtime's regularised atoms do (it
-        only matters where x is off every data point's support).  Velocity: ``conditional_velocity`` with the
-        same atoms (+-c on them and beyond the cone)."""
+        only matters where x is off every data point's support).  Velocity: ``conditional_velocity`` without a
+        latent, with the same atoms (c d / (c t) on them and beyond the cone)."""
         terms, atoms, outside = self._log_terms(d, t, slack)
         singular = (atoms != 0) | outside
         rank = np.where(outside.any(axis=1), -1, np.sum(atoms != 0, axis=1))
@@ -113,7 +113,7 @@ class Reference(ReferenceFamily):
         atom = math.log(0.5) - self.a * t[:, None] - np.log(math.sqrt(2.0 * math.pi) * width)
         bumps = np.where(singular, atom - 0.5 * excess**2, terms)
         log_w = np.where(rank >= 0, exact, np.sum(bumps, axis=1))
-        return rank, log_w, self.conditional_velocity(d, t, np.where(outside, np.sign(d), atoms))
+        return rank, log_w, self.conditional_velocity(d, t, None, np.where(outside, np.sign(d), atoms))
 
     def characteristic_function(self, k, t):
         return np.prod(self._cf_1d(np.asarray(k, dtype=float), np.asarray(t, dtype=float)[..., None]), axis=-1)
@@ -132,10 +132,16 @@ class Reference(ReferenceFamily):
                          (grow - decay) / (2.0 * safe))
         return ((grow + decay) / 2.0 + self.a * t * sinhc).real
 
-    def conditional_velocity(self, d, t, latent):
-        """d / (t + (r/c) I0(z)/I1(z)) inside the cone, +-c on the atoms (``latent``, else ``_cone``); without a
-        latent a coordinate beyond the cone also moves at sign(d) c (with its front), so |v| <= c."""
-        atoms = self._front_signs(d, t) if latent is None else np.asarray(latent, dtype=float)
+    def conditional_velocity(self, d, t, latent, front_signs=None):
+        """d / (t + (r/c) I0(z)/I1(z)) inside the cone; +-c on the atoms of ``latent`` (training targets, |v| <= c).
+        Without a latent, a coordinate on an atom or beyond the cone (``front_signs`` != 0, default ``_front_signs``)
+        moves with its share of the front, c d / (c t): +-c on it, and a coordinate that a discrete reverse step
+        pushed over the cone is pulled back in proportion (as the torch runtime)."""
+        if latent is None:
+            signs = self._front_signs(d, t) if front_signs is None else front_signs
+            inside = self.conditional_velocity(d, t, np.zeros_like(d))
+            return np.where(signs != 0, self.c * d / (self.c * t[:, None]), inside)
+        atoms = np.asarray(latent, dtype=float)
         t2 = t[:, None]
         r = np.sqrt(np.clip((self.c * t2) ** 2 - d * d, 0.0, None))
         z = self.a * r / self.c

@@ -17,7 +17,8 @@ the front, -(|d| - c t)^2 / (2 eps_atom^2), rather than -inf: posterior weights 
 log_kernel) then stay finite and prefer the data point whose cones the particle sits on. The 32 eps(dtype)
 term covers the rounding of d = x - y for data of order one (x, y ~ 1); atom_rtol (default 1e-4, the
 threshold of the Kac-flow reference code) covers rounding relative to the cone. The same eps_atom decides,
-without a latent, which coordinates move at +-c in conditional_velocity.
+without a latent, which coordinates move with the front in conditional_velocity (u = c d / (c t): +-c on it, and
+a coordinate pushed over the cone is pulled back in proportion).
 """
 import math  # runtime-import
 
@@ -503,8 +504,12 @@ class KacProductFamily(torch.nn.Module):
         return self.atom_rtol * self.speed * t + 32 * torch.finfo(dtype).eps
 
     def conditional_velocity(self, d, t, latent=None):
-        """Per coordinate: d / (t + (r/c) I0(z)/I1(z)) inside the cone, sign(d) c on the atoms (``latent``, the
-        atom mask from sample_displacement, or |d| >= c t - eps_atom without it); |u| <= c exactly."""
+        """Per coordinate: d / (t + (r/c) I0(z)/I1(z)) inside the cone; with ``latent`` (the atom mask from
+        sample_displacement: training targets) sign(d) c on the atoms and over the cone, |u| <= c exactly. Without
+        it, the coordinates with |d| >= c t - eps_atom move with their share of the front, u = c d / (c t): +-c on the
+        front, within [-c, c] up to it, and a coordinate that a discrete reverse step pushed over the cone is pulled
+        in proportionally (d' = d t' / t under Euler) instead of keeping its overshoot down to t = 0 (the
+        regularised atoms, normal bumps of mean +-c t and width ~ c t, are carried by u = d / t)."""
         t_b = batch_view(t, d)
         front = self.speed * t_b
         magnitude = d.abs()
@@ -516,8 +521,10 @@ class KacProductFamily(torch.nn.Module):
         # (r/c) I0(z)/I1(z) = i0e(z) z / (a i1e(z)), -> 2/a as z -> 0 (z > 0 unless c t underflows: floored)
         z_floor = z.clamp_min(torch.finfo(z.dtype).tiny)
         denominator = torch.special.i0e(z).mul_(z_floor).div_(torch.special.i1e(z_floor).mul_(self.rate)).add_(t_b)
-        velocity = torch.where(inside, d_in / denominator, torch.sign(d).mul_(self.speed))  # +-c on and over the cone
-        return velocity.clamp_(-self.speed, self.speed)
+        interior = torch.div(d_in, denominator).clamp_(-self.speed, self.speed)
+        if latent is None:
+            return torch.where(inside, interior, self._front_velocity(d, front))
+        return torch.where(inside, interior, torch.sign(d).mul_(self.speed))  # +-c on and over the cone
 
     def log_kernel(self, d, t):
         """sum over coordinates of log[p_ac(d_i) + atoms regularised as normal bumps] (module doc); the sum is
@@ -547,7 +554,7 @@ class KacProductFamily(torch.nn.Module):
         the elementwise passes stay in cache; no torch.where / logaddexp / bool masks (several times the cost of an
         arithmetic pass on CPU): masks are applied by multiplying with 0/1 (each product exact), the factor a/2c
         is folded into the Bessel series' coefficients (_horner_pair: both series, one fused multiply-add per term),
-        and the atoms' velocity (_front_velocity) is blended in by a 0/1 factor (_atom_velocity).
+        and the atoms' velocity c d / (c t) is blended in by a 0/1 factor (_atom_velocity).
         - a t <= SERIES_BLOCK_MAX_RATE (_series_block): unscaled I0, I1/z from bessel_series and
           e^{a t} p = (a/2c) (I0(z) + a t I1(z)/z) inside + e^u, u = -(|d| - c t)^2 / (2 eps_atom^2) - log(2 sqrt(2 pi) eps_atom);
           e^u is floored at e^-700 (below it the atom bump is lost against the a.c. part inside the cone) and the cut
@@ -575,8 +582,8 @@ class KacProductFamily(torch.nn.Module):
     def _sparse_block(self, block_of, d, t, width, y_max, out):
         """(sum of log p in float64, whether the block was sparse) of the rows d (R, N), velocity written into
         ``out``. Over the cone (|d| >= c t) log p is the atom bump's, -(|d| - c t)^2 / (2 eps^2) - log(2 sqrt(2 pi)
-        eps) - a t, and the velocity sign(d) c: a few passes for every coordinate; ``block_of`` then runs on the
-        coordinates inside the cone only (gathered as rows of one coordinate), the many at small a t. Where more
+        eps) - a t, and the velocity c d / (c t) (_front_velocity): a few passes for every coordinate; ``block_of``
+        then runs on the coordinates inside the cone only (gathered as rows of one coordinate), the many at small a t. Where more
         than SPARSE_MAX_INSIDE of them are inside, the gather costs more than it saves: ``block_of`` runs on the
         whole block instead (and the caller stops trying)."""
         t_b, width_b = t.unsqueeze(-1), width.unsqueeze(-1)
@@ -587,7 +594,7 @@ class KacProductFamily(torch.nn.Module):
         scaled_gap = gap.div_(width_b)
         offset = torch.log(width_b * (2 * math.sqrt(2 * math.pi))).add_(t_b * self.rate).neg_()
         log_p = torch.addcmul(offset, scaled_gap, scaled_gap, value=-0.5)
-        torch.sign(d, out=out).mul_(self.speed)
+        torch.div(d, self.speed * t_b, out=out).mul_(self.speed)  # _front_velocity
         if inside.numel() > 0:
             row = torch.div(inside, d.shape[1], rounding_mode="floor")
             values = torch.empty(inside.numel(), 1, dtype=d.dtype, device=d.device)
@@ -598,14 +605,15 @@ class KacProductFamily(torch.nn.Module):
         return log_p.sum(-1, dtype=torch.float64), True
 
     def _front_velocity(self, d, front):
-        """sign(d) c: the velocity on the atoms and over the cone (conditional_velocity)."""
-        return torch.sign(d).mul_(self.speed)
+        """c d / (c t): the velocity without a latent on the atoms and over the cone (conditional_velocity); the
+        quotient is exactly +-1 on the front, so +-c there."""
+        return torch.div(d, front).mul_(self.speed)
 
     def _atom_velocity(self, d, interior, magnitude, front, width):
         """The velocity from its interior value d / (t + (r/c) I0/I1) (``interior``, overwritten; finite everywhere
-        and of the sign of d), clamped to [-c, c], and _front_velocity on the atoms and beyond, |d| >= c t - eps_atom,
-        by torch.lerp with the weight sign(|d| - (c t - eps)) + 1 clamped to 1 (1 there, 0 inside: no torch.where;
-        lerp returns either end exactly at weights 0 and 1)."""
+        and of the sign of d), clamped to [-c, c], and c d / (c t) on the atoms and beyond, |d| >= c t - eps_atom
+        (conditional_velocity without a latent), by torch.lerp with the weight sign(|d| - (c t - eps)) + 1 clamped to
+        1 (1 there, 0 inside: no torch.where; lerp returns either end exactly at weights 0 and 1)."""
         on_atom = (magnitude - (front - width)).sign_().add_(1.0).clamp_max_(1.0)
         return torch.lerp(interior.clamp_(-self.speed, self.speed), self._front_velocity(d, front), on_atom, out=interior)
 
@@ -613,7 +621,7 @@ class KacProductFamily(torch.nn.Module):
         """(sum of log p in float64, velocity written into ``out``) of the rows d (R, N) at times t (R,), any a t
         (log_kernel_and_velocity). Every coordinate gets log p_ac = (z - a t) + log[(a/2c)(i0e + a t i1e/z)] and the
         interior velocity; the few within ATOM_REACH atom widths of the front or beyond it (gathered) then get the
-        atom bump added (log-sum-exp) and, on the atoms and beyond, the velocity _front_velocity."""
+        atom bump added (log-sum-exp) and, on the atoms and beyond, the velocity c d / (c t)."""
         t_b, width_b = t.unsqueeze(-1), width.unsqueeze(-1)
         front = self.speed * t_b
         at = self.rate * t_b
