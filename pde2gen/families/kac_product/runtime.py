@@ -401,19 +401,18 @@ class KacProductFamily(torch.nn.Module):
         out = torch.empty(batch, n, dtype=t.dtype, device=device)
         atoms = torch.empty(batch, n, dtype=torch.bool, device=device)
         rate = self.rate * t.to(torch.float64)
-        if _direct_poisson_on_cpu(device, generator) and CPU_TABLE_ENTRIES_PER_DRAW * n < MIN_TABLE_SIZE + 2**BUCKET_BITS:
-            tabled = torch.zeros(batch, dtype=torch.bool, device=device)  # no row's table can pay: torch.poisson
-        else:
+        tabled, any_table = None, False  # no row's table can pay (small N): every count by torch.poisson
+        if not (_direct_poisson_on_cpu(device, generator) and CPU_TABLE_ENTRIES_PER_DRAW * n < MIN_TABLE_SIZE + 2**BUCKET_BITS):
             tabled = self._table_rows(rate, n, device, generator)
-        any_table = bool(tabled.any())
+            any_table = bool(tabled.any())
         table_rate = torch.where(tabled, rate, torch.zeros_like(rate)) if any_table else None
         block_rows = batch  # one block without tables
         if any_table:
             block_rows = max(1, min(TABLE_BLOCK_ROWS, TABLE_ENTRIES // poisson_window(table_rate)[1]))
         chunk_rows = block_rows if device.type != "cpu" else max(1, min(CHUNK_ELEMENTS // max(n, 1), block_rows))
         chunk_rows = min(chunk_rows, batch)
-        work = tuple(torch.empty(chunk_rows, n, dtype=dtype, device=device)
-                     for dtype in (torch.int32, torch.int32, torch.int32, out.dtype, torch.float32))
+        work = (torch.empty(2, chunk_rows, n, dtype=torch.int32, device=device),  # the two random words, one draw
+                *(torch.empty(chunk_rows, n, dtype=dtype, device=device) for dtype in (torch.int32, out.dtype, torch.float32)))
         front = (self.speed * t).unsqueeze(-1)  # c t, applied per chunk (while it is in cache)
         for block_first in range(0, batch, block_rows):
             block_last = min(block_first + block_rows, batch)
@@ -423,8 +422,8 @@ class KacProductFamily(torch.nn.Module):
             refine_positions, refine_cells = [], []
             for first in range(block_first, block_last, chunk_rows):
                 rows = slice(first, min(first + chunk_rows, block_last))
-                found = self._sample_chunk(rate[rows], tabled[rows], tables, first - block_first, front[rows],
-                                           out[rows], atoms[rows], work, generator)
+                found = self._sample_chunk(rate[rows], None if tables is None else tabled[rows], tables,
+                                           first - block_first, front[rows], out[rows], atoms[rows], work, generator)
                 if found is not None:
                     refine_positions.append(found[0] + first * n)
                     refine_cells.append(found[1])
@@ -449,10 +448,10 @@ class KacProductFamily(torch.nn.Module):
         ``tabled`` read ``tables`` (_class_tables of their block, these rows from ``block_row`` on), the others draw
         Poisson counts. Returns (flat positions, cells) of the draws left to refine (CODE_REFINE), or None."""
         rows, n = out.shape
-        bits_a, bits_b, index, half, spare = (buffer[:rows] for buffer in work)
+        bits = work[0][:, :rows]
+        _fill_bits(bits, generator)
+        (bits_a, bits_b), (index, half, spare) = bits, (buffer[:rows] for buffer in work[1:])
         cell = spare.view(torch.int32)
-        _fill_bits(bits_a, generator)
-        _fill_bits(bits_b, generator)
         codes = atoms.view(torch.uint8)
         found = None
         if tables is not None:
