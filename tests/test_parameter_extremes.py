@@ -59,3 +59,12 @@ def test_yukawa_continuity_is_decided_at_a_large_mass():
                                     derivation.t_max)
     assert check.passed and check.value < 1e-30, check
     assert "moved to smaller t" in check.detail and "skipped" not in check.detail
+
+
+def test_delta_limit_survives_an_underflowing_mass():
+    """Damped diffusion with m = 1e12: at the delta-limit time t = 5e-19 the mass e^{-m^2 t} = e^{-5e5} underflows,
+    and the numeric ghat p_hat(s, t) / p_hat(0, t) was 0/0 (delta_limit NaN refused the build); the symbolic ghat
+    e^{-kappa k^2 t} in mpmath gives 1 - ghat <= 5e-17 there."""
+    spec = parse("damped-diffusion", params={"m": "1e12"}, dim=2)
+    check = verify.check_delta_limit(analyse_dispersion(spec), derive(spec, checks=False).family)
+    assert check.passed and check.value <= 1e-15, check

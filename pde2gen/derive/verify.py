@@ -450,7 +450,8 @@ def check_delta_limit(dispersion: Dispersion, family: FamilyConfig) -> Check:
     # is still 0.3 at sigma = 1e-9, k = 10 when alpha = 1/16, while kappa t k^alpha ~ 1e-6 there
     t = float(min(reference.t_of_sigma(family, 1e-9), 1e-6 * reference.t_of_sigma(family, 1.0)))
     k = np.linspace(0.0, 10.0, 41)
-    pde = dispersion.numeric_ghat(k**2, t).real
+    pde, _ = _pde_ghat(dispersion, k, t)
+    pde = pde.real
     vectors = np.zeros((len(k), 1 if not reference.is_isotropic(family) else 2))
     vectors[:, 0] = k
     fam = reference.characteristic_function(family, vectors, t)
@@ -460,11 +461,27 @@ def check_delta_limit(dispersion: Dispersion, family: FamilyConfig) -> Check:
                   "data are reproduced")
 
 
-def check_family_matches_pde(dispersion: Dispersion, family: FamilyConfig) -> Check:
-    # mpmath's Bessel K of large order is too slow for a grid: Bessel kernels use the numeric ghat (kve).
+def _pde_ghat(dispersion: Dispersion, k: np.ndarray, t: float) -> tuple[np.ndarray, bool]:
+    """(the PDE's normalised ghat(k^2, t), whether from the symbolic ghat): in mpmath where SymPy has ghat (the
+    numeric p_hat(s, t) / p_hat(0, t) is 0/0 where the mass e^{-m t} underflows, e.g. damped diffusion at
+    m^2 t = 5e17), else numeric; mpmath's Bessel K of large order is too slow for a grid, so Bessel kernels use
+    the numeric ghat (kve)."""
     symbolic = dispersion.ghat is not None and not dispersion.ghat.has(sp.besselk)
-    ghat = _mp_function(dispersion.ghat, dispersion) if symbolic else None
-    worst = 0.0
+    with np.errstate(invalid="ignore", over="ignore"):  # 0/0 where the mass underflows: replaced just below
+        pde = dispersion.numeric_ghat(k**2, t)
+    if symbolic:
+        ghat = _mp_function(dispersion.ghat, dispersion)
+        with mp.workdps(30):
+            for i, kk in enumerate(k):
+                try:
+                    pde[i] = complex(ghat(mp.mpf(float(kk)) ** 2, mp.mpf(t)))
+                except ZeroDivisionError:  # a removable 0/0 of the branch sum (coincident roots): keep numeric
+                    pass
+    return pde, symbolic
+
+
+def check_family_matches_pde(dispersion: Dispersion, family: FamilyConfig) -> Check:
+    worst, symbolic = 0.0, False
     sigmas = (0.01, 0.3, 1.0, 5.0, 40.0)
     for sigma_value in sigmas:
         t = float(reference.t_of_sigma(family, sigma_value))
@@ -472,17 +489,9 @@ def check_family_matches_pde(dispersion: Dispersion, family: FamilyConfig) -> Ch
         vectors = np.zeros((len(k), 3))
         vectors[:, 0] = k
         fam = reference.characteristic_function(family, vectors, t)
-        with np.errstate(invalid="ignore"):  # 0/0 where the mass underflows (e^{-m t}): replaced just below
-            pde = dispersion.numeric_ghat(k**2, t)
-        if ghat is not None:
-            with mp.workdps(30):
-                for i, kk in enumerate(k):
-                    try:
-                        pde[i] = complex(ghat(mp.mpf(float(kk)) ** 2, mp.mpf(t)))
-                    except ZeroDivisionError:  # a removable 0/0 of the branch sum (coincident roots): keep numeric
-                        pass
+        pde, symbolic = _pde_ghat(dispersion, k, t)
         worst = max(worst, float(np.max(np.abs(fam - pde))))
-    source = "symbolic ghat (mpmath)" if ghat is not None else "numeric ghat"
+    source = "symbolic ghat (mpmath)" if symbolic else "numeric ghat"
     return _check("family_matches_pde", worst, MATCH_TOLERANCE,
                   f"max |family characteristic function - PDE {source}| over 24 k x 5 t (sigma 0.01 to 40)")
 
