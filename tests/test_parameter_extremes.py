@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from pde2gen.analysis.dispersion import analyse_dispersion
-from pde2gen.derive import verify
+from pde2gen.derive import reference, verify
 from pde2gen.derive.derive import derive
+from pde2gen.families.nig.runtime import NIGFamily
 from pde2gen.families.reference_common import log_gamma_ratio, log_student_t_cf
 from pde2gen.families.student_t.runtime import _log_gamma_ratio as runtime_log_gamma_ratio
 from pde2gen.spec.parse import parse
@@ -68,3 +69,36 @@ def test_delta_limit_survives_an_underflowing_mass():
     spec = parse("damped-diffusion", params={"m": "1e12"}, dim=2)
     check = verify.check_delta_limit(analyse_dispersion(spec), derive(spec, checks=False).family)
     assert check.passed and check.value <= 1e-15, check
+
+
+def _yukawa_family(m: str):
+    return derive(parse("yukawa", params={"m": m}, dim=2), checks=False).family
+
+
+def test_nig_log_kernel_at_a_huge_mass_against_mpmath():
+    """Yukawa m = 1e6 at sigma = 0.5 (m tau = 2.5e11): the twin's log K_{3/2}(m r) took SciPy's small-x form where
+    kve is NaN (x > ~1e9), 2.5e11 off, and twin and runtime summed m tau - m r as floats (5e-5 off); with
+    log(K e^x) and r - tau = |d|^2 / (r + tau) both hold 1e-9 of the exact log density."""
+    import torch
+
+    family = _yukawa_family("1000000")
+    m, t = family.params["m"], float(reference.t_of_sigma(family, 0.5))
+    tau = family.params["c"] * t
+    d = np.array([[0.1, 0.2], [0.5, -0.3], [1.5, 0.4]])
+    with mp.workdps(50):
+        exact, m_, tau_ = [], mp.mpf(m), mp.mpf(tau)
+        for rho2 in np.sum(d * d, axis=1):
+            r = mp.sqrt(mp.mpf(float(rho2)) + tau_**2)
+            exact.append(float(mp.log(2) + m_ * tau_ - 1.5 * mp.log(2 * mp.pi) + 1.5 * mp.log(m_) + mp.log(tau_)
+                               - 1.5 * mp.log(r) + mp.log(mp.besselk(1.5, m_ * r))))
+    np.testing.assert_allclose(reference.log_kernel(family, d, t), exact, rtol=0, atol=1e-9)
+    process = NIGFamily(c=family.params["c"], m=m)
+    got = process.log_kernel(torch.tensor(d), torch.full((3,), t, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-9)
+
+
+def test_nig_posterior_velocity_at_a_huge_mass():
+    """velocity_radial_flux at Yukawa m = 1e6 (twin's GIG posterior, a mode = 4e12): the log weights summed terms
+    ~4e12 to differences of order one (3.9e-5 off the radial flux, tolerance 1e-5); relative to the mode 5e-8."""
+    check = verify.check_velocity_radial_flux(_yukawa_family("1000000"))
+    assert check.passed and check.value < 1e-6, check

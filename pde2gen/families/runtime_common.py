@@ -326,8 +326,14 @@ DEBYE_MIN_ORDER = 16.0  # from this order on, 8 Debye terms give log K to < 3e-1
 
 
 def log_bessel_k(nu, x):
-    """log K_nu(x) for a fixed order nu >= 0 (Python float) and x > 0, differentiable in x, no overflow
-    or underflow for any float64 x > 0 and orders up to thousands (Yukawa: nu = (N + 1) / 2).
+    """log K_nu(x) for a fixed order nu >= 0 (Python float) and x > 0 (log_bessel_ke(nu, x) - x)."""
+    return log_bessel_ke(nu, x) - x
+
+
+def log_bessel_ke(nu, x):
+    """log(K_nu(x) e^x) for a fixed order nu >= 0 (Python float) and x > 0, differentiable in x, no overflow
+    or underflow for any float64 x > 0 and orders up to thousands (Yukawa: nu = (N + 1) / 2). Without its -x,
+    which the NIG kernel cancels against e^{m tau} exactly (m tau - m r as floats lost 5e-5 at m tau = 2.5e11).
 
     - nu >= DEBYE_MIN_ORDER: uniform asymptotic (Debye) expansion, z = x / nu, p = 1 / sqrt(1 + z^2),
       K_nu(nu z) ~ sqrt(pi / (2 nu)) e^{-nu eta} (1 + z^2)^{-1/4} sum_k (-1)^k u_k(p) / nu^k (8 terms).
@@ -340,24 +346,25 @@ def log_bessel_k(nu, x):
         z = x / nu
         root = torch.sqrt(1 + z * z)
         p = 1 / root
-        eta = root + torch.log(z / (1 + root))
+        # eta - z = R + log(z / (1 + R)) - z without cancelling two terms ~z: 1/(R + z) - log1p((1 + 1/(R + z)) / z)
+        eta_minus_z = 1 / (root + z) - torch.log1p((1 + 1 / (root + z)) / z)
         series = torch.zeros_like(x)
         for k in reversed(range(len(DEBYE_POLYNOMIALS))):
             u_k = torch.zeros_like(p)
             for coefficient in reversed(DEBYE_POLYNOMIALS[k]):
                 u_k = u_k * p + coefficient
             series = series * (-1 / nu) + u_k
-        return 0.5 * math.log(math.pi / (2 * nu)) - nu * eta - 0.25 * torch.log1p(z * z) + torch.log(series)
+        return 0.5 * math.log(math.pi / (2 * nu)) - nu * eta_minus_z - 0.25 * torch.log1p(z * z) + torch.log(series)
     twice = 2 * nu
     if twice != round(twice):
         raise ValueError(f"log_bessel_k: order {nu} below {DEBYE_MIN_ORDER} must be an integer or half-integer")
     if round(twice) % 2 == 0:  # integer order: start from K_0, K_1
         order = 0.0
-        log_k = torch.log(bessel_k0e(x)) - x
+        log_k = torch.log(bessel_k0e(x))
         ratio = bessel_k1e(x) / bessel_k0e(x)
     else:  # half-integer order: K_{1/2} = sqrt(pi / 2x) e^{-x}, K_{3/2} / K_{1/2} = 1 + 1/x
         order = 0.5
-        log_k = 0.5 * torch.log(math.pi / (2 * x)) - x
+        log_k = 0.5 * torch.log(math.pi / (2 * x))
         ratio = 1 + 1 / x
     while order < nu:
         log_k = log_k + torch.log(ratio)

@@ -9,7 +9,13 @@ import math
 import numpy as np
 from scipy import special
 
-from ..reference_common import MovingVarianceLatent, ReferenceFamily, chi_mixture_cdf, gig_nodes, log_bessel_k
+from ..reference_common import (
+    MovingVarianceLatent,
+    ReferenceFamily,
+    chi_mixture_cdf,
+    gig_nodes,
+    log_bessel_ke,
+)
 
 
 class Reference(MovingVarianceLatent, ReferenceFamily):
@@ -36,9 +42,10 @@ class Reference(MovingVarianceLatent, ReferenceFamily):
         tau = self.c * t
         r = np.sqrt(np.sum(d * d, axis=1) + tau**2)
         half = 0.5 * (N + 1)
-        # 2 e^{m tau} (2 pi)^{-(N+1)/2} m^{(N+1)/2} tau r^{-(N+1)/2} K_{(N+1)/2}(m r)
-        return (math.log(2.0) + self.m * tau - half * math.log(2.0 * math.pi) + half * math.log(self.m)
-                + np.log(tau) - half * np.log(r) + log_bessel_k(half, self.m * r))
+        # 2 e^{m tau} (2 pi)^{-(N+1)/2} m^{(N+1)/2} tau r^{-(N+1)/2} K_{(N+1)/2}(m r), with e^{m tau} K(m r) =
+        # e^{-m (r - tau)} K(m r) e^{m r} and r - tau = |d|^2 / (r + tau) (m tau - m r cancelled ~m tau eps)
+        return (math.log(2.0) - half * math.log(2.0 * math.pi) + half * math.log(self.m) + np.log(tau)
+                - half * np.log(r) + log_bessel_ke(half, self.m * r) - self.m * np.sum(d * d, axis=1) / (r + tau))
 
     def radial_cf(self, k, t):
         k = np.asarray(k, dtype=float)
