@@ -50,11 +50,13 @@ def test_pfgmpp_at_huge_D_passes_its_self_checks(D):
         assert checks[name].value < 0.01 * checks[name].tolerance, (name, checks[name].value)
 
 
-def test_yukawa_continuity_is_decided_at_a_large_mass():
+@pytest.mark.parametrize("m", ["100000", "1e12"])
+def test_yukawa_continuity_is_decided_at_a_large_mass(m):
     """Yukawa m = 1e5 (and m = 1e4 in a build): the unexcited branch e^{+m t} dominates the kernel e^{-(sqrt(s + m^2) - m) t} by e^{2 m t}, so
     every t of the window (m t >= 4e4) needed more than 600 digits and the check refused a correct kernel; the
-    points move to smaller t (the identity holds at every t), where they are decided and the residual is ~1e-49."""
-    spec = parse("yukawa", params={"m": "100000"}, dim=2)
+    points move to smaller t (the identity holds at every t), where they are decided and the residual is ~1e-49.
+    At m = 1e12 the digits needed (~3e18) were also read as "infinite" and t shrank only 1000-fold per step."""
+    spec = parse("yukawa", params={"m": m}, dim=2)
     derivation = derive(spec, checks=False)
     check = verify.check_continuity(analyse_dispersion(spec), np.random.default_rng(0), derivation.t_min,
                                     derivation.t_max)
@@ -102,3 +104,11 @@ def test_nig_posterior_velocity_at_a_huge_mass():
     ~4e12 to differences of order one (3.9e-5 off the radial flux, tolerance 1e-5); relative to the mode 5e-8."""
     check = verify.check_velocity_radial_flux(_yukawa_family("1000000"))
     assert check.passed and check.value < 1e-6, check
+
+
+def test_family_matches_pde_evaluates_the_symbolic_ghat_with_enough_digits():
+    """Yukawa m = 1e10 at sigma = 40: ghat = exp(t m - t sqrt(k^2 + m^2)) cancels terms m t = 1.6e23 in its
+    exponent, which at 30 digits left 2.8e-8 (tolerance 1e-9); the precision now doubles until two agree."""
+    spec = parse("yukawa", params={"m": "1e10"}, dim=2)
+    check = verify.check_family_matches_pde(analyse_dispersion(spec), derive(spec, checks=False).family)
+    assert check.passed and check.value < 1e-14, check

@@ -285,7 +285,7 @@ def check_continuity(dispersion: Dispersion, rng, t_min: float, t_max: float) ->
             kernel = p_hat(s, t)
             roots = mp.polyroots([c(s) for c in coefficients][::-1], maxsteps=200, extraprec=2 * PRECISION)
             excess = max(mp.re(r) for r in roots) * t - mp.log(abs(kernel)) if kernel != 0 else mp.inf
-        return PRECISION + max(0, int(mp.ceil(excess / mp.log(10))) if excess != mp.inf else 10**9)
+        return PRECISION + max(0, int(mp.ceil(excess / mp.log(10)))) if excess != mp.inf else math.inf
 
     for s, t in _random_points(rng, t_min, t_max):
         drawn, digits = t, digits_needed(s, t)
@@ -295,7 +295,7 @@ def check_continuity(dispersion: Dispersion, rng, t_min: float, t_max: float) ->
         for _ in range(4):
             if digits <= MAX_DIGITS:
                 break
-            t = t * mp.mpf(0.9) * (MAX_DIGITS - PRECISION) / (digits - PRECISION) if digits < 10**9 else t / 1000
+            t = t * mp.mpf(0.9) * (MAX_DIGITS - PRECISION) / (digits - PRECISION) if digits < math.inf else t / 1000
             digits = digits_needed(s, t)
         if t != drawn:  # spread the moved points over two decades below, as the drawn ones spread over the window
             position = math.log(float(drawn) / t_min) / max(math.log(t_max / t_min), 1e-300)
@@ -471,12 +471,23 @@ def _pde_ghat(dispersion: Dispersion, k: np.ndarray, t: float) -> tuple[np.ndarr
         pde = dispersion.numeric_ghat(k**2, t)
     if symbolic:
         ghat = _mp_function(dispersion.ghat, dispersion)
-        with mp.workdps(30):
-            for i, kk in enumerate(k):
+        for i, kk in enumerate(k):
+            # the exponent may cancel terms ~m t (Yukawa: t m - t sqrt(k^2 + m^2), m t = 1.6e23 at m = 1e10 left
+            # 7 of 30 digits): the precision doubles until two evaluations agree to 1e-20
+            previous = None
+            for digits in (30, 60, 120, 240):
                 try:
-                    pde[i] = complex(ghat(mp.mpf(float(kk)) ** 2, mp.mpf(t)))
+                    with mp.workdps(digits):
+                        value = complex(ghat(mp.mpf(float(kk)) ** 2, mp.mpf(t)))
                 except ZeroDivisionError:  # a removable 0/0 of the branch sum (coincident roots): keep numeric
-                    pass
+                    break
+                if previous is not None and abs(value - previous) <= 1e-20:
+                    break
+                previous = value
+            else:
+                continue  # no agreement at 240 digits: keep the numeric value
+            if previous is not None:
+                pde[i] = value
     return pde, symbolic
 
 
