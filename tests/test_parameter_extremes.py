@@ -112,3 +112,19 @@ def test_family_matches_pde_evaluates_the_symbolic_ghat_with_enough_digits():
     spec = parse("yukawa", params={"m": "1e10"}, dim=2)
     check = verify.check_family_matches_pde(analyse_dispersion(spec), derive(spec, checks=False).family)
     assert check.passed and check.value < 1e-14, check
+
+
+def test_pfgmpp_below_half_a_dimension_is_refused_up_front():
+    """D = 0.128: the Student-t's delta limit |1 - ghat| ~ (k sigma)^D is 0.08 at sigma = 1e-9 (the delta_limit
+    check failed, 'a bug or a numerical limit'); derive now refuses before any check, naming D >= 1/2."""
+    from pde2gen.derive.recognise import MIN_AUGMENTED_DIMS
+
+    derivation = derive(parse("pfgmpp", params={"D": "0.128"}, dim=2))
+    assert derivation.family is None and "use D >= 1/2" in derivation.not_derivable
+    # the limit is where the delta-limit check would fail: 1 - ghat(k = 10, sigma = 1e-9) > 1e-3 below D = 0.363
+    from pde2gen.analysis.dispersion import student_t_ghat
+
+    for D, fails in ((0.128, True), (0.35, True), (MIN_AUGMENTED_DIMS, False)):
+        gap = 1.0 - student_t_ghat(D / 2, np.array([10 * 1e-9 * math.sqrt(D)]))[0]
+        assert (gap > 1e-3) == fails, (D, gap)
+    assert derive(parse("pfgmpp", params={"D": "1/2"}, dim=2)).family is not None

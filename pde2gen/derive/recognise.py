@@ -198,11 +198,20 @@ def _damped_klein_gordon_text(a: float, m_squared: float, c: float, w_squared: f
             "the pure wave (two atoms at +-c t), which does not smooth (C2)")
 
 
+# Below this D the Student-t's delta limit is too slow: 1 - ghat(k = 10, sigma = 1e-9) > 1e-3 from D = 0.363
+MIN_AUGMENTED_DIMS = 0.5
+
+
 def _radial_augmentation(dispersion: Dispersion, symbol: sp.Expr, values: dict) -> Recognition:
     D = _real_number(sp.sympify(dispersion.augmented_dims).xreplace(values))
     if D is None or D <= 0:
         return Recognition(None, NOT_DERIVABLE + f"the radial augmentation needs D > 0 extra dimensions, "
                            f"got D = {dispersion.augmented_dims}")
+    if D < MIN_AUGMENTED_DIMS:
+        return Recognition(None, NOT_DERIVABLE + f"PFGM++ with D = {D:.6g} < 1/2 augmented dimensions: its "
+                           "Student-t kernel reaches the data only as |1 - ghat| ~ (k sigma)^D (0.08 at sigma = "
+                           "1e-9 for D = 0.128), so no noise level of the grid reproduces them; use D >= 1/2 "
+                           "(D = 1 is PFGM)")
     poly = sp.Poly(symbol, LAM)
     coeffs = poly.all_coeffs()
     if poly.degree() != 2 or coeffs[1] != 0 or coeffs[0].has(S):
