@@ -90,6 +90,8 @@ def _check_smoothing(disp: Dispersion, numeric: Dispersion | None,
                           "every_k": everywhere}, "log grid, witness re-evaluated in mpmath"), gap
     gap_values = np.where(bad, np.abs(gap_values), gap_values)  # cleared points: rounding noise, not signs
     alpha = _small_k_exponent(gap_values)
+    if alpha is None and np.all(gap_values > 0):
+        alpha = _small_k_exponent_mp(numeric)
     large = _large_k_gap(gap_values)
     if alpha is None or large is None:
         return Condition("C2", UNDECIDED, "gap positive on the grid but its asymptotics at k -> 0 or k -> oo "
@@ -166,8 +168,27 @@ def _positive_for_positive_s(expr: sp.Expr, bernstein: positivity.BernsteinResul
 def _small_k_exponent(gap: np.ndarray) -> tuple[float, float] | None:
     """(alpha, a) with gap ~ a k^alpha as k -> 0, read off the first decade of the grid (alpha rounded to a
     fraction with denominator <= 8 when within 1e-3)."""
-    k = np.sqrt(S_GRID[[0, 100, 200]])  # 1e-4, ~3.2e-4, 1e-3
-    g = gap[[0, 100, 200]]
+    return _power_law(np.sqrt(S_GRID[[0, 100, 200]]), gap[[0, 100, 200]])  # k = 1e-4, ~3.2e-4, 1e-3
+
+
+def _small_k_exponent_mp(numeric: Dispersion) -> tuple[float, float] | None:
+    """_small_k_exponent where the grid's first decade is not yet asymptotic: a branch point just above it (Kac
+    with a/c = 3e-3: gap = a - sqrt(a^2 - c^2 k^2) ~ c^2 k^2 / 2a only for k << a/c, and at k = 1e-3 the
+    slopes 2.002 and 2.023 differed by 0.02, C2 'undecided'). The gaps at k = K, sqrt(10) K, 10 K for K = 1e-5 .. 1e-12 in
+    mpmath (float gaps ~ (c k)^2 / a would be rounding there), with digits for gaps down to ~1e-4K^2 of the roots."""
+    for decade in range(5, 13):
+        k = 10.0 ** (-decade) * np.array([1.0, 10**0.5, 10.0])
+        gaps = [_mp_gap(numeric, float(kk * kk), 40 + 4 * decade) for kk in k]
+        if any(g is None for g in gaps):
+            return None
+        found = _power_law(k, np.array([float(g) for g in gaps]))
+        if found is not None:
+            return found
+    return None
+
+
+def _power_law(k: np.ndarray, g: np.ndarray) -> tuple[float, float] | None:
+    """(alpha, a) with g = a k^alpha at three k, or None if the two slopes differ by more than 1e-2."""
     if np.any(g <= 0):
         return None
     slopes = np.diff(np.log(g)) / np.diff(np.log(k))
