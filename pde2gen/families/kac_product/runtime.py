@@ -325,8 +325,9 @@ def economised_chebyshev(series):
     return tuple(c * BESSEL_SERIES_MAX_Z**k for k, c in enumerate(kept)), chebyshev
 
 
-_I0_ECONOMISED, _ = economised_chebyshev(_I0_ASYMPTOTIC)
-_I1_ECONOMISED, _ = economised_chebyshev(_I1_ASYMPTOTIC)
+# one name per assignment: render.prune_runtime (and its test) follow single-name definitions, not tuple targets
+_I0_ECONOMISED = economised_chebyshev(_I0_ASYMPTOTIC)[0]
+_I1_ECONOMISED = economised_chebyshev(_I1_ASYMPTOTIC)[0]
 
 
 def bessel_scaled(z, weight=None, scale=1.0):
