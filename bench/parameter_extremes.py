@@ -37,7 +37,7 @@ ENTRIES = {
     "kac": {"a": Fraction(9), "c": Fraction(3)},
 }
 FACTORS = (1e-6, 1e-3, 1e3, 1e6, 1e12)
-EXTRA = {("pfgmpp", "D"): (1e5, 1e6, 1e8, 1e10, 1e12)}  # absolute values, D up to the parameter bound
+EXTRA = {("pfgmpp", "D"): (1e5, 1e6, 1e8, 1e10, 1e12), ("yukawa", "m"): (1e4, 1e8, 1e10)}  # absolute values
 EXIT_CODES = {0: "built", 1: "not s-generative", 2: "refused (bad input)", 3: "analysis error",
               4: "derivation error", 5: "render error", 70: "internal error"}
 
