@@ -369,3 +369,18 @@ def test_nig_interpolated_posterior_factor_matches_the_quadrature(m, n, tau):
     d = torch.randn(FACTOR_TABLE_MIN_VALUES, n, dtype=F64, generator=torch.Generator().manual_seed(1)) * tau
     expected = d * (family._posterior_coupling_factor((d * d).sum(-1), t, n) / tau)[:, None]
     np.testing.assert_allclose(family.conditional_velocity(d, t).numpy(), expected.numpy(), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("m", [0.0, 0.1, 1.0])
+def test_nig_log_kernel_and_velocity_equal_the_separate_calls(m):
+    """Process.marginal_velocity's one-pass NIG path (|d|^2 once, shared by log p and the posterior factor) gives
+    the values of log_kernel and conditional_velocity, with the factor's table (one t) and its quadrature (many)."""
+    from pde2gen.families.nig.runtime import NIGFamily
+
+    family = NIGFamily(c=1.0, m=m)
+    generator = torch.Generator().manual_seed(3)
+    for times in (torch.full((4096,), 0.7, dtype=torch.float64), torch.rand(64, dtype=torch.float64, generator=generator) + 0.1):
+        d = torch.randn(len(times), 2, dtype=torch.float64, generator=generator) * 2
+        log_p, velocity = family.log_kernel_and_velocity(d, times)
+        assert torch.equal(log_p, family.log_kernel(d, times))
+        assert torch.equal(velocity, family.conditional_velocity(d, times))
