@@ -78,6 +78,22 @@ def timed_build(source: str, out: Path, **options) -> tuple[str, str | None]:
     return f"{time.perf_counter() - start:.1f}s", None
 
 
+def record_build(rows: dict, failures: list[str], name: str, dim: int, out: Path, **options) -> None:
+    """Build ``name`` in N = ``dim`` into ``out`` (timed_build): its cell in rows[name][dim], its failure line, and a
+    progress line on stderr."""
+    cell, failure = timed_build(name, out, dim=dim, **options)
+    if failure:
+        failures.append(f"{name} N={dim}: {failure}")
+    rows.setdefault(name, {})[dim] = cell
+    print(f"{name:60s} N={dim:<5d} {cell}", file=sys.stderr, flush=True)
+
+
+def dims_table(label: str, rows: dict, dims) -> list[str]:
+    """Markdown lines of an entry x N table: one row per name, one column per dimension (rows[name][dim] cells)."""
+    lines = [f"| {label} | " + " | ".join(f"N={d}" for d in dims) + " |", "|---|" + "---|" * len(dims)]
+    return lines + [f"| {name} | " + " | ".join(cells.get(d, "") for d in dims) + " |" for name, cells in rows.items()]
+
+
 def print_table(header: str, rows: list[str], failures: list[str], what: str = "builds") -> int:
     """A Markdown table of result rows, the count line and one line per failure; the exit code (1 on any failure)."""
     columns = header.count("|") - 1

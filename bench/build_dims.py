@@ -59,15 +59,10 @@ def main(argv=None) -> int:
                 if not analyse(spec, repairs=False).s_generative:
                     rows.setdefault(name, {})[dim] = "-"
                     continue
-                cell, failure = C.timed_build(name, Path(scratch) / f"{names.index(name)}-{dim}", dim=dim,
-                                              construction=construction)
-                if failure:
-                    failures.append(f"{name} N={dim}: {failure}")
-                rows.setdefault(name, {})[dim] = cell
-                print(f"{name:14s} N={dim:<5d} {cell}", file=sys.stderr, flush=True)
+                C.record_build(rows, failures, name, dim, Path(scratch) / f"{names.index(name)}-{dim}",
+                               construction=construction)
     rows = {name: cells for name, cells in rows.items() if any(c != "-" for c in cells.values())}
-    lines = ["| entry | " + " | ".join(f"N={d}" for d in args.dims) + " |", "|---|" + "---|" * len(args.dims)]
-    lines += [f"| {name} | " + " | ".join(cells.get(d, "") for d in args.dims) + " |" for name, cells in rows.items()]
+    lines = C.dims_table("entry", rows, args.dims)
     builds = sum(c != "-" for cells in rows.values() for c in cells.values())
     lines += ["", f"{builds} builds of {len(rows)} s-generative entries, {len(failures)} failed"]
     lines += [f"- {line}" for line in failures]
