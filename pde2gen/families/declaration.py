@@ -39,10 +39,6 @@ class Shape:
     context: str = ""  # how the route was reached, for the recognition text
 
 
-def _no_text(params: dict) -> str:
-    return ""
-
-
 @dataclass(frozen=True)
 class FamilyInfo:
     """The declaration of one family (the folder contract, docs/DESIGN.md)."""

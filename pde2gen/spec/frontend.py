@@ -431,22 +431,23 @@ class _Linear:
     screened: dict = field(default_factory=dict)  # m -> coefficient of relap(u, m), m > 0 a number
 
     def add_screened(self, mass: sp.Expr, coefficient: sp.Expr) -> None:
-        total = self.screened.get(mass, sp.S.Zero) + coefficient
-        if total == 0:
-            self.screened.pop(mass, None)
-        else:
-            self.screened[mass] = total
+        _accumulate(self.screened, mass, coefficient)
 
     @property
     def has_u(self) -> bool:
         return bool(self.parts or self.screened)
 
     def add(self, key: _OperatorKey, coefficient: sp.Expr) -> None:
-        total = self.parts.get(key, sp.S.Zero) + coefficient
-        if total == 0:
-            self.parts.pop(key, None)
-        else:
-            self.parts[key] = total
+        _accumulate(self.parts, key, coefficient)
+
+
+def _accumulate(coefficients: dict, key, coefficient: sp.Expr) -> None:
+    """coefficients[key] += coefficient, the key dropped where the sum cancels to 0."""
+    total = coefficients.get(key, sp.S.Zero) + coefficient
+    if total == 0:
+        coefficients.pop(key, None)
+    else:
+        coefficients[key] = total
 
 
 @dataclass
