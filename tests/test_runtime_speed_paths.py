@@ -202,14 +202,15 @@ def kac_reference_sample(a, c, t, size, seed):
     return np.where(switches == 0, direction * c * t, direction * c * (2 * share * t - t))
 
 
-KAC_RATES = [1e-3, 0.1, 1.0, 9.0, 30.0, 300.0, 1e4]
-KAC_KS_P = 1e-4  # per check; 2 x 7 x 2 checks: false-alarm rate below 3e-3 in all (fixed seeds: reproducible)
+KAC_RATES = [1e-3, 0.1, 1.0, 9.0, 30.0, 64.5, 300.0, 1e4]  # 64.5, 300, 1e4: diffusive rows (no switch count)
+KAC_KS_P = 1e-4  # per check; 2 x 8 x 2 checks: false-alarm rate below 3.2e-3 in all (fixed seeds: reproducible)
 
 
 @pytest.mark.parametrize("n, dtype", [(2, torch.float64), (2000, torch.float32)])
 def test_kac_sampler_draws_the_exact_law_from_small_to_huge_a_t(n, dtype):
-    """a t from 1e-3 to 1e4, N = 2 (every row by torch.poisson) and N = 2000 (tables up to a t = 64, then
-    torch.poisson): two-sample KS against the definition, and the atom fraction e^{-a t} (5 sigma)."""
+    """a t from 1e-3 to 1e4, N = 2 (torch.poisson up to a t = 64) and N = 2000 (tables up to a t = 64); above, the
+    diffusive rows' closed-form radius: two-sample KS against the definition, and the atom fraction e^{-a t}
+    (5 sigma)."""
     from scipy import stats
 
     a, c, draws = 9.0, 3.0, 32_000
@@ -228,6 +229,43 @@ def test_kac_sampler_draws_the_exact_law_from_small_to_huge_a_t(n, dtype):
         assert abs(fraction - expected) <= 5 * math.sqrt(expected * (1 - expected) / x.size) + 1e-12, rate
         assert np.array_equal(np.abs(x[atoms.numpy().ravel()]), np.full(int(atoms.sum()), front))
         assert float(d.abs().max()) <= front
+
+
+def test_kac_radius_law_closed_form_and_its_diffusive_part_match_the_switch_mixture():
+    """Ulrich's radius R = U^(1/(2q-1)), q = ceil(n/2), mixed over n ~ Poisson(a t) (n = 0: R = 0, the atom):
+    P(R <= y) = e^{-a t} [1 + sinh(a t y) + (cosh(a t y) - 1) / y] against the mixture summed term by term in
+    mpmath, and the diffusive rows' form e^{-a t (1 - y)} (1 + 1/y) / 2 above it by at most e^{-a t} / y."""
+    with mpmath.workdps(200):  # the gap, ~e^{-a t}, next to values of order e^{-a t (1 - y)}: e^-300 against e^-30
+        for rate in (0.01, 1.0, 9.0, 64.0, 300.0):
+            lam = mpmath.mpf(rate)
+            for y in (mpmath.mpf("1e-6"), mpmath.mpf("0.3"), mpmath.mpf("0.9"), mpmath.mpf(1) - mpmath.mpf("1e-9")):
+                terms = int(rate + 40 * math.sqrt(rate)) + 100  # the Poisson tail beyond: below e^-400
+                mixture = mpmath.exp(-lam) * (1 + mpmath.fsum(lam**n / mpmath.factorial(n) * y ** (2 * ((n + 1) // 2) - 1)
+                                                              for n in range(1, terms)))
+                closed = mpmath.exp(-lam) * (1 + mpmath.sinh(lam * y) + (mpmath.cosh(lam * y) - 1) / y)
+                assert abs(closed / mixture - 1) < mpmath.mpf("1e-40")
+                diffusive = mpmath.exp(-lam * (1 - y)) * (1 + 1 / y) / 2
+                assert 0 <= diffusive - closed <= mpmath.exp(-lam) / y
+
+
+@pytest.mark.parametrize("dtype, ulps", [(torch.float32, 4), (torch.float64, 8)])
+def test_kac_diffusive_radius_inverts_the_closed_form_law(dtype, ulps):
+    """diffusive_radius (DIFFUSIVE_STEPS Newton steps) against the root of a t v - log1p(v / (2 (1 - v))) = E in
+    mpmath, a t from just above DIFFUSIVE_MIN_RATE to 1e7, E = -log U over every value the uniforms reach
+    (float32: U >= 2^-24; float64: U >= 2^-54)."""
+    from pde2gen.families.kac_product.runtime import DIFFUSIVE_MIN_RATE, DIFFUSIVE_STEPS, diffusive_radius
+
+    largest = -math.log(2.0**-24 if dtype == torch.float32 else 2.0**-54)
+    exponential = torch.cat([torch.logspace(-9, math.log10(largest), 60, dtype=F64), torch.tensor([largest], dtype=F64)])
+    for rate in (math.nextafter(DIFFUSIVE_MIN_RATE, math.inf), 100.0, 1e3, 1e5, 1e7):
+        rate_t = torch.tensor(rate, dtype=dtype)  # the rate as the sampler holds it in this dtype
+        got = diffusive_radius(exponential.to(dtype)[None].clone(), rate_t.reshape(1, 1), DIFFUSIVE_STEPS[dtype])[0]
+        lam = mpmath.mpf(float(rate_t))
+        for e, value in zip(exponential.to(dtype).tolist(), got.tolist()):
+            with mpmath.workdps(40):
+                v = mpmath.findroot(lambda v: lam * v - mpmath.log1p(v / (2 * (1 - v))) - e, e / lam)
+                expected = mpmath.sqrt(v * (2 - v))
+            assert abs(value / expected - 1) <= ulps * torch.finfo(dtype).eps, (rate, e)
 
 
 @pytest.mark.parametrize("t", [1e-4, 0.05, 0.3, 2.0])

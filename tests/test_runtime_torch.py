@@ -494,22 +494,21 @@ def test_kac_sampler_matches_reference_law(t):
     assert x.var() == pytest.approx(variance, rel=0.05)
 
 
-@pytest.mark.parametrize("table_max_rate", [2.0**20, 100.0])
-def test_kac_sampler_float32_and_large_rates(table_max_rate, monkeypatch):
-    """float32 path (packed random bits), windowed tables (a t = 810) and PTRS (a t above the table limit,
-    lowered here to reach it) against the reference law."""
-    from pde2gen.families.kac_product import runtime as kac_product
-
-    monkeypatch.setattr(kac_product, "TABLE_MAX_RATE", table_max_rate)
+def test_kac_sampler_float32_counted_and_diffusive_rows():
+    """float32 path (packed random bits): class tables (a t = 2.7), a diffusive row (a t = 810, no switch count)
+    and both kinds in one batch, against the reference law."""
     family = KacProductFamily(a=9.0, c=3.0)
-    for t, seed in ((0.3, 15), (90.0, 16)):
-        d, _ = family.sample_displacement(full(t, 16, torch.float32), (2000,), generator(seed))
+    for times, seed in (((0.3,), 15), ((90.0,), 16), ((0.3, 90.0), 18)):
+        t = torch.tensor(times * 8, dtype=torch.float32)
+        d, _ = family.sample_displacement(t, (2000,), generator(seed))
         assert d.dtype == torch.float32
-        reference = _kac_reference_sample(9.0, 3.0, t, 60000, 2)
-        front = float(3.0 * torch.tensor(t, dtype=torch.float32))  # c t as the float32 sampler forms it
-        reference = np.where(np.abs(reference) == 3.0 * t, np.sign(reference) * front, reference)
-        assert stats.ks_2samp(d.double().numpy().ravel(), reference).pvalue > KS_ALPHA
-        assert float(d.abs().max()) <= front
+        for value in times:
+            rows = t == value
+            reference = _kac_reference_sample(9.0, 3.0, value, 60000, 2)
+            front = float(3.0 * torch.tensor(value, dtype=torch.float32))  # c t as the float32 sampler forms it
+            reference = np.where(np.abs(reference) == 3.0 * value, np.sign(reference) * front, reference)
+            assert stats.ks_2samp(d[rows].double().numpy().ravel(), reference).pvalue > KS_ALPHA
+            assert float(d[rows].abs().max()) <= front
 
 
 def test_kac_log_kernel_density_and_normalisation():

@@ -8,6 +8,8 @@ S / t ~ Beta(ceil((n+1)/2), floor((n+1)/2)) and a fair initial direction D0. Int
 law given n: x / (c t) = 2B - 1 with B ~ Beta(q, q), q = ceil(n/2) (for n even, the mixture of Beta(q+1, q) and
 its mirror image has density ~ (1 - w^2)^(q-1)). Symmetric Betas come from Ulrich's polar method,
 2B - 1 = sqrt(1 - U^(2/(2q-1))) cos(2 pi V) (a two-dimensional projection of a uniform point on a sphere).
+Mixed over n, R = U^(1/(2q-1)) has a closed-form law (DIFFUSIVE_MIN_RATE below): rows with a t > 64 draw R by
+inverting it, with no switch count.
 
 Atoms in the log-kernel: each atom is regularised as a normal bump of mass e^{-a t}/2 and standard deviation
 eps_atom(t) = atom_rtol c t + 32 eps(dtype) around +-c t, added to the a.c. density (log-sum-exp). The
@@ -32,13 +34,11 @@ from pde2gen.families.runtime_common import (  # runtime-import
     poisson_search,  # runtime-import
     poisson_window,  # runtime-import
     random_bits31,  # runtime-import
-    sample_poisson_ptrs,  # runtime-import
     uniform_open,  # runtime-import
 )  # runtime-import
 
 CHUNK_ELEMENTS = 2**17  # CPU sampling works on row blocks of about this size (its 5 work buffers stay in L2: 2^16 and 2^18 measured slower)
 TABLE_ENTRIES = 2**22  # ... and table blocks of at most this many CDF entries (about 26 sqrt(a t) per row)
-TABLE_MAX_RATE = 2.0**20  # Poisson counts by table inversion up to this a t (tables of <= 26.7k entries), PTRS above
 # Class tables (_class_tables): the count n enters the Kac law only through its class q = ceil(n/2) (q = 0: the atom).
 # bits_a = [8 bits: bucket j of the uniform U | 23 bits: radial uniform], bits_b = [23 bits: angle | 8 bits: s].
 # Level 1 maps each of the 2^8 buckets of U to its class where one class covers the bucket (90-99% of draws for
@@ -49,14 +49,22 @@ RADIAL_BITS = 31 - BUCKET_BITS
 SUB_BUCKETS = 2**5
 TABLE_BLOCK_ROWS = 2**23 // (2**BUCKET_BITS * (1 + SUB_BUCKETS))  # packed cell indices stay below 2^23 (int32 << 8)
 CODE_REFINE = 2  # atom-mask byte of a draw to refine (0: off the atoms, 1: on an atom)
-# CPU: a row's counts come from its CDF table only while the table pays: a t <= CPU_TABLE_MAX_RATE (above, the
-# level-2 cells grow as sqrt(a t); EDM sigmas at N = 3072: limits 16 / 32 / 64 / 128 / 256 / 1024 measured 1 / 0.96
-# / 0.93-0.96 / 0.95 / 1.02 / 1.15 of the time at 16) and at most CPU_TABLE_ENTRIES_PER_DRAW table entries (window
-# + buckets) per draw of the row. Other rows draw their counts with torch.poisson: ATen's exact CPU sampler
+# CPU: a row's classes come from its tables only while they pay: at most CPU_TABLE_ENTRIES_PER_DRAW table entries
+# (window + buckets) per draw of the row. Other rows draw their counts with torch.poisson, ATen's exact CPU sampler
 # (Hoermann's PTRS for rates >= 10, the multiplication method below), ~30-60 ns per draw. Tables set by the
-# largest a t in a batch made 2-D training batches ~100x slower than torch.randn.
-CPU_TABLE_MAX_RATE = 64.0
+# largest a t in a batch made 2-D training batches ~100x slower than torch.randn. (Rows above DIFFUSIVE_MIN_RATE
+# draw no counts; before they had their own path, tables measured no faster than torch.poisson beyond a t = 64.)
 CPU_TABLE_ENTRIES_PER_DRAW = 1.0
+# Diffusive rows, a t > DIFFUSIVE_MIN_RATE: no switch count at all. Ulrich's radius variable R = U^(1/(2q-1))
+# (x / c t = sqrt(1 - R^2) cos(theta)) mixed over n ~ Poisson(a t) has the closed-form law
+# P(R <= y) = e^{-a t} [1 + sinh(a t y) + (cosh(a t y) - 1) / y] (odd n give the sinh, even n >= 2 the cosh, n = 0
+# the atom R = 0). It equals e^{-a t (1 - y)} (1 + 1/y) / 2 minus e^{-a t} (1/y - 1)(1 - e^{-a t y}/2), a term in
+# [0, e^{-a t} / y]; so drawing R from the first form by inversion, v = 1 - R solving
+# psi(v) = a t v - log1p(v / (2 (1 - v))) = -log U, moves the law by at most e^{-a t} / R <= 2 e^{-64} (R >= 1/2 for
+# every float64 uniform at a t > 64: -log U <= 37.5) in Kolmogorov distance, the atoms' e^{-a t} < 2e-28 included
+# (dropped: these rows report no atoms). Float32 rows take one Newton step, float64 rows three (tests: mpmath).
+DIFFUSIVE_MIN_RATE = 64.0
+DIFFUSIVE_STEPS = {torch.float32: 1, torch.float64: 3}
 MIN_TABLE_SIZE = 31  # the narrowest poisson_window (a t = 0): below 31 + 2^8 entries per row, no row takes a table
 # log_kernel_and_velocity (Process.marginal_velocity's per-pair work) evaluates I0(z) and I1(z)/z itself, with
 # plain multiply-adds: torch.special.i0e/i1e are scalar Chebyshev code, ~70 ns per value each. Below this z, the
@@ -137,6 +145,41 @@ def _positions_float64(half, front, out, generator):
     radius = h.div_(h.mul(0.5).sub_(0.5)).sqrt_()
     angle = uniform_open(out.shape, torch.float64, out.device, generator).mul_(math.pi).cos_()
     radius.mul_(angle).mul_(half.clamp_min(1.0)).clamp_(-1.0, 1.0)
+    return torch.mul(radius, front, out=out)
+
+
+def diffusive_radius(exponential, rate, steps):
+    """sqrt(1 - R^2) = sqrt(v (2 - v)) of diffusive rows (module constants above): ``exponential`` (R, N) = -log U,
+    ``rate`` (R, 1) = a t > DIFFUSIVE_MIN_RATE in the same dtype. v solves psi(v) = rate v - log1p(v / (2 (1 - v)))
+    = -log U; psi = (rate - 1/2) v - (3/8) v^2 - ... is concave, so Newton's ``steps`` from the series' two terms
+    v0 = e + (3/8) e^2 / (rate - 1/2), e = -log U / (rate - 1/2), stay below the root and converge to it."""
+    shifted = rate - 0.5
+    v = exponential / shifted
+    v.addcmul_(v, v * (0.375 / shifted))
+    for _ in range(steps):
+        two_gap = torch.rsub(v, 2.0, alpha=2.0)  # 2 (1 - v)
+        residual = torch.div(v, two_gap).log1p_().add_(exponential).addcmul_(v, rate, value=-1.0)  # -log U - psi(v)
+        slope = torch.rsub(v, 2.0).mul_(two_gap).reciprocal_()  # 1 / (2 (1 - v)(2 - v)): psi' = rate - 2 slope
+        v.addcdiv_(residual, torch.add(rate, slope, alpha=-2.0))
+    return v.mul_(torch.rsub(v, 2.0)).sqrt_()
+
+
+def _diffusive_positions(bits_a, bits_b, rate, front, out):
+    """out = c t sqrt(1 - R^2) cos(theta) of diffusive rows, float32: -log U from the low RADIAL_BITS of ``bits_a``
+    (midpoints of 2^23 cells, as _positions), theta = pi V from the high 23 bits of ``bits_b``; ``rate`` and
+    ``front`` (R, 1) float32. The inputs are overwritten."""
+    exponential = bits_a.bitwise_and_(2**RADIAL_BITS - 1).bitwise_or_(ONE_BITS).view(torch.float32).sub_(BELOW_ONE).log_().neg_()
+    radius = diffusive_radius(exponential, rate, DIFFUSIVE_STEPS[torch.float32])
+    angle = bits_b.bitwise_right_shift_(31 - RADIAL_BITS).bitwise_or_(ONE_BITS).view(torch.float32).sub_(BELOW_ONE)
+    radius.mul_(angle.mul_(math.pi).cos_())
+    return torch.mul(radius, front, out=out)
+
+
+def _diffusive_positions_float64(rate, front, out, generator):
+    """As _diffusive_positions in float64, with full-precision uniforms (uniform_open)."""
+    exponential = uniform_open(out.shape, torch.float64, out.device, generator).log_().neg_()
+    radius = diffusive_radius(exponential, rate, DIFFUSIVE_STEPS[torch.float64])
+    radius.mul_(uniform_open(out.shape, torch.float64, out.device, generator).mul_(math.pi).cos_())
     return torch.mul(radius, front, out=out)
 
 
@@ -221,11 +264,9 @@ def _direct_poisson_on_cpu(device, generator):
 
 
 def _draw_counts(rate, draws, generator):
-    """Poisson(rate) counts (float64), ``draws`` per row of ``rate`` (R,): torch.poisson on CPU, PTRS elsewhere."""
-    rates = rate.unsqueeze(-1).expand(-1, draws)
-    if _direct_poisson_on_cpu(rate.device, generator):
-        return torch.poisson(rates.contiguous(), generator=generator)
-    return sample_poisson_ptrs(rates, generator)
+    """Poisson(rate) counts (float64), ``draws`` per row of ``rate`` (R,), by torch.poisson (CPU draws with a CPU
+    generator only: _direct_poisson_on_cpu; elsewhere every row has tables)."""
+    return torch.poisson(rate.unsqueeze(-1).expand(-1, draws).contiguous(), generator=generator)
 
 
 def _fill_bits(buffer, generator):
@@ -394,14 +435,53 @@ class KacProductFamily(torch.nn.Module):
     # ---- sampling
 
     def sample_displacement(self, t, shape, generator=None):
-        """d (B, *shape) and the atom mask (B, *shape), the latent of the coupling (atoms move at +-c). Each row's
-        switch classes come from its class tables where they pay (_table_rows, _class_tables), else from Poisson
-        counts drawn directly (torch.poisson on CPU, sample_poisson_ptrs elsewhere); positions by _positions."""
+        """d (B, *shape) and the atom mask (B, *shape), the latent of the coupling (atoms move at +-c). Rows with
+        a t > DIFFUSIVE_MIN_RATE draw Ulrich's radius from its closed-form law (_sample_diffusive); the others
+        draw switch classes (_sample_counted). Rows of both kinds in one batch are drawn as two groups."""
         batch, n = t.shape[0], math.prod(shape)
         device = t.device
         out = torch.empty(batch, n, dtype=t.dtype, device=device)
         atoms = torch.empty(batch, n, dtype=torch.bool, device=device)
         rate = self.rate * t.to(torch.float64)
+        diffusive = rate > DIFFUSIVE_MIN_RATE
+        any_diffusive = bool(diffusive.any())
+        if not any_diffusive or bool(diffusive.all()):
+            sampler = self._sample_diffusive if any_diffusive else self._sample_counted
+            sampler(t, rate, out, atoms, generator)
+        else:
+            for group, sampler in ((diffusive, self._sample_diffusive), (~diffusive, self._sample_counted)):
+                rows = group.nonzero().squeeze(-1)
+                part = torch.empty(rows.numel(), n, dtype=out.dtype, device=device)
+                part_atoms = torch.empty(rows.numel(), n, dtype=torch.bool, device=device)
+                sampler(t.index_select(0, rows), rate.index_select(0, rows), part, part_atoms, generator)
+                out.index_copy_(0, rows, part)
+                atoms.index_copy_(0, rows, part_atoms)
+        return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
+
+    def _sample_diffusive(self, t, rate, out, atoms, generator):
+        """Fill out (R, N) with Kac positions of rows with a t > DIFFUSIVE_MIN_RATE (diffusive_radius; on CPU in row
+        chunks of about CHUNK_ELEMENTS) and atoms with False (their mass e^{-a t} is dropped: module constants)."""
+        batch, n = out.shape
+        atoms.zero_()
+        front = (self.speed * t).unsqueeze(-1)
+        rate = rate.to(out.dtype).unsqueeze(-1)
+        if out.dtype != torch.float32:
+            _diffusive_positions_float64(rate, front, out, generator)
+            return
+        chunk_rows = batch if out.device.type != "cpu" else max(1, min(CHUNK_ELEMENTS // max(n, 1), batch))
+        bits = torch.empty(2, chunk_rows, n, dtype=torch.int32, device=out.device)
+        for first in range(0, batch, chunk_rows):
+            rows = slice(first, min(first + chunk_rows, batch))
+            chunk_bits = bits[:, : rows.stop - first]
+            _fill_bits(chunk_bits, generator)
+            _diffusive_positions(chunk_bits[0], chunk_bits[1], rate[rows], front[rows], out[rows])
+
+    def _sample_counted(self, t, rate, out, atoms, generator):
+        """Fill out (R, N) and atoms (R, N) for rows with a t <= DIFFUSIVE_MIN_RATE: each row's switch classes are
+        read off its class tables where they pay (_table_rows, _class_tables), else come from Poisson counts drawn
+        directly (torch.poisson); positions by _positions."""
+        batch, n = out.shape
+        device = out.device
         tabled, any_table = None, False  # no row's table can pay (small N): every count by torch.poisson
         if not (_direct_poisson_on_cpu(device, generator) and CPU_TABLE_ENTRIES_PER_DRAW * n < MIN_TABLE_SIZE + 2**BUCKET_BITS):
             tabled = self._table_rows(rate, n, device, generator)
@@ -432,17 +512,16 @@ class KacProductFamily(torch.nn.Module):
                 positions = torch.cat(refine_positions)
                 classes, row = _refine_classes(tables[3], torch.cat(refine_cells), generator)
                 self._write_draws(positions, classes, front.view(-1)[row + block_first], out, atoms, generator)
-        return out.reshape(batch, *shape), atoms.reshape(batch, *shape)
 
     @staticmethod
     def _table_rows(rate, draws, device, generator):
-        """Rows whose Poisson counts come from a CDF table; the others use torch.poisson on CPU (see
-        CPU_TABLE_MAX_RATE) and PTRS elsewhere (only above TABLE_MAX_RATE, where PTRS is exact)."""
+        """Rows (a t <= DIFFUSIVE_MIN_RATE) whose classes come from tables: every row off CPU, on CPU the rows whose
+        tables pay (CPU_TABLE_ENTRIES_PER_DRAW); the others use torch.poisson."""
         if not _direct_poisson_on_cpu(device, generator):
-            return rate <= TABLE_MAX_RATE
+            return torch.ones_like(rate, dtype=torch.bool)
         spread = 13.0 * torch.sqrt(rate)  # the width of poisson_window, per row
         size = torch.ceil(rate + spread + 30.0) - torch.floor((rate - spread - 10.0).clamp_min(0.0)) + 1
-        return (rate <= CPU_TABLE_MAX_RATE) & (size + 2**BUCKET_BITS <= CPU_TABLE_ENTRIES_PER_DRAW * draws)
+        return size + 2**BUCKET_BITS <= CPU_TABLE_ENTRIES_PER_DRAW * draws
 
     def _sample_chunk(self, rate, tabled, tables, block_row, front, out, atoms, work, generator):
         """Fill out (R, N) with Kac positions (front (R, 1) = c t) and atoms (R, N) with the atom mask; rows with
