@@ -329,13 +329,14 @@ def test_kac_exact_flow_pulls_overshoots_back_and_lands_on_point_masses(tmp_path
     assert float((miss < 0.1).double().mean()) >= 0.9, float(miss.median())
 
 
-@pytest.mark.parametrize("rate", [1e-3, 0.3, 2.7, 9.0, 29.0, 31.0, 300.0, 1e4])
+@pytest.mark.parametrize("rate", [1e-3, 0.3, 2.7, 9.0, 29.0, 31.0, 60.0, 300.0, 1e4])
 @pytest.mark.parametrize("atom_rtol", [1e-4, 1e-12])
 def test_kac_blocked_log_kernel_and_velocity_equal_the_special_function_calls(rate, atom_rtol, monkeypatch):
     """log_kernel_and_velocity (own Bessel series, masks by multiplication, row blocks) against log_kernel and
     conditional_velocity (torch.special.i0e/i1e, torch.where, logaddexp) for a t from 1e-3 to 1e4 (both block kinds):
     coordinates inside, on, just over and far over the cone (finite scores there), at the origin, in blocks of
-    2 rows (the block budget shrunk)."""
+    2 rows (the block budget shrunk). At a t = 31 and 60 dense blocks defer their edge coordinates to one pass
+    (_settle_edges): at 31 until a block has too many, at 60 throughout."""
     import pde2gen.families.kac_product.runtime as kac
 
     family = KacProductFamily(a=9.0, c=3.0, atom_rtol=atom_rtol)
