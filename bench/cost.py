@@ -63,11 +63,18 @@ def timed(call) -> float:
 
 
 def alternate(a, b, repeat: int) -> tuple[float, float]:
+    """Median times of ``a`` and ``b`` called alternately ``repeat`` times each after a warm-up, in the order
+    a b, b a, a b, ... so that whatever favours the first (or second) call of a pair falls on both sides (the
+    diffusion row of the marginal table, diffusion against itself, read 1.37 at one cell with a always first)."""
     a(), b()  # warm-up
     ta, tb = [], []
-    for _ in range(repeat):
-        ta.append(timed(a))
-        tb.append(timed(b))
+    for index in range(repeat):
+        if index % 2:
+            tb.append(timed(b))
+            ta.append(timed(a))
+        else:
+            ta.append(timed(a))
+            tb.append(timed(b))
     return statistics.median(ta), statistics.median(tb)
 
 
