@@ -108,9 +108,10 @@ def run_table(batch, dim, repeat):
 
         draw_family()  # warm-up
         randn_times, family_times = [], []
-        for _ in range(repeat):  # alternate, so that load changes hit both
-            randn_times.append(timed(draw_randn))
-            family_times.append(timed(draw_family))
+        for index in range(repeat):  # alternate, so that load changes hit both, and swap the order every other pair
+            first, second = ((draw_randn, randn_times), (draw_family, family_times))[:: -1 if index % 2 else 1]
+            for call, times in (first, second):
+                times.append(timed(call))
         randn_wall, randn_cpu = (statistics.median(x) for x in zip(*randn_times))
         family_wall, family_cpu = (statistics.median(x) for x in zip(*family_times))
         ratio, cpu_ratio = randn_wall / family_wall, randn_cpu / family_cpu
