@@ -648,7 +648,9 @@ class KacProductFamily(torch.nn.Module):
           is added back in log space outside the cone, where the bump is all there is (finite scores over the cone).
         - larger a t (_scaled_block): e^-z I0(z), e^-z I1(z)/z (bessel_scaled), log p_ac as in log_kernel and the atom
           bump added by the log-sum-exp max + log(1 + e^-|difference|).
-        Blocks mostly over the cone (small a t) take the Bessel work on their inside coordinates only (_sparse_block)."""
+        Blocks mostly over the cone (small a t) take the Bessel work on their inside coordinates only (_sparse_block);
+        dense blocks at a t <= DEFER_MAX_RATE leave their few coordinates near the front or with z below
+        BESSEL_SERIES_MAX_Z to one pass at the end (_settle_edges)."""
         flat = d.reshape(d.shape[0], -1)
         log_kernel = torch.empty(d.shape[0], dtype=torch.float64, device=d.device)
         velocity = torch.empty_like(flat)
@@ -665,8 +667,10 @@ class KacProductFamily(torch.nn.Module):
             if sparse:
                 log_kernel[block], sparse = self._sparse_block(block_of, *arguments)
             elif defer:
+                before = len(edges)
                 log_kernel[block], _ = self._scaled_block(*arguments, edges=edges, offset=first * flat.shape[1])
-                defer = not edges or edges[-1][0].numel() <= EDGE_MAX_SHARE * arguments[0].numel()
+                deferred = edges[-1][0].numel() if len(edges) > before else 0
+                defer = deferred <= EDGE_MAX_SHARE * arguments[0].numel()
             else:
                 log_kernel[block], _ = block_of(*arguments)
         if edges:
