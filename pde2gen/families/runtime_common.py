@@ -124,10 +124,7 @@ def sample_inverse_gaussian(tau, m, generator=None):
 
 
 # --------------------------------------------------------------------------------------------------
-# Poisson: exact inversion through per-rate CDF tables over a window of counts, PTRS for huge rates
-
-POISSON_TABLE_MAX_RATE = 1e4  # sample_poisson: tables (about 26 sqrt(rate) entries per rate) up to here, PTRS above
-POISSON_BUCKET_BITS = 10  # sample_poisson: U's leading bits pick one of 2**10 buckets; most hold a single count
+# Poisson CDF tables over a window of counts, their bucket ranges and exact search (the Kac sampler's class tables)
 
 
 def poisson_window(rate):
@@ -186,62 +183,6 @@ def poisson_search(cdf, row, first, last, u):
         high = torch.where(above, middle, high)
         low = torch.where(above, low, middle + 1)
     return low
-
-
-def sample_poisson_ptrs(rate, generator=None):
-    """Poisson(rate) draws (float64 counts, same shape as ``rate``) by Hörmann's transformed rejection
-    with squeeze (PTRS, 1993), exact for rate >= 10; the loop runs until every draw is accepted."""
-    device = rate.device
-    lam = rate.to(torch.float64).reshape(-1)
-    log_lam = torch.log(lam)
-    b = 0.931 + 2.53 * torch.sqrt(lam)
-    a = -0.059 + 0.02483 * b
-    log_inv_alpha = torch.log(1.1239 + 1.1328 / (b - 3.4))
-    v_r = 0.9277 - 3.6224 / (b - 2)
-    counts = torch.empty_like(lam)
-    pending = torch.arange(lam.numel(), device=device)
-    while pending.numel() > 0:
-        lp, ap, bp = lam[pending], a[pending], b[pending]
-        u = uniform_open(pending.shape, torch.float64, device, generator) - 0.5
-        v = uniform_open(pending.shape, torch.float64, device, generator)
-        us = 0.5 - u.abs()
-        k = torch.floor((2 * ap / us + bp) * u + lp + 0.43)
-        squeeze = (us >= 0.07) & (v <= v_r[pending])
-        log_ratio = torch.log(v) + log_inv_alpha[pending] - torch.log(ap / (us * us) + bp)
-        exact = (k >= 0) & ~((us < 0.013) & (v > us)) & (log_ratio <= -lp + k * log_lam[pending] - torch.lgamma(k + 1))
-        accepted = squeeze | exact
-        counts[pending[accepted]] = k[accepted]
-        pending = pending[~accepted]
-    return counts.reshape(rate.shape)
-
-
-def sample_poisson(rate, num, generator=None):
-    """``num`` independent Poisson(rate_i) counts per rate: (R,) -> (R, num) int64, exact.
-
-    Rates <= POISSON_TABLE_MAX_RATE: inversion of a float64 uniform through the rate's CDF table (bucket
-    lookup, then a short exact search for the few buckets that hold several counts); larger rates: PTRS.
-    """
-    device = rate.device
-    rate = rate.to(torch.float64)
-    counts = torch.empty(rate.shape[0], num, dtype=torch.int64, device=device)
-    tabled = rate <= POISSON_TABLE_MAX_RATE
-    if tabled.any():
-        rows = tabled.nonzero().squeeze(-1)
-        start, size = poisson_window(rate[rows])
-        buckets = 2**POISSON_BUCKET_BITS
-        cdf = poisson_cdf(rate[rows], start, size)
-        low, high = poisson_bucket_counts(cdf, buckets)
-        u = uniform_open((rows.numel(), num), torch.float64, device, generator)
-        bucket = (u * buckets).long()
-        drawn = low.gather(1, bucket)
-        last = high.gather(1, bucket)
-        mixed = (last > drawn).nonzero(as_tuple=True)
-        drawn[mixed] = poisson_search(cdf, mixed[0], drawn[mixed], last[mixed], u[mixed])
-        counts[rows] = drawn + start.unsqueeze(-1)
-    if not tabled.all():
-        rows = (~tabled).nonzero().squeeze(-1)
-        counts[rows] = sample_poisson_ptrs(rate[rows].unsqueeze(-1).expand(-1, num), generator).long()
-    return counts
 
 
 # --------------------------------------------------------------------------------------------------
