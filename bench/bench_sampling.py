@@ -5,8 +5,8 @@ CPU, B = 4096 samples of N = 3072 coordinates (CIFAR-10), float32. For each fami
 that a loaded machine shifts both (the goals are issue 11's ratios: >= 0.9 Gaussian, >= 0.7 Cauchy / Student-t /
 NIG, >= 0.5 Kac product at every t; the stable family has no goal). Times are drawn as in training: sigma log-uniform on
 EDM's [0.002, 80] mapped through ``t_of_sigma``; the Kac product uses t ~ U(0, 1] (the Kac-flow setting
-a = 9, c = 3, T = 1, a t <= 9: the linear path) and, as a second row, the EDM sigma range, whose large a t
-draw their Poisson counts with torch.poisson.
+a = 9, c = 3, T = 1, a t <= 9: the linear path) and, as further rows, the EDM sigma range and its part with
+a t > 64 (rows that draw Ulrich's radius from its closed-form law, with no switch count).
 Both wall-clock and process-CPU-time ratios are reported (the goals refer to wall clock; on a shared,
 oversubscribed machine the CPU-time ratio is the steadier figure).
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from pde2gen.families.cauchy.runtime import CauchyFamily
 from pde2gen.families.gaussian.runtime import GaussianFamily
-from pde2gen.families.kac_product.runtime import KacProductFamily
+from pde2gen.families.kac_product.runtime import DIFFUSIVE_MIN_RATE, KacProductFamily
 from pde2gen.families.nig.runtime import NIGFamily
 from pde2gen.families.stable.runtime import StableFamily
 from pde2gen.families.student_t.runtime import StudentTFamily
@@ -50,6 +50,14 @@ def edm_times(family, batch, generator):
 
 def unit_times(family, batch, generator):
     return (1 - torch.rand(batch, generator=generator)).to(torch.float32)  # (0, 1]
+
+
+def edm_diffusive_times(family, batch, generator):
+    """EDM's sigmas above the one where a t = DIFFUSIVE_MIN_RATE (log-uniform up to 80): the Kac rows whose radius
+    comes from its closed-form law, without a switch count."""
+    low = float(family.sigma(torch.tensor(DIFFUSIVE_MIN_RATE / family.rate, dtype=torch.float64)))
+    log_sigma = torch.empty(batch, dtype=torch.float64).uniform_(math.log(low) + 1e-9, math.log(80.0), generator=generator)
+    return family.t_of_sigma(torch.exp(log_sigma)).to(torch.float32)
 
 
 class KacFloor:
@@ -78,6 +86,7 @@ CASES = [  # (row name, family, time law, goal)
     ("stable (alpha=1.5)", StableFamily(kappa=1.0, alpha=1.5), edm_times, None),
     ("kac_product (t in (0,1])", KacProductFamily(a=9.0, c=3.0), unit_times, 0.5),
     ("kac_product (EDM sigmas)", KacProductFamily(a=9.0, c=3.0), edm_times, 0.5),
+    ("kac_product (EDM sigmas, a t > 64)", KacProductFamily(a=9.0, c=3.0), edm_diffusive_times, 0.5),
     ("floor of any exact Kac draw (KacFloor)", KacFloor(), unit_times, None),
 ]
 
