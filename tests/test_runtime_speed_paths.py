@@ -250,17 +250,29 @@ def test_kac_radius_law_closed_form_and_its_diffusive_part_match_the_switch_mixt
 
 @pytest.mark.parametrize("dtype, ulps", [(torch.float32, 4), (torch.float64, 8)])
 def test_kac_diffusive_radius_inverts_the_closed_form_law(dtype, ulps):
-    """diffusive_radius (DIFFUSIVE_STEPS Newton steps) against the root of a t v - log1p(v / (2 (1 - v))) = E in
-    mpmath, a t from just above DIFFUSIVE_MIN_RATE to 1e7, E = -log U over every value the uniforms reach
-    (float32: U >= 2^-24; float64: U >= 2^-54)."""
-    from pde2gen.families.kac_product.runtime import DIFFUSIVE_MIN_RATE, DIFFUSIVE_STEPS, diffusive_radius
+    """The diffusive rows' radius sqrt(v (2 - v)), v the root of a t v - log1p(v / (2 (1 - v))) = E, against mpmath:
+    float64 rows by Newton's method (diffusive_radius), float32 rows by the Lagrange-inversion series
+    (diffusive_series, diffusive_series_radius), a t from just above DIFFUSIVE_MIN_RATE to 1e7, E = -log U over every
+    value the uniforms reach (float32: U >= 2^-24; float64: U >= 2^-54)."""
+    from pde2gen.families.kac_product.runtime import (
+        DIFFUSIVE_MIN_RATE,
+        DIFFUSIVE_NEWTON_STEPS,
+        diffusive_radius,
+        diffusive_series,
+        diffusive_series_radius,
+    )
 
     largest = -math.log(2.0**-24 if dtype == torch.float32 else 2.0**-54)
     exponential = torch.cat([torch.logspace(-9, math.log10(largest), 60, dtype=F64), torch.tensor([largest], dtype=F64)])
     for rate in (math.nextafter(DIFFUSIVE_MIN_RATE, math.inf), 100.0, 1e3, 1e5, 1e7):
-        rate_t = torch.tensor(rate, dtype=dtype)  # the rate as the sampler holds it in this dtype
-        got = diffusive_radius(exponential.to(dtype)[None].clone(), rate_t.reshape(1, 1), DIFFUSIVE_STEPS[dtype])[0]
-        lam = mpmath.mpf(float(rate_t))
+        if dtype == torch.float32:
+            coefficients, scale = diffusive_series(torch.tensor([rate], dtype=F64), torch.ones(1, 1, dtype=F64))
+            got = diffusive_series_radius(exponential.neg().to(dtype)[None], coefficients, scale)[0]
+            lam = mpmath.mpf(rate)
+        else:
+            rate_t = torch.tensor(rate, dtype=dtype)
+            got = diffusive_radius(exponential[None].clone(), rate_t.reshape(1, 1), DIFFUSIVE_NEWTON_STEPS)[0]
+            lam = mpmath.mpf(float(rate_t))
         for e, value in zip(exponential.to(dtype).tolist(), got.tolist()):
             with mpmath.workdps(40):
                 v = mpmath.findroot(lambda v: lam * v - mpmath.log1p(v / (2 * (1 - v))) - e, e / lam)

@@ -62,9 +62,16 @@ CPU_TABLE_ENTRIES_PER_DRAW = 1.0
 # [0, e^{-a t} / y]; so drawing R from the first form by inversion, v = 1 - R solving
 # psi(v) = a t v - log1p(v / (2 (1 - v))) = -log U, moves the law by at most e^{-a t} / R <= 2 e^{-64} (R >= 1/2 for
 # every float64 uniform at a t > 64: -log U <= 37.5) in Kolmogorov distance, the atoms' e^{-a t} < 2e-28 included
-# (dropped: these rows report no atoms). Float32 rows take one Newton step, float64 rows three (tests: mpmath).
+# (dropped: these rows report no atoms).
+# Float64 rows solve it by Newton's method (DIFFUSIVE_NEWTON_STEPS); float32 rows evaluate its series instead, by Lagrange
+# inversion radius^2 = v (2 - v) = sum_n d_n e^n in e = -log U / (a t - 1/2), d_n a polynomial in eps = 1 / (a t - 1/2)
+# (_radius_series_table): each term is O(eps e) times the last (e <= 16.7 eps for float32 uniforms), so 8 terms
+# reach 2^-27 relative at a t = 64 and 2 at 1e4 (DIFFUSIVE_SERIES_TOLERANCE; tests: mpmath, <= 4 ulp).
 DIFFUSIVE_MIN_RATE = 64.0
-DIFFUSIVE_STEPS = {torch.float32: 1, torch.float64: 3}
+DIFFUSIVE_NEWTON_STEPS = 3
+DIFFUSIVE_SERIES_TERMS = 12  # the table's length (a t > 64 needs at most 8)
+DIFFUSIVE_SERIES_TOLERANCE = 2.0**-27
+FLOAT32_LARGEST_EXPONENTIAL = 24 * math.log(2)  # -log U for the smallest float32 radial uniform, 2^-24
 MIN_TABLE_SIZE = 31  # the narrowest poisson_window (a t = 0): below 31 + 2^8 entries per row, no row takes a table
 # log_kernel_and_velocity (Process.marginal_velocity's per-pair work) evaluates I0(z) and I1(z)/z itself, with
 # plain multiply-adds: torch.special.i0e/i1e are scalar Chebyshev code, ~70 ns per value each. Below this z, the
@@ -171,21 +178,69 @@ def diffusive_radius(exponential, rate, steps):
     return v.mul_(torch.rsub(v, 2.0)).sqrt_()
 
 
-def _diffusive_positions(bits_a, bits_b, rate, front, out):
+def _radius_series_table(terms):
+    """Q (terms rows of terms floats): d_n = sum_j Q[n-1][j] eps^j, the coefficients of radius^2 = v (2 - v) =
+    sum_n d_n e^n where v solves v (1 - eps h(v)) = e, h(v) = sum_{k>=2} a_k v^(k-1), a_k = (1 - 2^-k)/k
+    (that is psi(v) / (a t - 1/2) = e, as log1p(v / (2 (1 - v))) = sum_k a_k v^k with a_1 = 1/2). Lagrange-Buermann:
+    [e^n] F(v) = (1/n) [v^(n-1)] F'(v) (1 - eps h)^-n with F' = 2 - 2v and (1 - eps h)^-n = sum_j C(n+j-1, j) eps^j h^j."""
+    a = [(1 - 2.0**-k) / k if k >= 2 else 0.0 for k in range(terms + 2)]
+    h = [0.0] + [a[m + 1] for m in range(1, terms + 1)]  # coefficients of v^m
+    powers = [[1.0] + [0.0] * terms]  # h^j, truncated at degree terms
+    for _ in range(1, terms):
+        last = powers[-1]
+        powers.append([math.fsum(last[i] * h[m - i] for i in range(m)) for m in range(terms + 1)])
+    return tuple(tuple(2.0 / n * math.comb(n + j - 1, j) * (powers[j][n - 1] - (powers[j][n - 2] if n >= 2 else 0.0))
+                       if j < n else 0.0 for j in range(terms)) for n in range(1, terms + 1))
+
+
+_RADIUS_SERIES = _radius_series_table(DIFFUSIVE_SERIES_TERMS)
+
+
+def diffusive_series(rate, front):
+    """(coefficients (R, K) float32 of radius^2 (c t)^2 = sum_n C_n e^n, inverse scale (R, 1) float32: e = -log U
+    times it) of diffusive rows ``rate`` (R,) = a t > DIFFUSIVE_MIN_RATE (float64), ``front`` (R, 1) = c t; K is the
+    number of terms the rows need for DIFFUSIVE_SERIES_TOLERANCE at the largest float32 -log U."""
+    scale = (rate - 0.5).reciprocal()  # eps
+    powers = scale.unsqueeze(-1) ** torch.arange(DIFFUSIVE_SERIES_TERMS, dtype=rate.dtype, device=rate.device)
+    table = torch.tensor(_RADIUS_SERIES, dtype=rate.dtype, device=rate.device)
+    coefficients = powers @ table.t()  # d_n per row
+    reach = (FLOAT32_LARGEST_EXPONENTIAL * scale).unsqueeze(-1) ** torch.arange(DIFFUSIVE_SERIES_TERMS, dtype=rate.dtype,
+                                                                                 device=rate.device)
+    large = (coefficients.abs() * reach / 2 >= DIFFUSIVE_SERIES_TOLERANCE).any(0)  # |d_n e^n| / (2 e) at the largest e
+    terms = int(large.nonzero().max()) + 1 if bool(large.any()) else 1
+    if terms == DIFFUSIVE_SERIES_TERMS:
+        raise ValueError("kac_product: the diffusive radius series needs more terms than its table (a t too small)")
+    scaled = coefficients[:, :terms] * front.to(rate.dtype).square()
+    return scaled.to(torch.float32), scale.unsqueeze(-1).to(torch.float32)
+
+
+def _diffusive_positions(bits_a, bits_b, coefficients, scale, out):
     """out = c t sqrt(1 - R^2) cos(theta) of diffusive rows, float32: -log U from the low RADIAL_BITS of ``bits_a``
-    (midpoints of 2^23 cells, as _positions), theta = pi V from the high 23 bits of ``bits_b``; ``rate`` and
-    ``front`` (R, 1) float32. The inputs are overwritten."""
-    exponential = bits_a.bitwise_and_(2**RADIAL_BITS - 1).bitwise_or_(ONE_BITS).view(torch.float32).sub_(BELOW_ONE).log_().neg_()
-    radius = diffusive_radius(exponential, rate, DIFFUSIVE_STEPS[torch.float32])
+    (midpoints of 2^23 cells, as _positions), theta = pi V from the high 23 bits of ``bits_b``; (``coefficients``,
+    ``scale``) from diffusive_series. The inputs are overwritten."""
+    log_u = bits_a.bitwise_and_(2**RADIAL_BITS - 1).bitwise_or_(ONE_BITS).view(torch.float32).sub_(BELOW_ONE).log_()
+    radius = diffusive_series_radius(log_u, coefficients, scale)
     angle = bits_b.bitwise_right_shift_(31 - RADIAL_BITS).bitwise_or_(ONE_BITS).view(torch.float32).sub_(BELOW_ONE)
-    radius.mul_(angle.mul_(math.pi).cos_())
-    return torch.mul(radius, front, out=out)
+    return torch.mul(radius, angle.mul_(math.pi).cos_(), out=out)
+
+
+def diffusive_series_radius(log_u, coefficients, scale):
+    """c t sqrt(1 - R^2) (R, N) float32 from log U (R, N) (overwritten) and diffusive_series' (coefficients, scale):
+    sqrt(sum_n C_n e^n), e = -log U scale, by Horner's rule (one fused multiply-add per term)."""
+    e = log_u.mul_(scale.neg())
+    terms = coefficients.shape[1]
+    if terms == 1:
+        return e.mul_(coefficients).sqrt_()
+    total = torch.addcmul(coefficients[:, terms - 2 : terms - 1], coefficients[:, terms - 1 :], e)
+    for n in range(terms - 3, -1, -1):
+        torch.addcmul(coefficients[:, n : n + 1], total, e, out=total)
+    return total.mul_(e).sqrt_()
 
 
 def _diffusive_positions_float64(rate, front, out, generator):
     """As _diffusive_positions in float64, with full-precision uniforms (uniform_open)."""
     exponential = uniform_open(out.shape, torch.float64, out.device, generator).log_().neg_()
-    radius = diffusive_radius(exponential, rate, DIFFUSIVE_STEPS[torch.float64])
+    radius = diffusive_radius(exponential, rate, DIFFUSIVE_NEWTON_STEPS)
     radius.mul_(uniform_open(out.shape, torch.float64, out.device, generator).mul_(math.pi).cos_())
     return torch.mul(radius, front, out=out)
 
@@ -472,17 +527,17 @@ class KacProductFamily(torch.nn.Module):
         batch, n = out.shape
         atoms.zero_()
         front = (self.speed * t).unsqueeze(-1)
-        rate = rate.to(out.dtype).unsqueeze(-1)
         if out.dtype != torch.float32:
-            _diffusive_positions_float64(rate, front, out, generator)
+            _diffusive_positions_float64(rate.to(out.dtype).unsqueeze(-1), front, out, generator)
             return
+        coefficients, scale = diffusive_series(rate, front)
         chunk_rows = batch if out.device.type != "cpu" else max(1, min(CHUNK_ELEMENTS // max(n, 1), batch))
         bits = torch.empty(2, chunk_rows, n, dtype=torch.int32, device=out.device)
         for first in range(0, batch, chunk_rows):
             rows = slice(first, min(first + chunk_rows, batch))
             chunk_bits = bits[:, : rows.stop - first]
             _fill_bits(chunk_bits, generator)
-            _diffusive_positions(chunk_bits[0], chunk_bits[1], rate[rows], front[rows], out[rows])
+            _diffusive_positions(chunk_bits[0], chunk_bits[1], coefficients[rows], scale[rows], out[rows])
 
     def _sample_counted(self, t, rate, out, atoms, generator):
         """Fill out (R, N) and atoms (R, N) for rows with a t <= DIFFUSIVE_MIN_RATE: each row's switch classes are
