@@ -2,13 +2,14 @@
 
 README accepts parameter values from 1e-12 to 1e12; a build of a correct kernel must not stop at a self-check.
 This builds each s-generative catalog entry (N = 2 by default) with each parameter at 1e-6, 1e-3, 1e3, 1e6 and
-1e12 times its default (PFGM++'s D also at 1e6 .. 1e12 itself), one `pde2gen build` child per row, and prints the
+1e12 times its default (PFGM++'s D also at 1e6 .. 1e12 itself, Yukawa's m at 1e-12 and 1e-9, Kac's a at 9e9 and
+c at 3e-9 and 3e-12), one `pde2gen build` child per row, and prints the
 exit code and the error line. A row passes when the build succeeds, or when it is refused up front with a clear
 one-line limit (exit 2, bad input; exit 4 "not derivable" with the limit named, e.g. PFGM++ with D < 1/2) or a
 computed verdict that is right (exit 1: only alpha > 2, where the symbol is not a Bernstein function). A self-check failure (exit 4, "a bug or a numerical limit"), any other exit code or
 a timeout fails the row; the script exits 1 if any row failed.
 
-    python bench/parameter_extremes.py                     # ~45 builds, ~5-10 minutes on 2 busy cores
+    python bench/parameter_extremes.py                     # ~50 builds, ~5-10 minutes on 2 busy cores
     python bench/parameter_extremes.py --only yukawa --factors 1e3 1e4
 """
 from __future__ import annotations
@@ -37,7 +38,8 @@ ENTRIES = {
     "kac": {"a": Fraction(9), "c": Fraction(3)},
 }
 FACTORS = (1e-6, 1e-3, 1e3, 1e6, 1e12)
-EXTRA = {("pfgmpp", "D"): (1e5, 1e6, 1e8, 1e10, 1e12), ("yukawa", "m"): (1e4, 1e8, 1e10)}  # absolute values
+EXTRA = {("pfgmpp", "D"): (1e5, 1e6, 1e8, 1e10, 1e12), ("yukawa", "m"): (1e-12, 1e-9, 1e4, 1e8, 1e10),
+         ("kac", "a"): (9e9,), ("kac", "c"): (3e-12, 3e-9)}  # absolute values
 EXIT_CODES = {0: "built", 1: "not s-generative", 2: "refused (bad input)", 3: "analysis error",
               4: "derivation error", 5: "render error", 70: "internal error"}
 

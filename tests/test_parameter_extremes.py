@@ -8,10 +8,12 @@ import math
 import mpmath as mp
 import numpy as np
 import pytest
+from scipy import integrate, stats
 
 from pde2gen.analysis.dispersion import analyse_dispersion
 from pde2gen.derive import reference, verify
 from pde2gen.derive.derive import derive
+from pde2gen.families import FamilyConfig
 from pde2gen.families.nig.runtime import NIGFamily
 from pde2gen.families.reference_common import log_gamma_ratio, log_student_t_cf
 from pde2gen.families.student_t.runtime import _log_gamma_ratio as runtime_log_gamma_ratio
@@ -141,3 +143,133 @@ def test_kac_with_its_branch_point_near_the_grid_is_s_generative(a, c):
     c2 = next(condition for condition in report.conditions if condition.name == "C2")
     assert c2.status == "PASS" and "~ k^2 as k -> 0" in c2.reason, c2.reason
     assert report.s_generative
+
+
+# ------------------------------------------------------- beyond the bench's range (D = 1e8, Kac a t ~ 1e22, m = 1e-12)
+def _generated_test_functions(entry: str, params: dict, names: tuple[str, ...]) -> dict:
+    """The named top-level definitions of a module's rendered tests/test_generated_process.py, executed alone."""
+    import ast
+
+    from pde2gen.analysis.analyse import analyse
+    from pde2gen.codegen.lower import lower
+    from pde2gen.codegen.render import render
+
+    spec = parse(entry, params=params, dim=2)
+    text = render(lower(spec, analyse(spec), derive(spec, checks=False)))["tests/test_generated_process.py"]
+    tree = ast.parse(text)
+    wanted = [node for node in tree.body if getattr(node, "name", None) in names or (
+        isinstance(node, ast.Assign) and any(getattr(target, "id", "").startswith("BESSEL_K") for target in node.targets))]
+    namespace = {"pytest": pytest, "math": math}
+    exec(compile(ast.Module(body=wanted, type_ignores=[]), "test_generated_process.py", "exec"), namespace)
+    return namespace
+
+
+def test_generated_pfgmpp_test_evaluates_its_bessel_k_at_order_5e7():
+    """PFGM++ with D = 1e8 built, but its generated tests' mpmath reference raised (mpmath's besselk of order 5e7
+    does not converge: NoConvergence); from order 1e4 the test's bessel_k takes the uniform asymptotic expansion
+    (DLMF 10.41.4, U_0 .. U_4). Against mpmath's besselk where it converges (order 1e4, 3e4): 1e-20; the ghat
+    at D = 1e8 against the twin's cancelled Debye form (5e-15 absolute in log ghat)."""
+    generated = _generated_test_functions("pfgmpp", {"D": "1e8"}, ("ghat_of_s", "bessel_k"))
+    with mp.workdps(40):
+        for order, x in ((1e4, 1.0), (1e4, 300.0), (1e4, 3000.0), (3e4, 300.0)):
+            exact = mp.besselk(order, x)
+            with mp.workdps(30):
+                value = generated["bessel_k"](mp, mp.mpf(order), mp.mpf(x))
+            assert abs(value / exact - 1) < 1e-20, (order, x)
+    p = {"c": 1.0, "D": 1e8}
+    t = 3.0 * math.sqrt(p["D"])  # sigma = c t / sqrt(D) = 3
+    for k_sigma in (0.3, 1.0, 3.0):
+        s = (k_sigma / 3.0) ** 2
+        twin = math.exp(float(log_student_t_cf(p["D"] / 2, np.array([p["c"] * t * math.sqrt(s)]))[0]))
+        assert abs(generated["ghat_of_s"](mp, s, t, p) - twin) < 1e-13 * max(twin, 1e-300) + 1e-300, k_sigma
+
+
+def _kac(a: float, c: float):
+    return reference.implementation(FamilyConfig("kac_product", (("a", a), ("c", c))))
+
+
+@pytest.mark.parametrize("a, c", [(9.0, 3e-9), (9.0, 3e-12), (9e9, 3.0), (9.0, 3.0)])
+def test_kac_t_of_sigma_at_extreme_rates_against_mpmath(a, c):
+    """c = 3e-9: sigma = 80 needs t = 6.4e21, where the twin's bracket [., value + 1/a] lost its 1/a to rounding
+    and brentq saw no sign change (the derivation stopped). In x = 2 a t the root of x + expm1(-x) = q is
+    q + 1 - e^{-(q + 1)} beyond q = 20; sigma(t) in mpmath returns the requested sigma to 1e-13."""
+    kac = _kac(a, c)
+    sigma = np.array([0.002, 0.3, 1.0, 40.0, 80.0])
+    times = kac.t_of_sigma(sigma)
+    with mp.workdps(50):
+        for target, t in zip(sigma, times):
+            x = 2 * mp.mpf(a) * mp.mpf(float(t))
+            back = mp.sqrt(mp.mpf(c) ** 2 / mp.mpf(a) * (x + mp.expm1(-x)) / (2 * mp.mpf(a)))
+            assert abs(back / target - 1) < 1e-13, (target, t)
+
+
+@pytest.mark.parametrize("rate", [2e9, 1e15, 5.76e22])
+def test_kac_count_free_positions_invert_the_mixed_radius_law(rate):
+    """a = 9e9 at sigma = 80: a t = 5.8e22, beyond numpy's Poisson (lam value too large: the derivation stopped).
+    Rows with a t > 1e9 draw R (x / c t = sqrt(1 - R^2) cos(pi V)) from P(R <= y) = e^{-a t} [1 + sinh(a t y) +
+    (cosh(a t y) - 1) / y] without a switch count; the draws solve that equation exactly (mpmath, 80 digits)."""
+    kac = _kac(9.0, 3.0)
+    rng = np.random.default_rng(5)
+    positions = kac._count_free_position(np.array([[rate]]), 4, rng)[0]
+    replay = np.random.default_rng(5)
+    uniforms, angles = 1.0 - replay.random((1, 4))[0], replay.random((1, 4))[0]
+    with mp.workdps(80):
+        lam = mp.mpf(rate)
+
+        def log_cdf(v):  # log P(R <= 1 - v)
+            y = 1 - v
+            return -lam + mp.log(1 + mp.sinh(lam * y) + (mp.cosh(lam * y) - 1) / y)
+
+        for position, u, angle in zip(positions, uniforms, angles):
+            v = mp.findroot(lambda v: log_cdf(v) - mp.log(u), -mp.log(u) / lam)
+            exact = mp.sqrt(v * (2 - v)) * mp.cos(mp.pi * mp.mpf(float(angle)))
+            assert abs(position / exact - 1) < 1e-12, (position, exact)
+
+
+def test_kac_count_free_positions_follow_the_kac_law():
+    """The closed-form mixture of the switch counts against the Kac law's a.c. part (the twin's continuous_cdf) at
+    a t = 200, where it drops only e^{-100} (the atoms and the e^{-a t} / y term): Kolmogorov distance of 20000
+    draws within the DKW bound at false alarm 1e-6."""
+    kac = _kac(200.0, 1.0)
+    draws = kac._count_free_position(np.array([[200.0]]), 20000, np.random.default_rng(3))[0]
+    x = np.sort(draws)
+    cdf = kac.continuous_cdf(x, 1.0)
+    n = len(x)
+    distance = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
+    assert distance < math.sqrt(math.log(2.0 / 1e-6) / (2 * n)), distance
+
+
+@pytest.mark.parametrize("params", [{"a": "9e9"}, {"c": "3e-9"}], ids=["a=9e9", "c=3e-9"])
+def test_kac_far_beyond_the_bench_passes_its_self_checks(params):
+    """'pde2gen build kac --param a=9e9' (or c = 3e-12) stopped in the twin's sampler, c = 3e-9 in its t_of_sigma;
+    at a = 9e9 kernel_solves_pde then read 1 (17-digit Float parameters rounded a^3 in the derivatives, which
+    cancel terms ~a^3 t to ~(c^2 s / a)^2): exact parameters and doubled digits until the terms agree."""
+    checks = {check.name: check for check in derive(parse("kac", params=params, dim=2)).checks}
+    assert all(check.passed for check in checks.values()), [c.name for c in checks.values() if not c.passed]
+    assert checks["kernel_solves_pde"].value < 1e-15, checks["kernel_solves_pde"]
+
+
+def test_truncated_square_mean_of_a_nearly_massless_yukawa():
+    """Yukawa m = 1e-12: E|d|^2 = N c t / m = 1.5e12 at t = 0.5 (N = 3) but E min(|d|^2, 6 E|d|^2) = 3.8e6, so E|d|^2
+    minus the tail beyond M cancelled (the check expected 6.1e11; sampler_moments 206, velocity_transport 51.6);
+    int_0^M P(|d|^2 > u) du directly matches the IG mixture of chi^2 laws integrated by SciPy to 1e-5."""
+    family = _yukawa_family("1e-12")
+    m, t, N = family.params["m"], 0.5, 3
+    M = verify.TRUNCATION * reference.mean_square_radius(family, t, N)
+
+    def mixture(w):  # over w = log V: IG(t/m, t^2) density x V x E min(V chi^2_N, M) / V
+        V = math.exp(w)
+        return (math.exp(math.log(t) - 0.5 * math.log(2 * math.pi) + 0.5 * w - (m * V - t) ** 2 / (2 * V))
+                * (N * stats.chi2.cdf(M / V, N + 2) + M / V * stats.chi2.sf(M / V, N)))
+
+    exact = integrate.quad(mixture, -60, 80, epsabs=0, epsrel=1e-10, limit=500,
+                           points=[math.log(t * t), math.log(M), -2 * math.log(m)])[0]
+    assert verify._truncated_square_mean(family, t, N, M) == pytest.approx(exact, rel=1e-5)
+    assert exact < 1e-5 * M
+
+
+def test_yukawa_at_a_tiny_mass_passes_its_self_checks():
+    """'pde2gen build yukawa --param m=1e-12' failed sampler_moments (206) and velocity_transport (51.6)."""
+    checks = {check.name: check for check in derive(parse("yukawa", params={"m": "1e-12"}, dim=2)).checks}
+    assert all(check.passed for check in checks.values()), [c.name for c in checks.values() if not c.passed]
+    assert checks["sampler_moments"].value < 0.5 and checks["velocity_transport"].value < 0.8

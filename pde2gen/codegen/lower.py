@@ -413,16 +413,26 @@ def is_markdown_line(text: str) -> bool:
 
 
 
+class _GhatPrinter(MpmathPrinter):
+    """mpmath code, with Bessel K through the generated test's ``bessel_k(mpmath, order, x)``: mpmath's besselk
+    stops converging at large orders (PFGM++ with D = 1e8: order 5e7), where that helper takes the uniform
+    asymptotic expansion (templates/tests/test_generated_process.py.j2)."""
+
+    def _print_besselk(self, expr):
+        return f"bessel_k(mpmath, {self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+
 @cache
 def ghat_code(family: str) -> str:
     """The family's one closed form of ghat (its SymPy ``ghat``, pde2gen/families/<name>/__init__.py) printed as a
-    Python expression in s (|k|^2, or k_i^2 of one coordinate), t, the parameter names and ``mpmath``: the
-    generated tests evaluate it in high precision (no overflow of a Bessel K of order 1024, complex branches)."""
+    Python expression in s (|k|^2, or k_i^2 of one coordinate), t, the parameter names, ``mpmath`` and the test's
+    ``bessel_k``: the generated tests evaluate it in high precision (no overflow of a Bessel K of order 1024,
+    complex branches)."""
     info = FAMILIES[family]
     params = {name: sp.Symbol(check_identifier(name), positive=True) for name in info.parameters}
-    code = MpmathPrinter({"fully_qualified_modules": True}).doprint(info.ghat(params, S_SYMBOL, T_SYMBOL))
+    code = _GhatPrinter({"fully_qualified_modules": True}).doprint(info.ghat(params, S_SYMBOL, T_SYMBOL))
     names = {node.id for node in ast.walk(ast.parse(code, mode="eval")) if isinstance(node, ast.Name)}
-    if not names <= {"s", "t", "mpmath", *info.parameters}:
+    if not names <= {"s", "t", "mpmath", "bessel_k", *info.parameters}:
         raise RenderError(f"the ghat of {family} prints with unknown names {sorted(names - set(params))}")
     return code
 

@@ -18,6 +18,12 @@ KAC_ATOM_TOLERANCE = 1e-12
 # marginal velocity scores data points by their distance to the fronts, as normal bumps of this width
 # relative to c t (the atom width of the torch runtime, runtime.py).
 KAC_FALLBACK_WIDTH = 1e-4
+# t_of_sigma: beyond this q = 2 a lag, x = 2 a t solves x + expm1(-x) = q as q + 1 - e^{-(q + 1)} (error < e^{-42})
+KAC_CLOSED_ROOT_MIN = 20.0
+# sample: rows with a t above this draw x / (c t) from the switch count's closed-form mixture (_count_free_position):
+# numpy's Poisson refuses a t > 9.2e18 ('pde2gen build kac --param a=9e9': a t = 5.8e22 at sigma = 80), and a Beta
+# of shapes ~ a t / 2 leaves 2B - 1 only ~ eps sqrt(a t) relative precision
+KAC_COUNT_FREE_MIN_RATE = 1e9
 
 
 class Reference(ReferenceFamily):
@@ -31,14 +37,36 @@ class Reference(ReferenceFamily):
 
     def sample(self, t, n, N, rng):
         t = t[:, None]
-        flips = rng.poisson(self.a * t, size=(n, N))
+        counted = self.a * t <= KAC_COUNT_FREE_MIN_RATE
+        flips = rng.poisson(np.where(counted, self.a * t, 0.0), size=(n, N))
         direction = np.where(rng.random((n, N)) < 0.5, -1.0, 1.0)
         # Time spent in the initial direction: the n + 1 segments are Dirichlet(1, ..., 1).
         ones = np.maximum(flips, 1)
         forward = rng.beta(np.ceil((ones + 1) / 2), np.floor((ones + 1) / 2))
         d = np.where(flips == 0, direction * self.c * t, direction * self.c * t * (2.0 * forward - 1.0))
-        atoms = np.where(flips == 0, direction, 0.0)
+        atoms = np.where(counted & (flips == 0), direction, 0.0)
+        if not counted.all():
+            rows = ~counted[:, 0]
+            d[rows] = self.c * t[rows] * self._count_free_position(self.a * t[rows], N, rng)
         return d, atoms
+
+    @staticmethod
+    def _count_free_position(rate, N, rng):
+        """x / (c t) of rows (R, N) with a t = ``rate`` (R, 1) > KAC_COUNT_FREE_MIN_RATE, without a switch count.
+        Given n >= 1 switches x / (c t) is symmetric Beta(q, q) in [-1, 1], q = ceil(n / 2), which is Ulrich's
+        sqrt(1 - R^2) cos(pi V), R = U^(1 / (2q - 1)), V uniform. Mixed over n ~ Poisson(a t) (n = 0: R = 0, the
+        atoms), P(R <= y) = e^{-a t} [1 + sinh(a t y) + (cosh(a t y) - 1) / y] (odd n: sinh, even n: cosh), which
+        is e^{-a t (1 - y)} (1 + 1/y) / 2 up to e^{-a t} / y; every float64 uniform (-log U <= 37) puts R above
+        1/2 from a t = 100, where that term, relative e^{-a t y}, and the atoms are below e^{-a t / 2}: nothing in
+        float64 relative to one (a t > 74). So
+        v = 1 - R solves a t v - log1p(v / (2 (1 - v))) = E, E = -log U: the fixed point of
+        v = (E + log1p(v / (2 (1 - v)))) / (a t), a contraction by ~1 / (2 a t) per step (three steps from
+        E / (a t - 1/2), whose error is ~ (E / a t)^2, leave < 1e-40 of v)."""
+        exponential = -np.log1p(-rng.random((rate.shape[0], N)))
+        v = exponential / (rate - 0.5)
+        for _ in range(3):
+            v = (exponential + np.log1p(v / (2.0 * (1.0 - v)))) / rate
+        return np.sqrt(v * (2.0 - v)) * np.cos(math.pi * rng.random((rate.shape[0], N)))
 
     def _cone(self, d, t, slack=0.0):
         """Per coordinate: (atom sign, outside) with atom sign +-1 on an atom (within KAC_ATOM_TOLERANCE c t
@@ -166,11 +194,18 @@ class Reference(ReferenceFamily):
         target = sigma**2 * self.a / self.c**2
 
         def solve(value):
-            if value <= 0:
+            # in x = 2 a t: g(x) = x + expm1(-x) = q, q = 2 a value. Beyond q = KAC_CLOSED_ROOT_MIN the root is
+            # x = q + 1 - e^{-x}, one fixed-point step from q + 1 (error e^{-2(q+1)}): a bracket [., value + 1/a]
+            # in t lost its 1/a to rounding there (c = 3e-9: value = 6.4e21, a = 9) and brentq saw no sign change.
+            q = 2.0 * self.a * value
+            if q <= 0:
                 return 0.0
-            # t - 1/(2a) < lag(t) <= a t^2: the root lies in [sqrt(value / a) / 2, value + 1/a]
-            return optimize.brentq(lambda t: float(self._lag(np.array(t))) - value,
-                                   0.5 * math.sqrt(value / self.a), value + 1.0 / self.a, xtol=1e-300, rtol=1e-15)
+            if q > KAC_CLOSED_ROOT_MIN:
+                return (q + 1.0 - math.exp(-(q + 1.0))) / (2.0 * self.a)
+            # x^2/2 - x^3/6 <= g(x) <= x^2/2 and g(x) > x - 1: the root lies in [sqrt(q / 2), q + 2]
+            x = optimize.brentq(lambda x: 2.0 * self.a * float(self._lag(np.array(x / (2.0 * self.a)))) - q,
+                                math.sqrt(0.5 * q), q + 2.0, xtol=1e-300, rtol=1e-15)
+            return x / (2.0 * self.a)
 
         return np.vectorize(solve, otypes=[float])(target)
 
