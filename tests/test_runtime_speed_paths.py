@@ -203,14 +203,14 @@ def kac_reference_sample(a, c, t, size, seed):
 
 
 KAC_RATES = [1e-3, 0.1, 1.0, 9.0, 30.0, 64.5, 300.0, 1e4]  # 64.5, 300, 1e4: diffusive rows (no switch count)
-KAC_KS_P = 1e-4  # per check; 2 x 8 x 2 checks: false-alarm rate below 3.2e-3 in all (fixed seeds: reproducible)
+KAC_KS_P = 1e-4  # per check; 3 x 8 x 2 checks: false-alarm rate below 4.8e-3 in all (fixed seeds: reproducible)
 
 
-@pytest.mark.parametrize("n, dtype", [(2, torch.float64), (2000, torch.float32)])
+@pytest.mark.parametrize("n, dtype", [(2, torch.float64), (2000, torch.float32), (2000, torch.float64)])
 def test_kac_sampler_draws_the_exact_law_from_small_to_huge_a_t(n, dtype):
-    """a t from 1e-3 to 1e4, N = 2 (torch.poisson up to a t = 64) and N = 2000 (tables up to a t = 64); above, the
-    diffusive rows' closed-form radius: two-sample KS against the definition, and the atom fraction e^{-a t}
-    (5 sigma)."""
+    """a t from 1e-3 to 1e4, N = 2 (torch.poisson at every a t: few draws per row) and N = 2000 (tables up to
+    a t = 64, above it the diffusive rows' closed-form radius: its float32 series and its float64 Newton steps):
+    two-sample KS against the definition, and the atom fraction e^{-a t} (5 sigma)."""
     from scipy import stats
 
     a, c, draws = 9.0, 3.0, 32_000
