@@ -441,27 +441,34 @@ _I0_ECONOMISED = economised_chebyshev(_I0_ASYMPTOTIC)[0]
 _I1_ECONOMISED = economised_chebyshev(_I1_ASYMPTOTIC)[0]
 
 
-def bessel_scaled(z, weight=None, scale=1.0, series=True):
-    """(e^-z I0(z), e^-z I1(z)/z) for z >= 0, both times ``scale``: the asymptotic series in 1/z (economised:
-    ECONOMISED_TERMS terms, below 2^-55 relative from z = BESSEL_SERIES_MAX_Z on; the plain series where min(z) is
-    large enough for fewer terms) everywhere, then
-    bessel_series times e^-z written over the entries below BESSEL_SERIES_MAX_Z that have a nonzero ``weight``
-    (None: all; gathered: at large a t they are the few coordinates near the front; entries of zero weight keep
-    finite placeholder values). ``series=False``: the asymptotic values alone (at max(z, BESSEL_SERIES_MAX_Z):
-    finite placeholders below it, for a caller that treats those entries itself)."""
-    z_min = float(z.min()) if z.numel() else BESSEL_SERIES_MAX_Z
-    large = z.clamp_min(BESSEL_SERIES_MAX_Z)
-    root = large.mul_(2 * math.pi).rsqrt_()  # (2 pi z)^-1/2
+def asymptotic_pair(two_pi_z, z_min, scale):
+    """(P0, P1, (2 pi z)^-1/2, 1/z) at z = max(``two_pi_z`` / 2 pi, BESSEL_SERIES_MAX_Z) (``two_pi_z`` is
+    overwritten), with e^-z I0(z) = P0 (2 pi z)^-1/2 and e^-z I1(z)/z = P1 (2 pi z)^-1/2 / z, both times ``scale``:
+    the asymptotic series in 1/z, economised (ECONOMISED_TERMS terms) unless ``z_min`` is large enough for fewer
+    plain terms."""
+    root = two_pi_z.clamp_min_(2 * math.pi * BESSEL_SERIES_MAX_Z).rsqrt_()
     inverse = root.square().mul_(2 * math.pi)  # 1/z from it (a reciprocal costs more than two products)
     terms = _asymptotic_terms(max(z_min, BESSEL_SERIES_MAX_Z))  # the plain series where it is the shorter
     if terms < ECONOMISED_TERMS:
         p0, p1 = _horner_pair(inverse, _I0_ASYMPTOTIC, _I1_ASYMPTOTIC, terms, scale)
     else:
         p0, p1 = _horner_pair(inverse, _I0_ECONOMISED, _I1_ECONOMISED, ECONOMISED_TERMS, scale)
+    return p0, p1, root, inverse
+
+
+def bessel_scaled(z, weight=None, scale=1.0):
+    """(e^-z I0(z), e^-z I1(z)/z) for z >= 0, both times ``scale``: the asymptotic series in 1/z (economised:
+    ECONOMISED_TERMS terms, below 2^-55 relative from z = BESSEL_SERIES_MAX_Z on; the plain series where min(z) is
+    large enough for fewer terms) everywhere, then
+    bessel_series times e^-z written over the entries below BESSEL_SERIES_MAX_Z that have a nonzero ``weight``
+    (None: all; gathered: at large a t they are the few coordinates near the front; entries of zero weight keep
+    finite placeholder values)."""
+    z_min = float(z.min()) if z.numel() else BESSEL_SERIES_MAX_Z
+    p0, p1, root, inverse = asymptotic_pair(z.mul(2 * math.pi), z_min, scale)
     i0e, i1e_over_z = p0.mul_(root), p1.mul_(root).mul_(inverse)
     # z < BESSEL_SERIES_MAX_Z where the weight is nonzero, in floating arithmetic (comparisons into bool tensors
     # cost several arithmetic passes on CPU)
-    if z_min >= BESSEL_SERIES_MAX_Z or not series:
+    if z_min >= BESSEL_SERIES_MAX_Z:
         return i0e, i1e_over_z
     below = z.neg().add_(BESSEL_SERIES_MAX_Z).clamp_min_(0.0)
     below = (below if weight is None else below.mul_(weight)).reshape(-1).nonzero().squeeze(-1)
@@ -813,19 +820,26 @@ class KacProductFamily(torch.nn.Module):
         near = gap.sub(ATOM_REACH * width_b)
         if edges is not None:  # near the front or z < BESSEL_SERIES_MAX_Z, i.e. r < BESSEL_SERIES_MAX_Z c / a
             near = torch.minimum(near, r - BESSEL_SERIES_MAX_Z * self.speed / self.rate, out=near)
-        near = near.clamp_max_(0.0).view(-1).nonzero().squeeze(-1)
-        inside = gap.sign().clamp_min_(0.0) if near.numel() and edges is None else None  # (outside: only where near)
+        near = torch.lt(near, 0.0).view(-1).nonzero().squeeze(-1)  # (a bool mask: about half the nonzero's time)
+        if edges is not None:  # the asymptotic series alone; (2 pi z)^-1/2 cancels from the velocity
+            two_pi_z = r.mul(2 * math.pi * self.rate / self.speed)
+            p0, p1, root, inverse = asymptotic_pair(two_pi_z, float(r.min()) * self.rate / self.speed,
+                                                    self.rate / (2 * self.speed))
+            q1 = p1.mul_(inverse)
+            log_p = torch.addcmul(p0, at, q1).mul_(root).log_()
+            log_p.addcdiv_(magnitude.square(), r.add_(front), value=-self.rate / self.speed)
+            denominator = torch.addcdiv(t_b, p0, q1, value=1 / self.rate)  # t + i0e / (a i1e/z)
+            velocity = torch.div(d, denominator, out=out).clamp_(-self.speed, self.speed)
+            if near.numel():
+                edges.append((near + offset, log_p.view(-1).index_select(0, near)))
+            return log_p.sum(-1, dtype=torch.float64), velocity
+        inside = gap.sign().clamp_min_(0.0) if near.numel() else None  # (outside the cone: only where near)
         # (a/2c) e^-z I0(z), (a/2c) e^-z I1(z)/z
-        i0e, i1e_over_z = bessel_scaled(r * (self.rate / self.speed), inside, self.rate / (2 * self.speed),
-                                        series=edges is None)
+        i0e, i1e_over_z = bessel_scaled(r * (self.rate / self.speed), inside, self.rate / (2 * self.speed))
         # log p_ac, z - a t = -(a/c) d^2 / (c t + r) (no cancellation); finite placeholders outside the cone
         log_p = torch.addcmul(i0e, at, i1e_over_z).log_()
         log_p.addcdiv_(magnitude.square(), r.add_(front), value=-self.rate / self.speed)
         velocity = torch.div(d, i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b), out=out).clamp_(-self.speed, self.speed)
-        if edges is not None:
-            if near.numel():
-                edges.append((near + offset, log_p.view(-1).index_select(0, near)))
-            return log_p.sum(-1, dtype=torch.float64), velocity
         if near.numel():
             row = torch.div(near, d.shape[1], rounding_mode="floor")
             d_near, gap_near = d.reshape(-1).index_select(0, near), gap.view(-1).index_select(0, near)
