@@ -81,6 +81,18 @@ FAMILIES_BY_CLASS = {
 # common: random draws, Gamma
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_standard_normal_in_chunks_draws_what_one_randn_call_draws(dtype):
+    """standard_normal fills large CPU tensors chunk by chunk (cache-sized, faster); the draws and the generator's
+    state afterwards are those of one torch.randn call, for sizes on and off the chunk and 16-entry boundaries."""
+    chunk = common.NORMAL_CHUNK_ELEMENTS
+    for shape in ((3, chunk), (5, chunk + 15), (2 * chunk + 7,), (100, 3 * chunk + 5), (7,)):
+        expected, drawn = generator(4), generator(4)
+        reference = torch.randn(shape, dtype=dtype, generator=expected)
+        assert torch.equal(common.standard_normal(shape, dtype, torch.device("cpu"), drawn), reference), shape
+        assert torch.equal(torch.rand(3, generator=drawn), torch.rand(3, generator=expected)), shape
+
+
 @pytest.mark.parametrize("shape", [0.05, 0.5, 3.7, 1024.0])
 def test_gamma_sampler_matches_scipy(shape):
     draws = common.sample_gamma(full(shape, 20000), generator(1))
