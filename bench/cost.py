@@ -66,25 +66,39 @@ def alternate(a, b, repeat: int) -> tuple[float, float]:
     """Median times of ``a`` and ``b`` called alternately ``repeat`` times each after a warm-up, in the order
     a b, b a, a b, ... so that whatever favours the first (or second) call of a pair falls on both sides (the
     diffusion row of the marginal table, diffusion against itself, read 1.37 at one cell with a always first)."""
-    a(), b()  # warm-up
-    ta, tb = [], []
+    times = rounds([a, b], repeat)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def rounds(calls, repeat: int) -> list[list[float]]:
+    """Times of each of ``calls`` over ``repeat`` rounds after a warm-up round; round k calls them in the order
+    rotated by k (and reversed every other round), so no call keeps a fixed place in the sequence."""
+    for call in calls:
+        call()
+    times = [[] for _ in calls]
     for index in range(repeat):
-        if index % 2:
-            tb.append(timed(b))
-            ta.append(timed(a))
-        else:
-            ta.append(timed(a))
-            tb.append(timed(b))
-    return statistics.median(ta), statistics.median(tb)
+        order = list(range(len(calls)))
+        order = order[index % len(calls):] + order[: index % len(calls)]
+        for k in (order[::-1] if index % 2 else order):
+            times[k].append(timed(calls[k]))
+    return times
 
 
-def runtime_costs(module, fm: M.FlowMatching, repeat: int) -> dict:
+def median_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of the ratio of two calls timed in the same round (drifts between rounds cancel)."""
+    return statistics.median(x / y for x, y in zip(numerator, denominator))
+
+
+def runtime_costs(module, heat_module, fm: M.FlowMatching, repeat: int) -> dict:
+    """Per input shape: the module's kernel draw against torch.randn, and its training step and sampling against
+    flow matching and against the heat module (issue 11's goals), all three in the same rounds."""
     generated = M.Generated("x", "x", module)
-    return {name: shape_costs(generated, fm, shape, batch, net, repeat, with_sampling=name == "2-D")
+    heat = M.Generated("heat", "heat", heat_module)
+    return {name: shape_costs(generated, heat, fm, shape, batch, net, repeat, with_sampling=name == "2-D")
             for name, shape, batch, net in (("2-D", [2], 256, "mlp-s"), ("8x8", [1, 8, 8], 64, "mlp-m"))}
 
 
-def shape_costs(generated, fm, shape, batch, net, repeat, with_sampling) -> dict:
+def shape_costs(generated, heat, fm, shape, batch, net, repeat, with_sampling) -> dict:
     config = M.backbone_configs(net, shape)
     samples = torch.randn(2048, *shape).double().numpy()
     stats = M.data_statistics(samples)
@@ -93,6 +107,8 @@ def shape_costs(generated, fm, shape, batch, net, repeat, with_sampling) -> dict
     model = generated.make_model(stats, config)
     baseline = fm.make_model(stats, config)
     baseline.backbone.load_state_dict(model.backbone.state_dict())
+    heat_model = heat.make_model(stats, config)
+    heat_model.backbone.load_state_dict(model.backbone.state_dict())
     y = torch.from_numpy(samples[:batch]).float()
     g = torch.Generator().manual_seed(0)
     process = model.process
@@ -113,16 +129,21 @@ def shape_costs(generated, fm, shape, batch, net, repeat, with_sampling) -> dict
             optimizer.step()
         return run
 
-    t_gen, t_fm = alternate(step(generated, model, opt_a), step(fm, baseline, opt_b), repeat)
+    opt_h = torch.optim.AdamW(heat_model.parameters(), lr=1e-4)
+    t_gen, t_fm, t_heat = rounds([step(generated, model, opt_a), step(fm, baseline, opt_b),
+                                  step(heat, heat_model, opt_h)], repeat)
     entry = {"batch": batch, "process_ms": 1e3 * t_proc, "randn_ms": 1e3 * t_randn,
-             "process_vs_randn": t_proc / t_randn, "train_step_ms": 1e3 * t_gen, "fm_step_ms": 1e3 * t_fm,
-             "train_step_vs_fm": t_gen / t_fm}
+             "process_vs_randn": t_proc / t_randn, "train_step_ms": 1e3 * statistics.median(t_gen),
+             "fm_step_ms": 1e3 * statistics.median(t_fm), "train_step_vs_fm": median_ratio(t_gen, t_fm),
+             "train_step_vs_heat": median_ratio(t_gen, t_heat)}
     if with_sampling:
-        model.eval()
-        baseline.eval()
-        s_gen, s_fm = alternate(lambda: M.sample(generated, model, 1000, "heun", 20, seed=0),
-                                lambda: M.sample(fm, baseline, 1000, "heun", 20, seed=0), max(3, repeat // 3))
-        entry.update({"sample_ms": 1e3 * s_gen, "fm_sample_ms": 1e3 * s_fm, "sample_vs_fm": s_gen / s_fm})
+        for net in (model, baseline, heat_model):
+            net.eval()
+        s_gen, s_fm, s_heat = rounds([lambda: M.sample(generated, model, 1000, "heun", 20, seed=0),
+                                      lambda: M.sample(fm, baseline, 1000, "heun", 20, seed=0),
+                                      lambda: M.sample(heat, heat_model, 1000, "heun", 20, seed=0)], max(3, repeat // 2))
+        entry.update({"sample_ms": 1e3 * statistics.median(s_gen), "fm_sample_ms": 1e3 * statistics.median(s_fm),
+                      "sample_vs_fm": median_ratio(s_gen, s_fm), "sample_vs_heat": median_ratio(s_gen, s_heat)})
     return entry
 
 
@@ -204,7 +225,7 @@ def run(args):
         C.log(f"{entry}: runtime costs and check/build wall times")
         row = {"entry": entry, "family": modules[entry].config["family"] if entry in modules else None}
         if entry in modules and not marginal_only:
-            row["runtime"] = runtime_costs(modules[entry], fm, budget["repeat"])
+            row["runtime"] = runtime_costs(modules[entry], modules[MARGINAL_BASELINE], fm, budget["repeat"])
         if entry in modules and MARGINAL_BASELINE in modules:
             C.log(f"{entry}: exact marginal velocity per pair against {MARGINAL_BASELINE}")
             row["marginal"] = marginal_costs(modules[entry], modules[MARGINAL_BASELINE], budget["marginal_sigmas"], 5)
@@ -235,11 +256,14 @@ def tables(data) -> str:
               "train step / FM (2-D)", "train step / FM (8x8)", "sampling / FM (Heun 20, 1000 pts)",
               "train step / heat module (2-D, 8x8)", "sampling / heat module", "train step ms (2-D)", "check s",
               "build s"]
-    # issue 11's goals are against the heat module (the diffusion entry) with the same network: the ratio of
-    # the two FM ratios of this run (each measured alternately against the same flow-matching step)
+    # issue 11's goals are against the heat module (the diffusion entry) with the same network, timed in the same
+    # rounds as the entry (results files from before that: the ratio of the two FM ratios of the run)
     heat = next((r.get("runtime") for r in data["rows"] if r["entry"] == "diffusion" and r.get("runtime")), None)
 
     def against_heat(rt, key, shape):
+        direct = key.replace("_vs_fm", "_vs_heat")
+        if direct in rt[shape]:
+            return f"{rt[shape][direct]:.2f}"
         return f"{rt[shape][key] / heat[shape][key]:.2f}" if heat else "-"
 
     body = []
@@ -263,9 +287,9 @@ def tables(data) -> str:
         out += [f"Load average (1, 5, 15 min) when these results were written: "
                 f"{', '.join(f'{v:.2f}' for v in data['load_average_now'])} (2 cores)", ""]
     if body:
-        out += [("Ratios: entry / reference measured alternately in the same process (median of the repeats); "
-                "'/ heat module' divides the entry's FM ratio by the diffusion entry's (goals: training step <= 1.2, "
-                "Kac <= 1.3; sampling <= 1.5); "
+        out += [("Ratios: entry / reference timed in the same rounds of one process, the order rotated every round "
+                "(median over rounds of the per-round ratio); '/ heat module' against the diffusion entry's module with "
+                "the same network (goals: training step <= 1.2, Kac <= 1.3; sampling <= 1.5); "
                 f"`python -c 'import sympy'` took {statistics.median(sympy):.2f} s (median) in the same run"), "",
                 C.markdown_table(header, body), ""]
     marginal_rows = [r for r in data["rows"] if r.get("marginal")]
