@@ -196,10 +196,10 @@ def _radius_series_table(terms):
 _RADIUS_SERIES = _radius_series_table(DIFFUSIVE_SERIES_TERMS)
 
 
-def diffusive_series(rate, front):
-    """(coefficients (R, K) float32 of radius^2 (c t)^2 = sum_n C_n e^n, inverse scale (R, 1) float32: e = -log U
-    times it) of diffusive rows ``rate`` (R,) = a t > DIFFUSIVE_MIN_RATE (float64), ``front`` (R, 1) = c t; K is the
-    number of terms the rows need for DIFFUSIVE_SERIES_TOLERANCE at the largest float32 -log U."""
+def diffusive_series(rate):
+    """(coefficients (R, K) float32 of radius^2 = 1 - R^2 = sum_n d_n e^n, inverse scale (R, 1) float32: e = -log U
+    times it) of diffusive rows ``rate`` (R,) = a t > DIFFUSIVE_MIN_RATE (float64); K is the number of terms the
+    rows need for DIFFUSIVE_SERIES_TOLERANCE at the largest float32 -log U."""
     scale = (rate - 0.5).reciprocal()  # eps
     powers = scale.unsqueeze(-1) ** torch.arange(DIFFUSIVE_SERIES_TERMS, dtype=rate.dtype, device=rate.device)
     table = torch.tensor(_RADIUS_SERIES, dtype=rate.dtype, device=rate.device)
@@ -210,23 +210,23 @@ def diffusive_series(rate, front):
     terms = int(large.nonzero().max()) + 1 if bool(large.any()) else 1
     if terms == DIFFUSIVE_SERIES_TERMS:
         raise ValueError("kac_product: the diffusive radius series needs more terms than its table (a t too small)")
-    scaled = coefficients[:, :terms] * front.to(rate.dtype).square()
-    return scaled.to(torch.float32), scale.unsqueeze(-1).to(torch.float32)
+    return coefficients[:, :terms].to(torch.float32), scale.unsqueeze(-1).to(torch.float32)
 
 
-def _diffusive_positions(bits_a, bits_b, coefficients, scale, out):
+def _diffusive_positions(bits_a, bits_b, coefficients, scale, front, out):
     """out = c t sqrt(1 - R^2) cos(theta) of diffusive rows, float32: -log U from the low RADIAL_BITS of ``bits_a``
     (midpoints of 2^23 cells, as _positions), theta = pi V from the high 23 bits of ``bits_b``; (``coefficients``,
-    ``scale``) from diffusive_series. The inputs are overwritten."""
+    ``scale``) from diffusive_series, ``front`` (R, 1) = c t (applied on its own: (c t)^2 folded into the
+    coefficients would overflow float32 beyond c t = 1.8e19). The inputs are overwritten."""
     log_u = bits_a.bitwise_and_(2**RADIAL_BITS - 1).bitwise_or_(ONE_BITS).view(torch.float32).sub_(BELOW_ONE).log_()
     radius = diffusive_series_radius(log_u, coefficients, scale)
     angle = bits_b.bitwise_right_shift_(31 - RADIAL_BITS).bitwise_or_(ONE_BITS).view(torch.float32).sub_(BELOW_ONE)
-    return torch.mul(radius, angle.mul_(math.pi).cos_(), out=out)
+    return torch.mul(radius, angle.mul_(math.pi).cos_().mul_(front), out=out)
 
 
 def diffusive_series_radius(log_u, coefficients, scale):
-    """c t sqrt(1 - R^2) (R, N) float32 from log U (R, N) (overwritten) and diffusive_series' (coefficients, scale):
-    sqrt(sum_n C_n e^n), e = -log U scale, by Horner's rule (one fused multiply-add per term)."""
+    """sqrt(1 - R^2) (R, N) float32 from log U (R, N) (overwritten) and diffusive_series' (coefficients, scale):
+    sqrt(sum_n d_n e^n), e = -log U scale, by Horner's rule (one fused multiply-add per term)."""
     e = log_u.mul_(scale.neg())
     terms = coefficients.shape[1]
     if terms == 1:
@@ -549,14 +549,14 @@ class KacProductFamily(torch.nn.Module):
         if out.dtype != torch.float32:
             _diffusive_positions_float64(rate.to(out.dtype).unsqueeze(-1), front, out, generator)
             return
-        coefficients, scale = diffusive_series(rate, front)
+        coefficients, scale = diffusive_series(rate)
         chunk_rows = batch if out.device.type != "cpu" else max(1, min(CHUNK_ELEMENTS // max(n, 1), batch))
         bits = torch.empty(2, chunk_rows, n, dtype=torch.int32, device=out.device)
         for first in range(0, batch, chunk_rows):
             rows = slice(first, min(first + chunk_rows, batch))
             chunk_bits = bits[:, : rows.stop - first]
             _fill_bits(chunk_bits, generator)
-            _diffusive_positions(chunk_bits[0], chunk_bits[1], coefficients[rows], scale[rows], out[rows])
+            _diffusive_positions(chunk_bits[0], chunk_bits[1], coefficients[rows], scale[rows], front[rows], out[rows])
 
     def _sample_counted(self, t, rate, out, atoms, generator):
         """Fill out (R, N) and atoms (R, N) for rows with a t <= DIFFUSIVE_MIN_RATE: each row's switch classes are
