@@ -37,6 +37,8 @@ def test_demo_on_a_data_file_holds_out_points_it_never_trains_on(tmp_path):
     rows = {row["model"]: row for row in json.loads((out / "results.json").read_text())}
     assert set(rows) == {"kac", "pfgm", "data (floor)"}
     assert rows["data (floor)"]["sliced_w1"] > 0.01  # training points against the held-out ones: not 0
+    floor = rows["data (floor)"]  # 1500 training points: one draw, so its range is the value itself
+    assert floor["floor_draws"] == 1 and floor["sliced_w1_range"] == [floor["sliced_w1"]] * 2
     for name in ("kac", "pfgm"):
         assert (out / name / "module" / "process.py").is_file()
         assert (out / name / "run" / "checkpoint.pt").is_file()
