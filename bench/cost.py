@@ -72,14 +72,13 @@ def alternate(a, b, repeat: int) -> tuple[float, float]:
 
 def rounds(calls, repeat: int) -> list[list[float]]:
     """Times of each of ``calls`` over ``repeat`` rounds after a warm-up round; round k calls them in the order
-    rotated by k (and reversed every other round), so no call keeps a fixed place in the sequence."""
+    rotated by k (two calls: a b, b a, a b, ...), so every call takes every place in the sequence in turn."""
     for call in calls:
         call()
     times = [[] for _ in calls]
     for index in range(repeat):
-        order = list(range(len(calls)))
-        order = order[index % len(calls):] + order[: index % len(calls)]
-        for k in (order[::-1] if index % 2 else order):
+        shift = index % len(calls)
+        for k in [*range(shift, len(calls)), *range(shift)]:
             times[k].append(timed(calls[k]))
     return times
 
