@@ -137,6 +137,9 @@ def test_chunked_marginal_velocity_equals_unchunked(modules, family):
         assert bool(torch.isfinite(whole).all()) and float(whole.abs().max()) > 0
         # data in chunks of 1 and 5 points, and blocks of 2 samples (the element budget shrunk)
         torch.testing.assert_close(process.marginal_velocity(x, t, data, chunk_size=1), whole, rtol=1e-12, atol=0)
+        generated.process.MARGINAL_CPU_CHUNK_ELEMENTS = 12  # the CPU cap alone
+        torch.testing.assert_close(process.marginal_velocity(x, t, data), whole, rtol=1e-12, atol=0)
+        generated.process.MARGINAL_CPU_CHUNK_ELEMENTS = 1 << 19
         generated.process.MARGINAL_CHUNK_ELEMENTS = 12
         torch.testing.assert_close(process.marginal_velocity(x, t, data, chunk_size=5), whole, rtol=1e-12, atol=0)
         torch.testing.assert_close(process.marginal_velocity(x, t, data), whole, rtol=1e-12, atol=0)
