@@ -795,13 +795,19 @@ class KacProductFamily(torch.nn.Module):
         quotient is exactly +-1 on the front, so +-c there."""
         return torch.div(d, front).mul_(self.speed)
 
+    def _interior_velocity(self, d, i1_over_z, total, out):
+        """d / (t + (r/c) I0(z)/I1(z)) = a d (I1(z)/z) / (I0(z) + a t I1(z)/z), clamped to [-c, c], into ``out``,
+        from ``i1_over_z`` and ``total`` = I0 + a t I1/z in any common scaling (both times (a/2c), e^-z or (2 pi z)^1/2):
+        one division per coordinate, with the sum the log density uses (float64 divisions cost ~10 arithmetic passes)."""
+        return torch.mul(i1_over_z, d, out=out).div_(total).mul_(self.rate).clamp_(-self.speed, self.speed)
+
     def _atom_velocity(self, d, interior, magnitude, front, width):
-        """The velocity from its interior value d / (t + (r/c) I0/I1) (``interior``, overwritten; finite everywhere
-        and of the sign of d), clamped to [-c, c], and c d / (c t) on the atoms and beyond, |d| >= c t - eps_atom
+        """The velocity from its interior value d / (t + (r/c) I0/I1) (``interior`` from _interior_velocity, already
+        clamped to [-c, c]; overwritten), and c d / (c t) on the atoms and beyond, |d| >= c t - eps_atom
         (conditional_velocity without a latent), by torch.lerp with the weight sign(|d| - (c t - eps)) + 1 clamped to
         1 (1 there, 0 inside: no torch.where; lerp returns either end exactly at weights 0 and 1)."""
         on_atom = (magnitude - (front - width)).sign_().add_(1.0).clamp_max_(1.0)
-        return torch.lerp(interior.clamp_(-self.speed, self.speed), self._front_velocity(d, front), on_atom, out=interior)
+        return torch.lerp(interior, self._front_velocity(d, front), on_atom, out=interior)
 
     def _scaled_block(self, d, t, width, y_max, out, edges=None, offset=0):
         """(sum of log p in float64, velocity written into ``out``) of the rows d (R, N) at times t (R,), any a t
@@ -826,10 +832,10 @@ class KacProductFamily(torch.nn.Module):
             p0, p1, root, inverse = asymptotic_pair(two_pi_z, float(r.min()) * self.rate / self.speed,
                                                     self.rate / (2 * self.speed))
             q1 = p1.mul_(inverse)
-            log_p = torch.addcmul(p0, at, q1).mul_(root).log_()
+            total = torch.addcmul(p0, at, q1)
+            velocity = self._interior_velocity(d, q1, total, out)
+            log_p = total.mul_(root).log_()
             log_p.addcdiv_(magnitude.square(), r.add_(front), value=-self.rate / self.speed)
-            denominator = torch.addcdiv(t_b, p0, q1, value=1 / self.rate)  # t + i0e / (a i1e/z)
-            velocity = torch.div(d, denominator, out=out).clamp_(-self.speed, self.speed)
             if near.numel():
                 edges.append((near + offset, log_p.view(-1).index_select(0, near)))
             return log_p.sum(-1, dtype=torch.float64), velocity
@@ -837,9 +843,10 @@ class KacProductFamily(torch.nn.Module):
         # (a/2c) e^-z I0(z), (a/2c) e^-z I1(z)/z
         i0e, i1e_over_z = bessel_scaled(r * (self.rate / self.speed), inside, self.rate / (2 * self.speed))
         # log p_ac, z - a t = -(a/c) d^2 / (c t + r) (no cancellation); finite placeholders outside the cone
-        log_p = torch.addcmul(i0e, at, i1e_over_z).log_()
+        total = torch.addcmul(i0e, at, i1e_over_z)
+        velocity = self._interior_velocity(d, i1e_over_z, total, out)
+        log_p = total.log_()
         log_p.addcdiv_(magnitude.square(), r.add_(front), value=-self.rate / self.speed)
-        velocity = torch.div(d, i0e.div_(i1e_over_z.mul_(self.rate)).add_(t_b), out=out).clamp_(-self.speed, self.speed)
         if near.numel():
             row = torch.div(near, d.shape[1], rounding_mode="floor")
             d_near, gap_near = d.reshape(-1).index_select(0, near), gap.view(-1).index_select(0, near)
@@ -867,12 +874,13 @@ class KacProductFamily(torch.nn.Module):
         i0, i1_over_z = bessel_series(y, y_max, self.rate / (2 * self.speed))
         inside = gap.sign().clamp_min_(0.0)
         # u: log of the atom bump times e^{a t}, -(|d| - c t)^2 / (2 eps^2) - log(2 sqrt(2 pi) eps)
-        scaled_gap = gap.div_(width)
+        scaled_gap = gap.mul_(width.reciprocal())  # per row: a product per coordinate instead of a division
         u = torch.addcmul(torch.log(width * (2 * math.sqrt(2 * math.pi))).neg_(), scaled_gap, scaled_gap, value=-0.5)
         u_floor = u.clamp_min(-700.0)
-        density = torch.addcmul(i0, at, i1_over_z).mul_(inside).add_(u_floor.exp())
+        total = torch.addcmul(i0, at, i1_over_z)
+        interior = self._interior_velocity(d, i1_over_z, total, out)
+        density = total.mul_(inside).add_(u_floor.exp())
         log_p = density.log_().add_(u.sub_(u_floor).mul_(1 - inside)).sub_(at)
-        interior = torch.div(d, i0.div_(i1_over_z.mul_(self.rate)).add_(t_b), out=out)
         return log_p.sum(-1, dtype=torch.float64), self._atom_velocity(d, interior, magnitude, front, width)
 
     # ---- noise alignment: sigma^2 = Var K_t = (c^2/a) [t - (1 - e^{-2at}) / (2a)] = (c^2 / 2a^2) g(2at)
