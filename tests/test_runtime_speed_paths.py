@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 from test_generated_scripts import generated_modules, module_ir, write_module
+from test_runtime_torch import kac_reference_sample
 
 torch = pytest.importorskip("torch")
 mpmath = pytest.importorskip("mpmath")
@@ -193,16 +194,6 @@ def test_stable_tabulated_log_kernel_matches_the_quadrature(alpha, n):
 
 # ------------------------------------------------------------------------------------------------
 # Kac sampling: the per-row choice of Poisson method (CDF tables, torch.poisson) draws the exact law
-
-
-def kac_reference_sample(a, c, t, size, seed):
-    """The Kac law by its definition (physics.md section 4.5 as NumPy draws): Poisson(a t) switches; none: the atom
-    +-c t; else the time share S / t ~ Beta(ceil((n+1)/2), floor((n+1)/2)) with a fair direction."""
-    rng = np.random.default_rng(seed)
-    switches = rng.poisson(a * t, size)
-    share = rng.beta(np.ceil((switches + 1) / 2), np.maximum(np.floor((switches + 1) / 2), 1))
-    direction = rng.choice([-1.0, 1.0], size)
-    return np.where(switches == 0, direction * c * t, direction * c * (2 * share * t - t))
 
 
 KAC_RATES = [1e-3, 0.1, 1.0, 9.0, 30.0, 64.5, 300.0, 1e4]  # 64.5, 300, 1e4: diffusive rows (no switch count)

@@ -467,8 +467,9 @@ def test_stable_log_kernel_is_normalised_in_two_dimensions():
 # kac_product
 
 
-def _kac_reference_sample(a, c, t, size, seed):
-    """The sampler of physics.md §4.5 verbatim, in NumPy: Poisson switches, Beta time share, random direction."""
+def kac_reference_sample(a, c, t, size, seed):
+    """The Kac law by its definition (physics.md §4.5 as NumPy draws): Poisson(a t) switches; none: the atom
+    +-c t; else the time share S / t ~ Beta(ceil((n+1)/2), floor((n+1)/2)) with a fair direction."""
     rng = np.random.default_rng(seed)
     switches = rng.poisson(a * t, size)
     share = rng.beta(np.ceil((switches + 1) / 2), np.maximum(np.floor((switches + 1) / 2), 1))
@@ -483,7 +484,7 @@ def test_kac_sampler_matches_reference_law(t):
     d, atoms = family.sample_displacement(full(t, 16), (2000,), generator(14))
     assert atoms.shape == d.shape and atoms.dtype == torch.bool
     x = d.numpy().ravel()
-    assert stats.ks_2samp(x, _kac_reference_sample(a, c, t, 60000, 1)).pvalue > KS_ALPHA
+    assert stats.ks_2samp(x, kac_reference_sample(a, c, t, 60000, 1)).pvalue > KS_ALPHA
     fraction, expected = float(atoms.double().mean()), math.exp(-a * t)  # atom fraction e^{-at}
     assert abs(fraction - expected) < 5 * math.sqrt(expected * (1 - expected) / x.size) + 1e-12
     assert np.array_equal(np.abs(x[atoms.numpy().ravel()]), np.full(int(atoms.sum()), c * t))
@@ -502,7 +503,7 @@ def test_kac_sampler_float32_counted_and_diffusive_rows():
         assert d.dtype == torch.float32
         for value in times:
             rows = t == value
-            reference = _kac_reference_sample(9.0, 3.0, value, 60000, 2)
+            reference = kac_reference_sample(9.0, 3.0, value, 60000, 2)
             front = float(3.0 * torch.tensor(value, dtype=torch.float32))  # c t as the float32 sampler forms it
             reference = np.where(np.abs(reference) == 3.0 * value, np.sign(reference) * front, reference)
             assert stats.ks_2samp(d[rows].double().numpy().ravel(), reference).pvalue > KS_ALPHA

@@ -796,9 +796,9 @@ class KacProductFamily(torch.nn.Module):
         return torch.div(d, front).mul_(self.speed)
 
     def _interior_velocity(self, d, i1_over_z, total, out):
-        """d / (t + (r/c) I0(z)/I1(z)) = a d (I1(z)/z) / (I0(z) + a t I1(z)/z), clamped to [-c, c], into ``out``,
-        from ``i1_over_z`` and ``total`` = I0 + a t I1/z in any common scaling (both times (a/2c), e^-z or (2 pi z)^1/2):
-        one division per coordinate, with the sum the log density uses (float64 divisions cost ~10 arithmetic passes)."""
+        """d / (t + (r/c) I0(z)/I1(z)) = a d (I1(z)/z) / (I0(z) + a t I1(z)/z), clamped to [-c, c], into ``out``;
+        ``i1_over_z`` and ``total`` = I0 + a t I1/z may share any scaling (both times (a/2c), e^-z or (2 pi z)^1/2).
+        One division per coordinate, by the sum the log density uses (a float64 division costs several products)."""
         return torch.mul(i1_over_z, d, out=out).div_(total).mul_(self.rate).clamp_(-self.speed, self.speed)
 
     def _atom_velocity(self, d, interior, magnitude, front, width):
