@@ -446,8 +446,10 @@ def asymptotic_pair(two_pi_z, z_min, scale):
     overwritten), with e^-z I0(z) = P0 (2 pi z)^-1/2 and e^-z I1(z)/z = P1 (2 pi z)^-1/2 / z, both times ``scale``:
     the asymptotic series in 1/z, economised (ECONOMISED_TERMS terms) unless ``z_min`` is large enough for fewer
     plain terms."""
-    root = two_pi_z.clamp_min_(2 * math.pi * BESSEL_SERIES_MAX_Z).rsqrt_()
-    inverse = root.square().mul_(2 * math.pi)  # 1/z from it (a reciprocal costs more than two products)
+    # a reciprocal and a square root: float64 rsqrt is not vectorised on CPU (4x a sqrt's time, 2.3x the pair's)
+    inverse = two_pi_z.clamp_min_(2 * math.pi * BESSEL_SERIES_MAX_Z).reciprocal_()  # 1 / (2 pi z)
+    root = inverse.sqrt()
+    inverse.mul_(2 * math.pi)  # 1/z
     terms = _asymptotic_terms(max(z_min, BESSEL_SERIES_MAX_Z))  # the plain series where it is the shorter
     if terms < ECONOMISED_TERMS:
         p0, p1 = _horner_pair(inverse, _I0_ASYMPTOTIC, _I1_ASYMPTOTIC, terms, scale)
