@@ -116,6 +116,89 @@ def test_subordinator_sum_t_of_sigma_matches_mpmath():
     np.testing.assert_allclose(t.numpy(), reference, rtol=1e-13)
 
 
+@pytest.mark.parametrize("alpha", [1 / 16, 31 / 16])
+def test_heat_stable_t_of_sigma_is_one_newton_step_from_its_table(alpha):
+    """heat_stable's t_of_sigma reads runtime_common.log_time_table's cubic piece and takes one Newton step in t: on a
+    dense grid through the heat-to-stable bend (sharpest at alpha = 1/16, where sigma^2 ~ t^32) that lands within
+    1e-14 of the converged Newton solve (the table at spacing 1/32 left 3e-11 there)."""
+    from pde2gen.families.heat_stable.runtime import HeatStableFamily
+
+    family = HeatStableFamily(kappa=1.0, kappa2=2.0, alpha=alpha)
+    sigma = torch.logspace(-5.9, 5.9, 4001, dtype=F64)
+    root = family._newton_t_of_sigma2(sigma.square())
+    assert float((family.t_of_sigma(sigma) / root - 1).abs().max()) < 1e-14
+
+
+def _old_kanter_log_stable(beta, v, e):
+    """log S by Kanter's formula term by term from the uniforms (v, e): the draw before the fused one."""
+    g = beta / (1 - beta)
+    near = torch.minimum(v, 1 - v) * math.pi
+    log_a = (g * torch.log(torch.sin(beta * math.pi * v)) + torch.log(torch.sin((1 - beta) * math.pi * v))
+             - torch.log(torch.sin(near)) / (1 - beta))
+    return (log_a - torch.log(-torch.log(e))) / g
+
+
+def _count_operations(call):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        operations = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.operations += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        call()
+    return Count.operations
+
+
+def _composite_families():
+    import pde2gen.families.subordinator_sum as declaration
+    from pde2gen.families.heat_stable.runtime import HeatStableFamily
+    from pde2gen.families.subordinator_sum.runtime import SubordinatorSumFamily
+
+    params = dict.fromkeys(declaration.PARAMETERS, 0.0) | {f"alpha_{j}": 1.0 for j in (1, 2, 3, 4)}
+    params |= {"kappa": 1.0, "kappa_1": 1.0, "alpha_1": 1.5, "c_1": 1.0}  # heat + 1.5-stable + Cauchy
+    return {"heat_stable": HeatStableFamily(kappa=1.0, kappa2=2.0, alpha=1.5),
+            "subordinator_sum": SubordinatorSumFamily(**params)}
+
+
+@pytest.mark.parametrize("name", ["heat_stable", "subordinator_sum"])
+def test_composite_training_draw_is_kanters_law_in_a_few_dozen_tensor_operations(name):
+    """Issue 11 (training step <= 1.2x the heat module's at batch 256): at small batches each tensor operation's
+    dispatch, not its arithmetic, is the cost, so the training draw of heat_stable and subordinator_sum (t(sigma),
+    displacement with its latent, coupled velocity, sigma and dsigma/dt) is held to at most 125 operations (187
+    and 166 before the fused paths; 87 and 118 with them). The fused Kanter draw keeps the law and the random
+    stream: log S equals Kanter's formula term by term on the same two uniform draws (V first, then U')."""
+    family = _composite_families()[name]
+    batch = 256
+    sigma = torch.exp(-1.2 + 1.2 * torch.randn(batch, generator=torch.Generator().manual_seed(1), dtype=F64))
+    t = family.t_of_sigma(sigma).float()
+    generator = torch.Generator().manual_seed(2)
+    d, latent = family.sample_displacement(t, (2,), generator)  # warm: per-device tables built
+
+    def draw():
+        times = family.t_of_sigma(sigma).float()
+        d, latent = family.sample_displacement(times, (2,), generator)
+        family.conditional_velocity(d, times, latent)
+        family.sigma(times)
+        family.dsigma_dt(times)
+
+    assert _count_operations(draw) <= 125
+    uniforms = torch.Generator().manual_seed(3)
+    v = torch.rand(batch, 1, dtype=F64, generator=uniforms).clamp_min(2.0**-54)
+    e = torch.rand(batch, 1, dtype=F64, generator=uniforms).clamp_min(2.0**-54)
+    if name == "heat_stable":
+        drawn = family.sample_log_stable(torch.ones(batch, 1, dtype=F64), torch.Generator().manual_seed(3))
+    else:
+        from pde2gen.families.runtime_common import sample_log_positive_stable
+
+        tables = family._part_constants(torch.device("cpu"))["kanter"]
+        drawn = sample_log_positive_stable(tables, (batch, 1), torch.device("cpu"), torch.Generator().manual_seed(3))
+    assert torch.allclose(drawn, _old_kanter_log_stable(0.75, v, e), rtol=1e-13, atol=1e-13)
+
+
 # ------------------------------------------------------------------------------------------------
 # Process.marginal_velocity: chunking is exact, memory is bounded
 
@@ -363,10 +446,15 @@ def test_kac_blocked_log_kernel_and_velocity_equal_the_special_function_calls(ra
     d[8:] *= 0.01  # far from the front (at large a t: z > 30 throughout, the power series skipped)
     d[:6, 0] = 3 * t * torch.tensor([1.0, -(1 + 1e-9), 1 - 1e-7, 0.0, 1 + 1e-3, -10.0], dtype=F64)
     monkeypatch.setattr(kac, "BESSEL_SERIES_BLOCK", 14)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # blocks of 2 rows
     log_kernel, velocity = family.log_kernel_and_velocity(d, times)
     assert bool(torch.isfinite(log_kernel).all())
     torch.testing.assert_close(log_kernel, family.log_kernel(d, times), rtol=1e-13, atol=0)
     torch.testing.assert_close(velocity, family.conditional_velocity(d, times), rtol=0, atol=1e-14)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)  # a block per 3 threads: 6 rows, other deferrals
+    log_kernel_threads, velocity_threads = family.log_kernel_and_velocity(d, times)
+    torch.testing.assert_close(log_kernel_threads, log_kernel, rtol=1e-13, atol=0)
+    torch.testing.assert_close(velocity_threads, velocity, rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("rate", [1e-3, 0.3, 9.0, 31.0, 300.0])
@@ -388,6 +476,7 @@ def test_kac_sparse_blocks_gather_the_coordinates_inside_the_cone(rate, atom_rto
     d[:4, 1] = front[:4, 0] * torch.tensor([1.0, -(1 - 1e-7), 1 + 1e-9, 0.0], dtype=F64)  # on, at, just over the front
     d[12:] = front[12:] * (2 * torch.rand(4, 7, generator=generator, dtype=F64) - 1)  # the last blocks: inside
     monkeypatch.setattr(kac, "BESSEL_SERIES_BLOCK", 14)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # blocks of 2 rows
     sparse_blocks = []
     original = family._sparse_block
 

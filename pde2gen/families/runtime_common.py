@@ -38,6 +38,14 @@ def squared_norm(d):
     return d.reshape(d.shape[0], -1).square().sum(-1)
 
 
+def shifted_exponentials(log_values):
+    """(peak, exp(log_values - peak)) over the last axis, peak its largest entry (kept as an axis of size 1) clamped
+    to +-1e300, so that rows of -inf (e.g. t = 0) give zeros, not nan: a log-sum-exp or a softmax over a few columns
+    built on these costs a fraction of torch.logsumexp's or torch.softmax's at small batches."""
+    peak = log_values.amax(-1, keepdim=True).clamp_(-1e300, 1e300)
+    return peak, (log_values - peak).exp_()
+
+
 # --------------------------------------------------------------------------------------------------
 # random draws: on the generator's device (a CPU generator may serve CUDA tensors), then moved
 
@@ -114,6 +122,34 @@ def sample_gamma(concentration, generator=None):
     boost = uniform_open(alpha.shape, torch.float64, device, generator)
     log_draws = torch.log(draws) + torch.where(boosted, torch.log(boost) / alpha, torch.zeros_like(alpha))
     return torch.exp(log_draws).reshape(concentration.shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# positive beta-stable S (E e^(-u S) = e^(-u^beta)): Kanter's method, in logs
+
+
+def kanter_tables(betas, device):
+    """(angle factors (3, K): beta pi, (1 - beta) pi, pi; weights (4, K): 1, 1/g, -1/(g (1 - beta)) = -1/beta,
+    -1/g with g = beta / (1 - beta)), float64 on ``device``, per beta in ``betas`` (floats in (0, 1))."""
+    angles = [[b * math.pi for b in betas], [(1 - b) * math.pi for b in betas], [math.pi for _ in betas]]
+    weights = [[1.0 for _ in betas], [(1 - b) / b for b in betas], [-1 / b for b in betas],
+               [(b - 1) / b for b in betas]]
+    return (torch.tensor(angles, dtype=torch.float64, device=device),
+            torch.tensor(weights, dtype=torch.float64, device=device))
+
+
+def sample_log_positive_stable(tables, shape, device, generator=None):
+    """log S of ``shape`` (float64; its last axis runs over the K betas of ``kanter_tables``, any shape for K = 1):
+    S = (a(U) / E)^(1/g), a(u) = sin(beta u)^g sin((1 - beta) u) / sin(u)^(1/(1 - beta)), U = pi V, V ~ U(0, 1),
+    E = -log U', U' ~ U(0, 1) (V and U' from one draw, V first); sin(U) from the nearer end point. The four
+    logarithms in one pass, summed by one product with their weights: at small batches, per-operation dispatch
+    and not arithmetic is the cost."""
+    angles, weights = tables
+    v, e = uniform_open((2, *shape), torch.float64, device, generator).unbind(0)
+    lead = (*[1] * (len(shape) - 1), -1) if shape else ()
+    sines = torch.sin(torch.stack((v, v, torch.minimum(v, 1 - v))).mul_(angles.view(3, *lead)))
+    logs = torch.cat((sines, torch.log(e).neg_().unsqueeze(0))).log_()
+    return logs.mul_(weights.view(4, *lead)).sum(0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -359,6 +395,42 @@ def gauss_legendre(nodes, dtype=torch.float64):
     jacobi = torch.diag(off_diagonal, 1) + torch.diag(off_diagonal, -1)
     points, vectors = torch.linalg.eigh(jacobi)
     return points.to(dtype), (2 * vectors[0].square()).to(dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# t(sigma) of the mixture families whose sigma^2(t) has no closed-form inverse: a cubic Hermite table of log t
+# against log sigma^2 (a handful of tensor operations per call, where a Newton solve costs dozens at small batches)
+
+LOG_TIME_TABLE_NODES = 7169  # log sigma^2 from -LOG_TIME_TABLE_REACH to LOG_TIME_TABLE_REACH, spacing 1/128
+LOG_TIME_TABLE_REACH = 28.0  # sigma from 1e-6 to 1e6
+
+
+def log_time_table(newton_t_of_sigma2, sigma2_and_slope, device):
+    """(4, LOG_TIME_TABLE_NODES - 1) float64 on ``device``: the cubic Hermite pieces of log t against log sigma^2
+    (values from ``newton_t_of_sigma2(s2)``, slopes d log t / d log sigma^2 = sigma^2 / (t d sigma^2/dt) from
+    ``sigma2_and_slope(t) -> (sigma^2, d sigma^2/dt)``), in powers of the position inside the piece."""
+    log_s2 = torch.linspace(-LOG_TIME_TABLE_REACH, LOG_TIME_TABLE_REACH, LOG_TIME_TABLE_NODES, dtype=torch.float64)
+    t = newton_t_of_sigma2(torch.exp(log_s2))
+    value, slope = sigma2_and_slope(t)
+    y = torch.log(t)
+    d = value / (t * slope) * (log_s2[1] - log_s2[0])  # slope in units of the spacing
+    pieces = torch.stack([y[:-1], d[:-1], 3 * (y[1:] - y[:-1]) - 2 * d[:-1] - d[1:],
+                          2 * (y[:-1] - y[1:]) + d[:-1] + d[1:]])
+    return pieces.to(device)
+
+
+def read_log_time_table(pieces, s2):
+    """(t from the cubic Hermite piece of ``log_time_table`` at sigma^2 = s2 (float64; relative error ~1e-7 for the
+    families' smooth sigma^2(t), so one Newton step lands at rounding), None when no s2 lies outside the table, else
+    where they do; nan sigma: nan t, not outside)."""
+    position = torch.log(s2).add_(LOG_TIME_TABLE_REACH).mul_((LOG_TIME_TABLE_NODES - 1) / (2 * LOG_TIME_TABLE_REACH))
+    index = position.floor().nan_to_num_(0.0).clamp_(0, LOG_TIME_TABLE_NODES - 2)  # nan sigma: nan t below
+    x = position.sub_(index)  # in [0, 1] inside the table
+    c0, c1, c2, c3 = torch.index_select(pieces, 1, index.long()).unbind(0)
+    log_t = torch.addcmul(c0, torch.addcmul(c1, torch.addcmul(c2, c3, x), x), x)
+    low, high = torch.aminmax(x) if x.numel() else (x.new_zeros(()), x.new_zeros(()))
+    outside = (x < 0) | (x > 1) if float(low) < 0 or float(high) > 1 else None
+    return log_t.exp_(), outside
 
 
 # --------------------------------------------------------------------------------------------------

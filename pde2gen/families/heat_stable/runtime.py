@@ -25,8 +25,11 @@ from pde2gen.families.runtime_common import (  # runtime-import
     RadialMixtureKernel,  # runtime-import
     batch_view,  # runtime-import
     gauss_legendre,  # runtime-import
+    kanter_tables,  # runtime-import
+    log_time_table,  # runtime-import
+    read_log_time_table,  # runtime-import
+    sample_log_positive_stable,  # runtime-import
     standard_normal,  # runtime-import
-    uniform_open,  # runtime-import
 )  # runtime-import
 
 ZOLOTAREV_PANELS = (0.0, math.pi - 1.0, math.pi - 0.3, math.pi - 0.05, math.pi)  # in u, refined towards pi
@@ -60,6 +63,15 @@ class HeatStableFamily(RadialMixtureKernel):
         self.register_buffer("alpha", torch.tensor(float(alpha), dtype=torch.float64))
         self._build_density_table()
         self.register_buffer("median_s", torch.exp(self._log_median_s()))
+        # Python copies drive the per-sample work: few tensor operations per call (at small batches their dispatch,
+        # not arithmetic, is the cost), and Process.to(torch.float32), which rounds buffers, cannot round these
+        p = 2 / self.exponent
+        self.heat_rate = 2 * float(kappa)  # V = heat_rate t + X
+        self.power = p  # X = e^(log_scale) t^p S; sigma^2 = heat_rate t + (sigma_rate t)^p
+        self.log_scale = math.log(2) + p * math.log(kappa2)
+        self.sigma_rate = math.exp((self.log_scale + math.log(float(self.median_s))) / p)
+        self._kanter = {}  # per device: kanter_tables (float64 even after Process.to(float32))
+        self._time_tables = {}  # per device: t_of_sigma's table (log_time_table)
 
     # ---- the positive (alpha/2)-stable law of S
 
@@ -134,44 +146,40 @@ class HeatStableFamily(RadialMixtureKernel):
         return torch.tensor((low + high) / 2, dtype=torch.float64)
 
     def sample_log_stable(self, t, generator=None):
-        """log S, S ~ positive (alpha/2)-stable per sample (float64), Kanter: S = (a(U) / E)^(1/g), U ~ U(0, pi),
-        E ~ Exp(1); sin(U) and sin(pi - U) are both taken from the nearer end point. In logs: at alpha = 1/16,
-        S exceeds the float32 range in 6% of the draws."""
-        v = uniform_open(t.shape, torch.float64, t.device, generator)
-        log_e = torch.log(-torch.log(uniform_open(t.shape, torch.float64, t.device, generator)))
-        u = math.pi * v
-        near = torch.minimum(v, 1 - v) * math.pi
-        b = self.beta
-        log_a = self.g * torch.log(torch.sin(b * u)) + torch.log(torch.sin((1 - b) * u)) - torch.log(torch.sin(near)) / (1 - b)
-        return (log_a - log_e) / self.g
+        """log S, S ~ positive (alpha/2)-stable per sample (float64, shape of t), by Kanter's method
+        (runtime_common.sample_log_positive_stable). In logs: at alpha = 1/16, S exceeds the float32 range in 6% of
+        the draws."""
+        if t.device not in self._kanter:
+            self._kanter[t.device] = kanter_tables([self.beta], t.device)
+        return sample_log_positive_stable(self._kanter[t.device], t.shape, t.device, generator)
 
     # ---- runtime interface
 
     def _log_stable_scale(self, t):
         """log (2 (kappa2 t)^(2/alpha)), float64: X = scale * S."""
-        return math.log(2) + 2 / self.exponent * torch.log(self.kappa2 * t.to(torch.float64))
-
-    def _stable_scale(self, t):
-        return torch.exp(self._log_stable_scale(t))
+        return torch.log(t.to(torch.float64)).mul_(self.power).add_(self.log_scale)
 
     def sample_mixing_variance(self, t, generator=None):
         """V_t = 2 kappa t + X per sample (float64, shape of t), X = 2 (kappa2 t)^(2/alpha) S: the variance of
         the Gaussian the displacement is a mixture of (the ancestral sampler's variance path)."""
         t = t.to(torch.float64)
-        return 2 * self.kappa * t + torch.exp(self._log_stable_scale(t) + self.sample_log_stable(t, generator))
+        return torch.add(torch.exp(self._log_stable_scale(t) + self.sample_log_stable(t, generator)), t,
+                         alpha=self.heat_rate)
 
     def sample_displacement(self, t, shape, generator=None):
         """(d, latent): d = sqrt(V) eps, latent log S (in t's dtype: S itself may overflow float32)."""
         log_s = self.sample_log_stable(t, generator)
-        log_v = torch.logaddexp(torch.log(2 * self.kappa * t.to(torch.float64)), self._log_stable_scale(t) + log_s)
+        log_t = torch.log(t.to(torch.float64))
+        log_x = torch.add(log_s, log_t, alpha=self.power).add_(self.log_scale)
+        log_v = torch.logaddexp(log_t + math.log(self.heat_rate), log_x)
         eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
-        return eps.mul_(batch_view(torch.exp(0.5 * log_v).to(t.dtype), eps)), log_s.to(t.dtype)
+        return eps.mul_(batch_view(log_v.mul_(0.5).exp_().to(t.dtype), eps)), log_s.to(t.dtype)
 
     def _factor(self, log_s, t):
-        """V_dot / (2 V) given log S: (kappa t + X / alpha) / (t (2 kappa t + X)) = ((1 - w) / 2 + w / alpha) / t
+        """V_dot / (2 V) given log S: (kappa t + X / alpha) / (t (2 kappa t + X)) = (1/2 + w (1/alpha - 1/2)) / t
         with w = X / V = sigmoid(log X - log 2 kappa t) (finite for every S)."""
-        w = torch.sigmoid(self._log_stable_scale(t) + log_s - torch.log(2 * self.kappa * t))
-        return ((1 - w) / 2 + w / self.exponent) / t
+        w = torch.add(log_s, torch.log(t), alpha=self.power - 1).add_(self.log_scale - math.log(self.heat_rate))
+        return w.sigmoid_().mul_(1 / self.exponent - 0.5).add_(0.5).div_(t)
 
     def _mixture(self, rho2, t, n, with_factor):
         """log int f_S(s) N_n(d; 0, (a + c s) I) ds (a = 2 kappa t, c = 2 (kappa2 t)^(2/alpha)) and
@@ -180,7 +188,7 @@ class HeatStableFamily(RadialMixtureKernel):
         resolves the Gaussian factor (width sqrt(2/n) in log V, and log V moves no faster than w) and the
         lower tail of f_S (width 1/g). The grid ends at w_far + 60 / (n/2 + beta), so |d|^2 / (n c) beyond
         e^(w_far) (>= e^54: probability < 1e-22 under the kernel) is integrated only up to there."""
-        log_a = torch.log(2 * self.kappa * t)
+        log_a = torch.log(t) + math.log(self.heat_rate)
         log_c = self._log_stable_scale(t)
         log_rho2 = torch.log(rho2)
 
@@ -212,27 +220,29 @@ class HeatStableFamily(RadialMixtureKernel):
         weights = torch.softmax(log_terms, -1)
         return log_p, (weights * self._factor(fine, t.unsqueeze(-1))).sum(-1)
 
-    def _sigma2(self, t):
-        t = t.to(torch.float64)
-        return 2 * self.kappa * t + self.median_s * self._stable_scale(t)
+    def _sigma2_parts(self, t):
+        """(sigma^2(t), its stable part (sigma_rate t)^p = 2 median(S) (kappa2 t)^(2/alpha)), t float64."""
+        stable = t.mul(self.sigma_rate).pow_(self.power)
+        return torch.add(stable, t, alpha=self.heat_rate), stable
 
     def sigma(self, t):
-        return torch.sqrt(self._sigma2(t)).to(t.dtype)
+        return self._sigma2_parts(t.to(torch.float64))[0].sqrt_().to(t.dtype)
 
     def dsigma_dt(self, t):
         t64 = t.to(torch.float64)
-        slope = 2 * self.kappa + (2 / self.exponent) * self.median_s * self._stable_scale(t64) / t64
-        return (slope / (2 * torch.sqrt(self._sigma2(t64)))).to(t.dtype)
+        value, stable = self._sigma2_parts(t64)
+        half_slope = stable.div_(t64).mul_(self.power / 2).add_(self.heat_rate / 2)  # (d sigma^2 / dt) / 2
+        return half_slope.div_(value.sqrt_()).to(t.dtype)
 
-    def t_of_sigma(self, sigma):
+    def _newton_t_of_sigma2(self, s2):
         """Newton in u = log t on F(u) = log(2 kappa e^u + C e^(p u)) - log sigma^2, p = 2/alpha: F is convex
         and increasing (a log-sum-exp of two lines, slope between 1 and p), so Newton started above the root,
         at the smaller of the components' inverses (within log 2 of it), descends monotonically; in these
         coordinates the steep stable part does not slow it down (3-6 steps); 100 bound the work."""
-        log_s2 = 2 * torch.log(sigma.to(torch.float64))
-        p = 2 / self.exponent
-        log_heat_coefficient = torch.log(2 * self.kappa)
-        log_stable_coefficient = math.log(2) + torch.log(self.median_s) + p * torch.log(self.kappa2)
+        log_s2 = torch.log(s2)
+        p = self.power
+        log_heat_coefficient = math.log(self.heat_rate)
+        log_stable_coefficient = p * math.log(self.sigma_rate)
         u = torch.minimum(log_s2 - log_heat_coefficient, (log_s2 - log_stable_coefficient) / p)
         for _ in range(100):
             log_heat, log_stable = log_heat_coefficient + u, log_stable_coefficient + p * u
@@ -241,4 +251,21 @@ class HeatStableFamily(RadialMixtureKernel):
             u = u - step
             if bool((step.abs() <= 1e-15 * (1 + u.abs())).all()):  # at rounding level in u
                 break
-        return torch.exp(u).to(sigma.dtype)
+        return torch.exp(u)
+
+    def _sigma2_and_slope(self, t):
+        value, stable = self._sigma2_parts(t)
+        return value, stable.div_(t).mul_(self.power).add_(self.heat_rate)
+
+    def t_of_sigma(self, sigma):
+        """Inside its table (sigma from 1e-6 to 1e6): the cubic Hermite piece of log t against log sigma^2 and one
+        Newton step on the convex sigma^2(t) (quadratic convergence: to rounding); outside it, the Newton solve."""
+        s2 = sigma.to(torch.float64).square()
+        if s2.device not in self._time_tables:
+            self._time_tables[s2.device] = log_time_table(self._newton_t_of_sigma2, self._sigma2_and_slope, s2.device)
+        t, outside = read_log_time_table(self._time_tables[s2.device], s2)
+        value, slope = self._sigma2_and_slope(t)
+        t = t.sub_(value.sub_(s2).div_(slope))
+        if outside is not None:
+            t = torch.where(outside, self._newton_t_of_sigma2(s2), t)
+        return t.to(sigma.dtype)

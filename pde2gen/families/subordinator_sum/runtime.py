@@ -36,9 +36,13 @@ from pde2gen.families.runtime_common import (  # runtime-import
     RadialMixtureKernel,  # runtime-import
     batch_view,  # runtime-import
     gauss_legendre,  # runtime-import
+    kanter_tables,  # runtime-import
+    log_time_table,  # runtime-import
+    read_log_time_table,  # runtime-import
     sample_inverse_gaussian,  # runtime-import
+    sample_log_positive_stable,  # runtime-import
+    shifted_exponentials,  # runtime-import
     standard_normal,  # runtime-import
-    uniform_open,  # runtime-import
 )  # runtime-import
 
 SUM_GRID_SPACING = 0.05  # at most; 0.1 / gamma where a stable component's lower tail is steeper
@@ -53,8 +57,6 @@ SUM_LOG_T_STEPS_PER_SPREAD = 12  # node spacing in log t: 1 / (this x the spread
 SUM_LOG_T_MAX_STEP = 0.125
 SUM_LOG_T_MIN_STEP = 1.0 / 48  # finer: exact tables per time (more nodes than a sampler run has times)
 SUM_ROWS = 256  # rows per quadrature block
-T_OF_SIGMA_NODES = 1793  # t_of_sigma's table: log sigma^2 from -T_OF_SIGMA_REACH to T_OF_SIGMA_REACH, spacing 1/32
-T_OF_SIGMA_REACH = 28.0  # sigma from 1e-6 to 1e6
 SUM_FINE_ELEMENTS = 1 << 21  # rows x nodes of one block of the fine quadrature
 SUM_CHUNK = 4096  # table rows per block of the convolution (memory ~ SUM_CHUNK x 14 / h float64)
 SUM_BLOCK_ROWS = 64  # rows of the interpolation matrix per block of columns (SumConvolutionPlan)
@@ -284,30 +286,31 @@ class SubordinatorSumFamily(RadialMixtureKernel):
             low, high = (low, middle) if cdf > 0.5 else (middle, high)
         return (low + high) / 2
 
-    def _sample_log_stable(self, beta, shape, device, generator):
-        """log S of ``shape`` (beta a float or a tensor broadcasting against it), Kanter: S = (a(U) / E)^(1/g),
-        U ~ U(0, pi), E ~ Exp(1); sin(U) from the nearer end point."""
-        v = uniform_open(shape, torch.float64, device, generator)
-        log_e = torch.log(-torch.log(uniform_open(shape, torch.float64, device, generator)))
-        near = torch.minimum(v, 1 - v) * math.pi
-        return (self._log_kanter_with(beta, math.pi * v, torch.sin(near)) - log_e) * ((1 - beta) / beta)
-
     def _part_constants(self, device):
-        """Per device, float64 tensors over the parts: stables' beta, exponent p = 2/alpha of t in their scale,
-        log of 2 kappa_j^p (the scale 2 (kappa_j t)^p) and of 2 median(S_j) kappa_j^p (their term of sigma^2);
+        """Per device, float64 tensors over the parts: stables' Kanter tables, exponent p = 2/alpha of t in their
+        scale, log of 2 kappa_j^p (the scale 2 (kappa_j t)^p); sigma^2's power laws (exponents, log coefficients);
         the inverse Gaussians' c and m; ``coupling``: X_dot t / (2 X) per part (1/alpha, 1 for an inverse
         Gaussian, corrected in _factor where m > 0) and 1/2 for the heat part (last, when kappa > 0)."""
-        key = str(device)
+        key = device
         if key not in self._constants:
             def tensor(values):
                 return torch.tensor(values, dtype=torch.float64, device=device)
             powers = [2 / alpha for _, alpha in self.stables]
             log_scales = [math.log(2) + p * math.log(k) for p, (k, _) in zip(powers, self.stables)]
+            # sigma^2(t) = sum of power laws e^(log scale) t^p: heat, stables (2 median(S_j) (kappa_j t)^p) and, when
+            # every inverse Gaussian is a Levy part, their sum (c_i t)^2 (else those terms come separately)
+            law_powers = ([1.0] if self.heat > 0 else []) + powers
+            law_log_scales = ([math.log(2 * self.heat)] if self.heat > 0 else []) + [
+                s + m for s, m in zip(log_scales, self.log_medians)]
+            if self.nigs and self.levy_only:
+                law_powers.append(2.0)
+                law_log_scales.append(math.log(self.levy_square_sum))
             self._constants[key] = {
-                "beta": tensor([alpha / 2 for _, alpha in self.stables]), "power": tensor(powers),
+                "kanter": kanter_tables([alpha / 2 for _, alpha in self.stables], device), "power": tensor(powers),
                 "log_scale": tensor(log_scales),
-                "log_sigma_scale": tensor([s + m for s, m in zip(log_scales, self.log_medians)]),
-                "one_and_power": tensor([[1.0, p] for p in powers]).reshape(-1, 2),  # sum and p-weighted sum
+                "sigma_power": tensor(law_powers), "log_sigma_scale": tensor(law_log_scales),
+                "one_and_power": tensor([[1.0, p] for p in law_powers]).reshape(-1, 2),  # sum and p-weighted sum
+                "log_levy_scale": tensor([2 * math.log(c) for c, _ in self.nigs]),  # X = e^this t^2 / Z^2 (m = 0)
                 "c": tensor([c for c, _ in self.nigs]), "m": tensor([m for _, m in self.nigs]),
                 "log_c": tensor([math.log(c) for c, _ in self.nigs]),
                 "coupling": tensor([1 / alpha for _, alpha in self.stables] + [1.0] * len(self.nigs)
@@ -471,18 +474,21 @@ class SubordinatorSumFamily(RadialMixtureKernel):
 
     # ---- runtime interface
 
-    def _sample_log_components(self, t, generator=None):
-        """log X per component, (B, K) float64: the stable parts in one pass (Kanter), the inverse Gaussians in one
-        where they share m (e.g. Levy parts)."""
+    def _sample_log_parts(self, t, generator=None):
+        """log X per component and, when kappa > 0, log 2 kappa t last: (B, K [+ 1]) float64 (the log-parts of V); the
+        stable parts in one pass (Kanter), the inverse Gaussians in one where they share m (e.g. Levy parts)."""
         t = t.to(torch.float64)
         constants = self._part_constants(t.device)
+        log_t = torch.log(t).unsqueeze(-1)
         columns = []
         if self.stables:
-            log_s = self._sample_log_stable(constants["beta"], (*t.shape, len(self.stables)), t.device, generator)
-            columns.append(torch.log(t).unsqueeze(-1) * constants["power"] + constants["log_scale"] + log_s)
+            shape = (*t.shape, len(self.stables))
+            log_s = sample_log_positive_stable(constants["kanter"], shape, t.device, generator)
+            columns.append(log_s.addcmul_(log_t, constants["power"]).add_(constants["log_scale"]))
         if self.nigs and self.levy_only:  # X = tau^2 / Z^2 (the inverse Gaussian's m = 0 limit), in logs
             z2 = standard_normal((*t.shape, len(self.nigs)), torch.float64, t.device, generator).square_()
-            columns.append(2 * (torch.log(t).unsqueeze(-1) + constants["log_c"]) - torch.log(z2.clamp_min_(1e-300)))
+            log_x = torch.log(z2.clamp_min_(1e-300)).neg_().add_(log_t, alpha=2)
+            columns.append(log_x.add_(constants["log_levy_scale"]))
         elif self.nigs:
             tau = t.unsqueeze(-1) * constants["c"]
             masses = {m for _, m in self.nigs}
@@ -491,20 +497,21 @@ class SubordinatorSumFamily(RadialMixtureKernel):
             else:
                 columns += [torch.log(sample_inverse_gaussian(tau[..., i], m, generator)).unsqueeze(-1)
                             for i, (_, m) in enumerate(self.nigs)]
+        if self.heat > 0:
+            columns.append(log_t + math.log(2 * self.heat))
         return torch.cat(columns, -1)
 
     def sample_mixing_variance(self, t, generator=None):
         """V_t = 2 kappa t + sum of the components (float64, shape of t): the ancestral sampler's variance path."""
-        return 2 * self.heat * t.to(torch.float64) + torch.exp(self._sample_log_components(t, generator)).sum(-1)
+        return torch.exp(self._sample_log_parts(t, generator)).sum(-1)
 
     def sample_displacement(self, t, shape, generator=None):
         """(d, latent): d = sqrt(V) eps, latent log X per component (B, K), in t's dtype."""
-        log_x = self._sample_log_components(t, generator)
-        log_v = torch.logsumexp(log_x, -1)
-        if self.heat > 0:
-            log_v = torch.logaddexp(torch.log(2 * self.heat * t.to(torch.float64)), log_v)
+        parts = self._sample_log_parts(t, generator)
+        peak, exponentials = shifted_exponentials(parts)  # sqrt(V) = e^(peak / 2) (sum of the exponentials)^(1/2)
+        scale = exponentials.sum(-1).sqrt_().mul_(peak.squeeze(-1).mul_(0.5).exp_()).to(t.dtype)
         eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
-        return eps.mul_(batch_view(torch.exp(0.5 * log_v).to(t.dtype), eps)), log_x.to(t.dtype)
+        return eps.mul_(batch_view(scale, eps)), parts[..., :self.components].to(t.dtype)
 
     def _factor(self, log_x, t):
         """V_dot / (2 V) given log X per component: sum_k w_k X_dot_k t / (2 X_k) / t over the parts' shares
@@ -513,14 +520,15 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         constants = self._part_constants(t.device)
         parts = log_x.to(torch.float64)
         if self.heat > 0:
-            parts = torch.cat([parts, torch.log(2 * self.heat * t).unsqueeze(-1)], -1)
-        share = torch.softmax(parts, -1)
+            parts = torch.cat([parts, torch.log(t).add_(math.log(2 * self.heat)).unsqueeze(-1)], -1)
+        share = shifted_exponentials(parts)[1]
+        share = share.div_(share.sum(-1, keepdim=True))  # softmax (torch's costs ~4x these at a few columns)
         value = share @ constants["coupling"]
         for index, (_, m) in enumerate(self.nigs, len(self.stables)):
             if m > 0:  # the inverse Gaussian's bracket instead of the 1 in ``coupling``
                 rate = torch.exp(self._component_log_rate(index, parts[:, index], t)) * t / 2
                 value = value + share[:, index] * (rate - 1)
-        return value / t
+        return value.div_(t)
 
     def _mixture(self, rho2, t, n, with_factor):
         log_p = torch.empty_like(rho2)
@@ -590,20 +598,14 @@ class SubordinatorSumFamily(RadialMixtureKernel):
 
     def _sigma2_and_slope(self, t):
         """sigma^2 = 2 kappa t + sum_j 2 median(S_j) (kappa_j t)^(2/alpha_j) + sum_i tau_i^2 / (1 + m_i tau_i), and
-        its derivative: each component's own alignment, summed (the parts of one kind in one pass)."""
+        its derivative: each component's own alignment, summed (the power laws in one pass)."""
         t = t.to(torch.float64)
         constants = self._part_constants(t.device)
-        value = 2 * self.heat * t
-        slope = torch.full_like(t, 2 * self.heat)
-        if self.stables:
-            terms = torch.exp(torch.log(t).unsqueeze(-1) * constants["power"] + constants["log_sigma_scale"])
-            sums = terms @ constants["one_and_power"]
-            value = value + sums[..., 0]
-            slope = slope + sums[..., 1] / t
-        if self.nigs and self.levy_only:  # sum_i (c_i t)^2
-            value = value + self.levy_square_sum * t.square()
-            slope = slope + 2 * self.levy_square_sum * t
-        elif self.nigs:
+        terms = torch.addcmul(constants["log_sigma_scale"], torch.log(t).unsqueeze(-1), constants["sigma_power"])
+        sums = terms.exp_() @ constants["one_and_power"]
+        value, slope = sums.unbind(-1)
+        slope = slope / t
+        if self.nigs and not self.levy_only:
             tau = t.unsqueeze(-1) * constants["c"]
             denominator = 1 + constants["m"] * tau
             value = value + (tau.square() / denominator).sum(-1)
@@ -611,26 +613,17 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         return value, slope
 
     def sigma(self, t):
-        return torch.sqrt(self._sigma2_and_slope(t)[0]).to(t.dtype)
+        return self._sigma2_and_slope(t)[0].sqrt().to(t.dtype)
 
     def dsigma_dt(self, t):
         value, slope = self._sigma2_and_slope(t)
-        return (slope / (2 * torch.sqrt(value))).to(t.dtype)
+        return slope.div_(value.sqrt().mul_(2)).to(t.dtype)
 
     def _inverse_table(self, device):
-        """Per device: the cubic Hermite pieces (T_OF_SIGMA_NODES - 1, 4) of log t against log sigma^2 on uniform
-        nodes from -T_OF_SIGMA_REACH to T_OF_SIGMA_REACH (spacing 1/32; values and slopes d log t / d log sigma^2
-        from the Newton solve), in powers of the position inside the piece."""
+        """Per device: runtime_common.log_time_table of this sigma^2(t)."""
         key = str(device)
         if key not in self._inverse_tables:
-            log_s2 = torch.linspace(-T_OF_SIGMA_REACH, T_OF_SIGMA_REACH, T_OF_SIGMA_NODES, dtype=torch.float64)
-            t = self._newton_t_of_sigma2(torch.exp(log_s2))
-            value, slope = self._sigma2_and_slope(t)
-            y = torch.log(t)
-            d = value / (t * slope) * (log_s2[1] - log_s2[0])  # slope in units of the spacing
-            pieces = torch.stack([y[:-1], d[:-1], 3 * (y[1:] - y[:-1]) - 2 * d[:-1] - d[1:],
-                                  2 * (y[:-1] - y[1:]) + d[:-1] + d[1:]], -1)
-            self._inverse_tables[key] = pieces.to(device)
+            self._inverse_tables[key] = log_time_table(self._newton_t_of_sigma2, self._sigma2_and_slope, device)
         return self._inverse_tables[key]
 
     def _newton_t_of_sigma2(self, s2):
@@ -651,22 +644,17 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         return t
 
     def _table_t_of_sigma2(self, s2):
-        """(t from the cubic Hermite piece at sigma^2 = s2 (relative error < 1e-7), position in the table)."""
-        pieces = self._inverse_table(s2.device)
-        position = (torch.log(s2) + T_OF_SIGMA_REACH) * ((T_OF_SIGMA_NODES - 1) / (2 * T_OF_SIGMA_REACH))
-        index = position.floor().nan_to_num_(0.0).clamp_(0, T_OF_SIGMA_NODES - 2)  # nan sigma: nan t below
-        x = position - index
-        piece = pieces[index.long()]
-        return torch.exp(((piece[..., 3] * x + piece[..., 2]) * x + piece[..., 1]) * x + piece[..., 0]), position
+        """(t from the cubic Hermite piece at sigma^2 = s2 (relative error < 1e-7), whether s2 lies outside the
+        table)."""
+        return read_log_time_table(self._inverse_table(s2.device), s2)
 
     def t_of_sigma(self, sigma):
         """Inside the table (sigma from 1e-6 to 1e6): the cubic Hermite piece and one Newton step on the convex
         sigma^2(t) (quadratic convergence: to rounding); outside it, the Newton solve."""
         s2 = sigma.to(torch.float64).square()
-        t, position = self._table_t_of_sigma2(s2)
+        t, outside = self._table_t_of_sigma2(s2)
         value, slope = self._sigma2_and_slope(t)
-        t = t - (value - s2) / slope
-        outside = (position < 0) | (position > T_OF_SIGMA_NODES - 1)
-        if bool(outside.any()):
+        t = t.sub_(value.sub_(s2).div_(slope))
+        if outside is not None:
             t = torch.where(outside, self._newton_t_of_sigma2(s2), t)
         return t.to(sigma.dtype)
