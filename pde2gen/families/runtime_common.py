@@ -38,14 +38,6 @@ def squared_norm(d):
     return d.reshape(d.shape[0], -1).square().sum(-1)
 
 
-def shifted_exponentials(log_values):
-    """(peak, exp(log_values - peak)) over the last axis, peak its largest entry (kept as an axis of size 1) clamped
-    to +-1e300, so that rows of -inf (e.g. t = 0) give zeros, not nan: a log-sum-exp or a softmax over a few columns
-    built on these costs a fraction of torch.logsumexp's or torch.softmax's at small batches."""
-    peak = log_values.amax(-1, keepdim=True).clamp_(-1e300, 1e300)
-    return peak, (log_values - peak).exp_()
-
-
 # --------------------------------------------------------------------------------------------------
 # random draws: on the generator's device (a CPU generator may serve CUDA tensors), then moved
 
@@ -139,14 +131,14 @@ def kanter_tables(betas, device):
 
 
 def sample_log_positive_stable(tables, shape, device, generator=None):
-    """log S of ``shape`` (float64; its last axis runs over the K betas of ``kanter_tables``, any shape for K = 1):
+    """log S of ``shape`` (float64; its first axis runs over the K betas of ``kanter_tables``, any shape for K = 1):
     S = (a(U) / E)^(1/g), a(u) = sin(beta u)^g sin((1 - beta) u) / sin(u)^(1/(1 - beta)), U = pi V, V ~ U(0, 1),
     E = -log U', U' ~ U(0, 1) (V and U' from one draw, V first); sin(U) from the nearer end point. The four
     logarithms in one pass, summed by one product with their weights: at small batches, per-operation dispatch
     and not arithmetic is the cost."""
     angles, weights = tables
     v, e = uniform_open((2, *shape), torch.float64, device, generator).unbind(0)
-    lead = (*[1] * (len(shape) - 1), -1) if shape else ()
+    lead = (-1, *[1] * (len(shape) - 1)) if shape else ()
     sines = torch.sin(torch.stack((v, v, torch.minimum(v, 1 - v))).mul_(angles.view(3, *lead)))
     logs = torch.cat((sines, torch.log(e).neg_().unsqueeze(0))).log_()
     return logs.mul_(weights.view(4, *lead)).sum(0)

@@ -41,7 +41,6 @@ from pde2gen.families.runtime_common import (  # runtime-import
     read_log_time_table,  # runtime-import
     sample_inverse_gaussian,  # runtime-import
     sample_log_positive_stable,  # runtime-import
-    shifted_exponentials,  # runtime-import
     standard_normal,  # runtime-import
 )  # runtime-import
 
@@ -287,7 +286,9 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         return (low + high) / 2
 
     def _part_constants(self, device):
-        """Per device, float64 tensors over the parts: stables' Kanter tables, exponent p = 2/alpha of t in their
+        """Per device, float64 tensors over the parts (as columns (K, 1): parts go first, the batch after, where a
+        reduction over the parts is several times cheaper than over a last axis of a few entries): stables' Kanter
+        tables, exponent p = 2/alpha of t in their
         scale, log of 2 kappa_j^p (the scale 2 (kappa_j t)^p); sigma^2's power laws (exponents, log coefficients);
         the inverse Gaussians' c and m; ``coupling``: X_dot t / (2 X) per part (1/alpha, 1 for an inverse
         Gaussian, corrected in _factor where m > 0) and 1/2 for the heat part (last, when kappa > 0)."""
@@ -295,6 +296,9 @@ class SubordinatorSumFamily(RadialMixtureKernel):
         if key not in self._constants:
             def tensor(values):
                 return torch.tensor(values, dtype=torch.float64, device=device)
+
+            def column(values):  # (K, 1), also for K = 0
+                return tensor(values).reshape(-1, 1)
             powers = [2 / alpha for _, alpha in self.stables]
             log_scales = [math.log(2) + p * math.log(k) for p, (k, _) in zip(powers, self.stables)]
             # sigma^2(t) = sum of power laws e^(log scale) t^p: heat, stables (2 median(S_j) (kappa_j t)^p) and, when
@@ -306,14 +310,14 @@ class SubordinatorSumFamily(RadialMixtureKernel):
                 law_powers.append(2.0)
                 law_log_scales.append(math.log(self.levy_square_sum))
             self._constants[key] = {
-                "kanter": kanter_tables([alpha / 2 for _, alpha in self.stables], device), "power": tensor(powers),
-                "log_scale": tensor(log_scales),
-                "sigma_power": tensor(law_powers), "log_sigma_scale": tensor(law_log_scales),
-                "one_and_power": tensor([[1.0, p] for p in law_powers]).reshape(-1, 2),  # sum and p-weighted sum
-                "log_levy_scale": tensor([2 * math.log(c) for c, _ in self.nigs]),  # X = e^this t^2 / Z^2 (m = 0)
+                "kanter": kanter_tables([alpha / 2 for _, alpha in self.stables], device),
+                "power": column(powers), "log_scale": column(log_scales),
+                "sigma_power": column(law_powers), "log_sigma_scale": column(law_log_scales),
+                "one_and_power": tensor([[1.0 for _ in law_powers], law_powers]).reshape(2, -1),  # sum, p-weighted sum
+                "log_levy_scale": column([2 * math.log(c) for c, _ in self.nigs]),  # X = e^this t^2 / Z^2 (m = 0)
                 "c": tensor([c for c, _ in self.nigs]), "m": tensor([m for _, m in self.nigs]),
                 "log_c": tensor([math.log(c) for c, _ in self.nigs]),
-                "coupling": tensor([1 / alpha for _, alpha in self.stables] + [1.0] * len(self.nigs)
+                "coupling": column([1 / alpha for _, alpha in self.stables] + [1.0] * len(self.nigs)
                                    + ([0.5] if self.heat > 0 else []))}
         return self._constants[key]
 
@@ -475,59 +479,61 @@ class SubordinatorSumFamily(RadialMixtureKernel):
     # ---- runtime interface
 
     def _sample_log_parts(self, t, generator=None):
-        """log X per component and, when kappa > 0, log 2 kappa t last: (B, K [+ 1]) float64 (the log-parts of V); the
-        stable parts in one pass (Kanter), the inverse Gaussians in one where they share m (e.g. Levy parts)."""
-        t = t.to(torch.float64)
+        """log X per component and, when kappa > 0, log 2 kappa t last: (K [+ 1], *t.shape) float64, the log-parts of
+        V (parts first: see _part_constants); the stable parts in one pass (Kanter), the inverse Gaussians in one where
+        they share m (e.g. Levy parts)."""
+        t = t if t.dtype == torch.float64 else t.to(torch.float64)
         constants = self._part_constants(t.device)
-        log_t = torch.log(t).unsqueeze(-1)
-        columns = []
+        log_t = torch.log(t).unsqueeze(0)
+        rows = []
         if self.stables:
-            shape = (*t.shape, len(self.stables))
-            log_s = sample_log_positive_stable(constants["kanter"], shape, t.device, generator)
-            columns.append(log_s.addcmul_(log_t, constants["power"]).add_(constants["log_scale"]))
+            log_s = sample_log_positive_stable(constants["kanter"], (len(self.stables), *t.shape), t.device, generator)
+            rows.append(log_s.addcmul_(log_t, constants["power"]).add_(constants["log_scale"]))
         if self.nigs and self.levy_only:  # X = tau^2 / Z^2 (the inverse Gaussian's m = 0 limit), in logs
-            z2 = standard_normal((*t.shape, len(self.nigs)), torch.float64, t.device, generator).square_()
+            z2 = standard_normal((len(self.nigs), *t.shape), torch.float64, t.device, generator).square_()
             log_x = torch.log(z2.clamp_min_(1e-300)).neg_().add_(log_t, alpha=2)
-            columns.append(log_x.add_(constants["log_levy_scale"]))
+            rows.append(log_x.add_(constants["log_levy_scale"]))
         elif self.nigs:
             tau = t.unsqueeze(-1) * constants["c"]
             masses = {m for _, m in self.nigs}
             if len(masses) == 1:
-                columns.append(torch.log(sample_inverse_gaussian(tau, masses.pop(), generator)))
+                rows.append(torch.log(sample_inverse_gaussian(tau, masses.pop(), generator)).movedim(-1, 0))
             else:
-                columns += [torch.log(sample_inverse_gaussian(tau[..., i], m, generator)).unsqueeze(-1)
-                            for i, (_, m) in enumerate(self.nigs)]
+                rows += [torch.log(sample_inverse_gaussian(tau[..., i], m, generator)).unsqueeze(0)
+                         for i, (_, m) in enumerate(self.nigs)]
         if self.heat > 0:
-            columns.append(log_t + math.log(2 * self.heat))
-        return torch.cat(columns, -1)
+            rows.append(log_t + math.log(2 * self.heat))
+        return torch.cat(rows, 0)
 
     def sample_mixing_variance(self, t, generator=None):
         """V_t = 2 kappa t + sum of the components (float64, shape of t): the ancestral sampler's variance path."""
-        return torch.exp(self._sample_log_parts(t, generator)).sum(-1)
+        return torch.exp(self._sample_log_parts(t, generator)).sum(0)
 
     def sample_displacement(self, t, shape, generator=None):
         """(d, latent): d = sqrt(V) eps, latent log X per component (B, K), in t's dtype."""
         parts = self._sample_log_parts(t, generator)
-        peak, exponentials = shifted_exponentials(parts)  # sqrt(V) = e^(peak / 2) (sum of the exponentials)^(1/2)
-        scale = exponentials.sum(-1).sqrt_().mul_(peak.squeeze(-1).mul_(0.5).exp_()).to(t.dtype)
+        log_v = parts[0]
+        for part in parts[1:]:  # a few rows: cheaper than a log-sum-exp reduction at small batches
+            log_v = torch.logaddexp(log_v, part)
+        scale = (log_v * 0.5).exp_().to(t.dtype)
         eps = standard_normal((t.shape[0], *shape), t.dtype, t.device, generator)
-        return eps.mul_(batch_view(scale, eps)), parts[..., :self.components].to(t.dtype)
+        return eps.mul_(batch_view(scale, eps)), parts[:self.components].movedim(0, -1).to(t.dtype)
 
     def _factor(self, log_x, t):
         """V_dot / (2 V) given log X per component: sum_k w_k X_dot_k t / (2 X_k) / t over the parts' shares
         w = softmax(log X_1, ..., log 2 kappa t) of V (finite for every draw; the heat part's term is 1/2)."""
-        t = t.to(torch.float64)
+        t = t if t.dtype == torch.float64 else t.to(torch.float64)
         constants = self._part_constants(t.device)
-        parts = log_x.to(torch.float64)
+        parts = log_x.movedim(-1, 0)  # parts first (see _part_constants); the latent's own layout when it is one
+        parts = parts if parts.dtype == torch.float64 else parts.to(torch.float64)
         if self.heat > 0:
-            parts = torch.cat([parts, torch.log(t).add_(math.log(2 * self.heat)).unsqueeze(-1)], -1)
-        share = shifted_exponentials(parts)[1]
-        share = share.div_(share.sum(-1, keepdim=True))  # softmax (torch's costs ~4x these at a few columns)
-        value = share @ constants["coupling"]
+            parts = torch.cat([parts, torch.log(t).add_(math.log(2 * self.heat)).unsqueeze(0)], 0)
+        share = torch.softmax(parts, 0)
+        value = (share * constants["coupling"]).sum(0)
         for index, (_, m) in enumerate(self.nigs, len(self.stables)):
             if m > 0:  # the inverse Gaussian's bracket instead of the 1 in ``coupling``
-                rate = torch.exp(self._component_log_rate(index, parts[:, index], t)) * t / 2
-                value = value + share[:, index] * (rate - 1)
+                rate = torch.exp(self._component_log_rate(index, parts[index], t)) * t / 2
+                value = value + share[index] * (rate - 1)
         return value.div_(t)
 
     def _mixture(self, rho2, t, n, with_factor):
@@ -599,11 +605,10 @@ class SubordinatorSumFamily(RadialMixtureKernel):
     def _sigma2_and_slope(self, t):
         """sigma^2 = 2 kappa t + sum_j 2 median(S_j) (kappa_j t)^(2/alpha_j) + sum_i tau_i^2 / (1 + m_i tau_i), and
         its derivative: each component's own alignment, summed (the power laws in one pass)."""
-        t = t.to(torch.float64)
+        t = t if t.dtype == torch.float64 else t.to(torch.float64)
         constants = self._part_constants(t.device)
-        terms = torch.addcmul(constants["log_sigma_scale"], torch.log(t).unsqueeze(-1), constants["sigma_power"])
-        sums = terms.exp_() @ constants["one_and_power"]
-        value, slope = sums.unbind(-1)
+        terms = torch.addcmul(constants["log_sigma_scale"], constants["sigma_power"], torch.log(t).reshape(1, -1))
+        value, slope = (constants["one_and_power"] @ terms.exp_()).reshape(2, *t.shape).unbind(0)
         slope = slope / t
         if self.nigs and not self.levy_only:
             tau = t.unsqueeze(-1) * constants["c"]
